@@ -1,0 +1,119 @@
+/**
+ * Keeps cache.txt in step with a MemoryCacheStore: loads it at start, and writes it shortly after
+ * every change (changes in between are written together), off the query path. Each write goes
+ * to a temporary file that is fsynced and renamed over cache.txt, so a crash leaves either the
+ * old file or the new one, never a torn one.
+ */
+import { open, readFile, rename, unlink } from "node:fs/promises";
+import { dirname, basename, join } from "node:path";
+import { CacheFileError, parseCache, serializeCache } from "./cache-file-format.js";
+import type { MemoryCacheStore } from "./memory-cache-store.js";
+
+export interface CacheFileLog {
+  (message: string): void;
+}
+
+export interface LoadResult {
+  entries: number;
+  /** Where a corrupt file was moved, if it was. */
+  movedAsideTo?: string;
+}
+
+export class CacheFile {
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> = Promise.resolve();
+  private dirty = false;
+  private writtenWaiters: Array<() => void> = [];
+  /** Completed writes, for tests and metrics. */
+  writes = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly store: MemoryCacheStore,
+    private readonly persistDelayMs: number,
+    private readonly log: CacheFileLog,
+  ) {}
+
+  /** Loads cache.txt into the store. A missing file is an empty cache; a corrupt one is moved aside. */
+  async load(): Promise<LoadResult> {
+    let data: Buffer;
+    try {
+      data = await readFile(this.path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return { entries: 0 };
+      throw error;
+    }
+    try {
+      const entries = parseCache(data);
+      this.store.load(entries);
+      return { entries: entries.length };
+    } catch (error) {
+      if (!(error instanceof CacheFileError)) throw error;
+      const aside = `${this.path}.corrupt-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+      await rename(this.path, aside);
+      this.log(`cache file ${this.path} is corrupt (${error.message}); moved aside to ${aside}, starting empty`);
+      return { entries: 0, movedAsideTo: aside };
+    }
+  }
+
+  /** Schedules a write persistDelayMs from now, unless one is already scheduled. */
+  schedule(): void {
+    this.dirty = true;
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, this.persistDelayMs);
+    this.timer.unref();
+  }
+
+  /** Writes now if anything changed since the last write; resolves when it is on disk. */
+  async flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    this.writing = this.writing.then(async () => {
+      if (!this.dirty) return;
+      this.dirty = false;
+      try {
+        await this.writeAtomically(serializeCache(await this.store.entries()));
+        this.writes++;
+        for (const resolve of this.writtenWaiters.splice(0)) resolve();
+      } catch (error) {
+        this.dirty = true;
+        this.log(`cache file ${this.path} could not be written: ${(error as Error).message}`);
+      }
+    });
+    return this.writing;
+  }
+
+  /** Resolves after the next completed write. */
+  nextWrite(): Promise<void> {
+    return new Promise((resolve) => this.writtenWaiters.push(resolve));
+  }
+
+  private async writeAtomically(data: Buffer): Promise<void> {
+    const temporary = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.tmp`);
+    const file = await open(temporary, "w", 0o644);
+    try {
+      await file.writeFile(data);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    try {
+      await rename(temporary, this.path);
+    } catch (error) {
+      await unlink(temporary).catch(() => {});
+      throw error;
+    }
+    // Make the rename itself durable.
+    const directory = await open(dirname(this.path), "r");
+    try {
+      await directory.sync();
+    } finally {
+      await directory.close();
+    }
+  }
+}

@@ -1,0 +1,115 @@
+import { Command, Option } from "commander";
+import { DEFAULT_SERVER_CONFIG, type ServerConfig } from "../config.js";
+import { HeadwireServer } from "../server/headwire-server.js";
+import { integer } from "./parse.js";
+
+export function serverCommand(): Command {
+  const d = DEFAULT_SERVER_CONFIG;
+  return new Command("server")
+    .summary("run the headwire server")
+    .description(
+      "Listen for clients on a TCP control port and a UDP data port, fetch the HTTP response header of\n" +
+        "each URL they ask for (or take it from the cache), and deliver it over UDP.",
+    )
+    .addOption(new Option("--host <address>", "address to bind both ports to").env("HEADWIRE_HOST").default(d.host))
+    .addOption(
+      new Option("-p, --port <port>", "TCP control port")
+        .env("HEADWIRE_PORT")
+        .argParser(integer)
+        .default(d.controlPort),
+    )
+    .addOption(
+      new Option("--data-port <port>", "UDP data port")
+        .env("HEADWIRE_DATA_PORT")
+        .argParser(integer)
+        .default(d.dataPort),
+    )
+    .addOption(
+      new Option("--advertise <host>", "host clients send UDP to (behind NAT or a load balancer)").env(
+        "HEADWIRE_ADVERTISE",
+      ),
+    )
+    .addOption(new Option("--cache-file <path>", "persisted cache").env("HEADWIRE_CACHE_FILE").default(d.cacheFile))
+    .addOption(
+      new Option("--cache-entries <n>", "entries kept in the LRU cache")
+        .env("HEADWIRE_CACHE_ENTRIES")
+        .argParser(integer)
+        .default(d.cacheMaxEntries),
+    )
+    .addOption(limit("--ticket-ttl-ms <ms>", "how long a delivery ticket can be collected", d.ticketTtlMs))
+    .addOption(limit("--idle-timeout-ms <ms>", "close sessions idle this long", d.idleTimeoutMs))
+    .addOption(limit("--max-sessions <n>", "sessions held at once", d.maxSessions))
+    .addOption(limit("--max-line-bytes <n>", "longest control line", d.maxLineBytes))
+    .addOption(limit("--connect-timeout-ms <ms>", "connect timeout towards origins", d.connectTimeoutMs))
+    .addOption(limit("--header-timeout-ms <ms>", "time allowed for an origin's whole header", d.headerTimeoutMs))
+    .addOption(limit("--max-header-bytes <n>", "largest header accepted from an origin", d.maxHeaderBytes))
+    .addOption(limit("--max-datagram-bytes <n>", "largest UDP payload sent", d.maxDatagramBytes))
+    .addOption(limit("--retransmit-budget <n>", "full deliveries one ticket may cost at most", d.retransmitBudget))
+    .addOption(limit("--shutdown-grace-ms <ms>", "longest wait for in-flight work at shutdown", d.shutdownGraceMs))
+    .option("--allow-private", "let origins be loopback or private addresses (never on a public server)", false)
+    .option("--allow <cidr...>", "let origins be in these address ranges too")
+    .option("--insecure", "do not verify origins' TLS certificates", false)
+    .option("--ca-file <path>", "PEM file of extra CAs trusted for origins")
+    .addHelpText(
+      "after",
+      `
+Every option can also be set with the environment variable shown beside it, or
+HEADWIRE_<OPTION_IN_CAPITALS> for the limits (e.g. HEADWIRE_TICKET_TTL_MS).
+
+Examples:
+  headwire server                                  # ports 50366/tcp and 50367/udp on all addresses
+  headwire server --port 0 --data-port 0           # ephemeral ports, printed on the ready line
+  headwire server --allow-private --cache-file /var/lib/headwire/cache.txt
+
+On SIGINT or SIGTERM the server stops accepting sessions, finishes the queries in flight,
+persists the cache and exits 0.`,
+    )
+    .action(async (opts) => {
+      const overrides: Partial<ServerConfig> = {
+        host: opts.host,
+        controlPort: opts.port,
+        dataPort: opts.dataPort,
+        advertiseHost: opts.advertise ?? "",
+        cacheFile: opts.cacheFile,
+        cacheMaxEntries: opts.cacheEntries,
+        ticketTtlMs: opts.ticketTtlMs,
+        idleTimeoutMs: opts.idleTimeoutMs,
+        maxSessions: opts.maxSessions,
+        maxLineBytes: opts.maxLineBytes,
+        connectTimeoutMs: opts.connectTimeoutMs,
+        headerTimeoutMs: opts.headerTimeoutMs,
+        maxHeaderBytes: opts.maxHeaderBytes,
+        maxDatagramBytes: opts.maxDatagramBytes,
+        retransmitBudget: opts.retransmitBudget,
+        shutdownGraceMs: opts.shutdownGraceMs,
+      };
+      const server = new HeadwireServer({
+        ...overrides,
+        allowPrivate: opts.allowPrivate,
+        allow: opts.allow ?? [],
+        insecureTls: opts.insecure,
+        caFile: opts.caFile,
+      });
+      await server.start();
+      process.stdout.write(
+        `headwire server ready: control tcp port ${server.controlPort}, data udp port ${server.dataPort}\n`,
+      );
+      const stop = (signal: string) => {
+        process.stderr.write(`headwire server: ${signal}: stopping\n`);
+        server.stop().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            process.stderr.write(`headwire server: shutdown failed: ${String(error)}\n`);
+            process.exit(1);
+          },
+        );
+      };
+      process.once("SIGINT", () => stop("SIGINT"));
+      process.once("SIGTERM", () => stop("SIGTERM"));
+    });
+}
+
+function limit(flags: string, description: string, fallback: number): Option {
+  const name = flags.split(" ")[0]!.replace(/^--/, "").toUpperCase().replace(/-/g, "_");
+  return new Option(flags, description).env(`HEADWIRE_${name}`).argParser(integer).default(fallback);
+}

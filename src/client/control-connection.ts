@@ -1,0 +1,157 @@
+/**
+ * The client's end of the control channel: one TCP session, kept for all its queries (as in the
+ * seed's capture). Replies come in the order of the requests.
+ */
+import { connect, type Socket } from "node:net";
+import { HeadwireError } from "../errors.js";
+import {
+  formatQuery,
+  LineDecoder,
+  parseServerMessage,
+  type QueryOptions,
+  type ServerMessage,
+} from "../protocol/control.js";
+
+/** Replies are short; anything longer than this from a server is a protocol error. */
+const MAX_REPLY_LINE_BYTES = 8192;
+
+/** Sees every message on both channels; the demo prints them. */
+export type ClientTrace = (channel: "tcp" | "udp", direction: "send" | "recv", text: string) => void;
+
+interface Waiter {
+  resolve: (message: ServerMessage) => void;
+  reject: (error: HeadwireError) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class ControlConnection {
+  /** The server's greeting text after READY (its name and version). */
+  serverName = "";
+  private readonly waiters: Waiter[] = [];
+  private readonly decoder = new LineDecoder(MAX_REPLY_LINE_BYTES);
+  private failure: HeadwireError | undefined;
+  private closedResolve!: () => void;
+  readonly closed: Promise<void> = new Promise((resolve) => (this.closedResolve = resolve));
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly replyTimeoutMs: number,
+    private readonly trace?: ClientTrace,
+  ) {
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", (error) => this.fail(new HeadwireError("CONNECTION_LOST", error.message)));
+    socket.on("close", () => {
+      this.fail(new HeadwireError("CONNECTION_LOST", "the server closed the session"));
+      this.closedResolve();
+    });
+  }
+
+  static async open(
+    host: string,
+    port: number,
+    timeouts: { connectTimeoutMs: number; replyTimeoutMs: number },
+    trace?: ClientTrace,
+  ) {
+    const socket = connect({ host, port });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(
+          new HeadwireError(
+            "SERVER_UNREACHABLE",
+            `no answer from ${host}:${port} within ${timeouts.connectTimeoutMs} ms`,
+          ),
+        );
+      }, timeouts.connectTimeoutMs);
+      socket.once("connect", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once("error", (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(new HeadwireError("SERVER_UNREACHABLE", `cannot reach ${host}:${port}: ${error.code ?? error.message}`));
+      });
+    });
+    const connection = new ControlConnection(socket, timeouts.replyTimeoutMs, trace);
+    const greeting = await connection.next();
+    if (greeting.kind === "error") throw new HeadwireError(greeting.code, greeting.message);
+    if (greeting.kind !== "greeting") {
+      connection.destroy();
+      throw new HeadwireError("PROTOCOL_ERROR", "the server did not greet with HEADWIRE/1");
+    }
+    connection.serverName = greeting.server;
+    return connection;
+  }
+
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
+  }
+
+  query(url: string, options: Partial<QueryOptions> = {}): Promise<ServerMessage> {
+    const reply = this.next();
+    this.write(formatQuery(url, options));
+    return reply;
+  }
+
+  /** Sends TERMINATE and waits for the server's BYE and close. */
+  async terminate(): Promise<void> {
+    if (this.failure) return;
+    const bye = this.next().catch(() => undefined);
+    this.write("TERMINATE\n");
+    await bye;
+    this.socket.end();
+    await this.closed;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private write(line: string): void {
+    this.trace?.("tcp", "send", line.trimEnd());
+    this.socket.write(line);
+  }
+
+  private next(): Promise<ServerMessage> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(new HeadwireError("CONNECTION_LOST", `no reply within ${this.replyTimeoutMs} ms`));
+        this.socket.destroy();
+      }, this.replyTimeoutMs);
+      this.waiters.push({ resolve, reject, timer });
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    for (const event of this.decoder.push(chunk)) {
+      let message: ServerMessage;
+      try {
+        if (event.kind === "error") throw new HeadwireError("PROTOCOL_ERROR", event.error.message);
+        this.trace?.("tcp", "recv", event.text);
+        message = parseServerMessage(event.text);
+      } catch (error) {
+        this.fail(error as HeadwireError);
+        this.socket.destroy();
+        return;
+      }
+      const waiter = this.waiters.shift();
+      if (!waiter) {
+        // An unsolicited ERROR (IDLE_TIMEOUT, SHUTTING_DOWN) precedes the server's close.
+        if (message.kind === "error") this.fail(new HeadwireError(message.code, message.message));
+        continue;
+      }
+      clearTimeout(waiter.timer);
+      waiter.resolve(message);
+    }
+  }
+
+  private fail(error: HeadwireError): void {
+    this.failure ??= error;
+    for (const waiter of this.waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(this.failure);
+    }
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The client library: one control session, a UDP collection per query, and the header written to
+ * `<out>/<file name>` only once it has arrived whole and checked.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, rename, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { resolveClientConfig, type ClientConfig } from "../config.js";
+import { HeadwireError, toHeadwireError, type ErrorCode } from "../errors.js";
+import type { CacheOutcome, QueryOptions } from "../protocol/control.js";
+import { ControlConnection, type ClientTrace } from "./control-connection.js";
+import { headerFileName } from "./file-name.js";
+import { receiveHeader } from "./header-receiver.js";
+
+export interface QueryResult {
+  url: string;
+  /** Path of the written file; absent on error or when nothing was written. */
+  file?: string;
+  status?: number;
+  /** The header's first line, for display. */
+  statusLine?: string;
+  bytes?: number;
+  cache?: CacheOutcome;
+  ms: number;
+  error?: { code: ErrorCode; message: string };
+  /** The header itself, when the query succeeded. */
+  header?: Buffer;
+}
+
+export interface QueryRequest {
+  url: string;
+  options?: Partial<QueryOptions>;
+  /** Write the header to a file (default) or only return it. */
+  write?: boolean;
+}
+
+export class HeadwireClient {
+  private constructor(
+    readonly config: ClientConfig,
+    private readonly connection: ControlConnection,
+    private readonly trace?: ClientTrace,
+  ) {}
+
+  static async connect(overrides: Partial<ClientConfig> = {}, trace?: ClientTrace): Promise<HeadwireClient> {
+    const config = resolveClientConfig(overrides);
+    const connection = await ControlConnection.open(config.serverHost, config.serverPort, config, trace);
+    return new HeadwireClient(config, connection, trace);
+  }
+
+  get serverName(): string {
+    return this.connection.serverName;
+  }
+
+  /** Resolves when the server has closed the session. */
+  get closed(): Promise<void> {
+    return this.connection.closed;
+  }
+
+  /**
+   * Runs one query. Errors the server reports, or a failed delivery, come back in the result:
+   * the session goes on. A lost session throws (CONNECTION_LOST), since nothing more can be asked.
+   */
+  async query(request: QueryRequest): Promise<QueryResult> {
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    const reply = await this.connection.query(request.url, request.options);
+    if (reply.kind === "error") {
+      return { url: request.url, ms: elapsed(), error: { code: reply.code, message: reply.message } };
+    }
+    if (reply.kind !== "ticket")
+      throw new HeadwireError("PROTOCOL_ERROR", `unexpected reply to a query: ${reply.kind}`);
+    const { ticket } = reply;
+    try {
+      const { header } = await receiveHeader(ticket, this.config, this.trace);
+      const result: QueryResult = {
+        url: request.url,
+        status: ticket.status,
+        statusLine: finalStatusLine(header),
+        bytes: header.length,
+        cache: ticket.cache,
+        ms: 0,
+        header,
+      };
+      if (request.write !== false) result.file = await this.writeHeader(request.url, header);
+      result.ms = elapsed();
+      return result;
+    } catch (error) {
+      const failure = toHeadwireError(error, "DELIVERY_FAILED");
+      return { url: request.url, ms: elapsed(), error: { code: failure.code, message: failure.message } };
+    }
+  }
+
+  /** Writes through a temporary file and a rename: a reader never sees half a header. */
+  private async writeHeader(url: string, header: Buffer): Promise<string> {
+    await mkdir(this.config.outDir, { recursive: true });
+    const path = join(this.config.outDir, headerFileName(url));
+    const temporary = `${path}.${randomBytes(6).toString("hex")}.part`;
+    try {
+      await writeFile(temporary, header);
+      await rename(temporary, path);
+    } catch (error) {
+      await unlink(temporary).catch(() => {});
+      throw error;
+    }
+    return path;
+  }
+
+  async terminate(): Promise<void> {
+    await this.connection.terminate();
+  }
+
+  destroy(): void {
+    this.connection.destroy();
+  }
+}
+
+/** The final response's status line (after any 1xx or redirect hops), for display. */
+function finalStatusLine(header: Buffer): string {
+  const lines = header.toString("latin1").split("\n");
+  const statusLines = lines.filter((line) => /^HTTP\/\d/.test(line));
+  return (statusLines[statusLines.length - 1] ?? lines[0] ?? "").replace(/\r$/, "");
+}

@@ -1,0 +1,137 @@
+/**
+ * One client's TCP session: reads lines, answers each in order, and ends on TERMINATE, on idle
+ * timeout, or when the server shuts down. Bad input gets an ERROR line and the session goes on.
+ */
+import type { Socket } from "node:net";
+import { HeadwireError, toHeadwireError } from "../errors.js";
+import {
+  BYE_LINE,
+  formatError,
+  formatGreeting,
+  LineDecoder,
+  parseClientMessage,
+  PONG_LINE,
+  type QueryOptions,
+} from "../protocol/control.js";
+import { canonicalAddress } from "./ticket-registry.js";
+
+export interface SessionContext {
+  id: number;
+  /** The client's IP address (IPv4-mapped forms unwrapped). */
+  peerAddress: string;
+  /** The server address the client reached (where it should send UDP too). */
+  localAddress: string;
+}
+
+export interface SessionHandler {
+  /** Answers one query with a reply line (TICKET ... or ERROR ...). */
+  query(url: string, options: QueryOptions, session: SessionContext): Promise<string>;
+  /** The client said TERMINATE: the seed's moment to persist the cache. BYE waits for it. */
+  terminated(session: SessionContext): Promise<void>;
+  closed(session: SessionContext): void;
+}
+
+export interface SessionLimits {
+  maxLineBytes: number;
+  idleTimeoutMs: number;
+  maxQueuedQueries: number;
+}
+
+export class ControlSession {
+  readonly context: SessionContext;
+  private readonly decoder: LineDecoder;
+  /** Replies in the order their requests came: each waits for the one before. */
+  private tail: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private ending = false;
+
+  constructor(
+    private readonly socket: Socket,
+    id: number,
+    serverName: string,
+    private readonly limits: SessionLimits,
+    private readonly handler: SessionHandler,
+  ) {
+    this.context = {
+      id,
+      peerAddress: canonicalAddress(socket.remoteAddress ?? ""),
+      localAddress: canonicalAddress(socket.localAddress ?? ""),
+    };
+    this.decoder = new LineDecoder(limits.maxLineBytes);
+    socket.setNoDelay(true);
+    socket.setTimeout(limits.idleTimeoutMs, () => this.end(new HeadwireError("IDLE_TIMEOUT")));
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", () => socket.destroy());
+    socket.on("close", () => {
+      this.ending = true;
+      handler.closed(this.context);
+    });
+    socket.write(formatGreeting(serverName));
+  }
+
+  /** True while a query of this session is being answered. */
+  get busy(): boolean {
+    return this.queued > 0;
+  }
+
+  private onData(chunk: Buffer): void {
+    for (const event of this.decoder.push(chunk)) {
+      if (this.ending) return;
+      if (event.kind === "error") this.reply(async () => formatError(event.error));
+      else this.onLine(event.text);
+    }
+  }
+
+  private onLine(line: string): void {
+    let message;
+    try {
+      message = parseClientMessage(line);
+    } catch (error) {
+      const failure = toHeadwireError(error, "BAD_REQUEST");
+      return this.reply(async () => formatError(failure));
+    }
+    if (message.kind === "ping") return this.reply(async () => PONG_LINE);
+    if (message.kind === "terminate") {
+      this.ending = true;
+      this.tail = this.tail
+        .then(() => this.handler.terminated(this.context))
+        .catch(() => {})
+        .then(() => void this.socket.end(BYE_LINE));
+      return;
+    }
+    if (this.queued >= this.limits.maxQueuedQueries) {
+      return this.reply(async () => formatError(new HeadwireError("SERVER_BUSY", "too many queries queued")));
+    }
+    const { url, options } = message;
+    this.reply(() => this.handler.query(url, options, this.context));
+  }
+
+  private reply(produce: () => Promise<string>): void {
+    this.queued++;
+    const answer = produce().catch((error: unknown) => formatError(toHeadwireError(error, "ORIGIN_ERROR")));
+    this.tail = this.tail.then(async () => {
+      const line = await answer;
+      this.queued--;
+      if (!this.socket.destroyed && this.socket.writable) this.socket.write(line);
+    });
+  }
+
+  /** Ends the session after the replies already promised, with an optional last ERROR line. */
+  end(reason?: HeadwireError): void {
+    if (this.ending) return;
+    this.ending = true;
+    this.tail = this.tail.then(() => {
+      if (reason) this.socket.end(formatError(reason));
+      else this.socket.end();
+    });
+  }
+
+  /** Resolves when every reply promised so far is written. */
+  drained(): Promise<void> {
+    return this.tail;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * A real HTTP origin on loopback that answers each path with a header written byte for byte (any
+ * line ends, case, duplicates), then a short body, and counts the requests it gets. The demo and
+ * the tests use it; it listens on an ephemeral port.
+ */
+import { once } from "node:events";
+import { createServer, type Server, type Socket } from "node:net";
+
+export interface CraftedResponse {
+  /** The header block exactly as it goes on the wire, blank line included. */
+  header: Buffer | string;
+  body?: string;
+}
+
+export class CraftedOrigin {
+  /** Requests received, by path. */
+  readonly requests = new Map<string, number>();
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(
+    private readonly server: Server,
+    private readonly routes: Map<string, CraftedResponse>,
+  ) {}
+
+  static async start(routes: Record<string, CraftedResponse>, host = "127.0.0.1"): Promise<CraftedOrigin> {
+    const server = createServer();
+    const origin = new CraftedOrigin(server, new Map(Object.entries(routes)));
+    server.on("connection", (socket) => origin.serve(socket));
+    server.listen(0, host);
+    await once(server, "listening");
+    return origin;
+  }
+
+  get port(): number {
+    const address = this.server.address();
+    return typeof address === "object" && address ? address.port : 0;
+  }
+
+  /** Total requests received. */
+  get requestCount(): number {
+    let total = 0;
+    for (const count of this.requests.values()) total += count;
+    return total;
+  }
+
+  set(path: string, response: CraftedResponse): void {
+    this.routes.set(path, response);
+  }
+
+  private serve(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on("close", () => this.sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    let received = "";
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString("latin1");
+      const end = received.indexOf("\r\n\r\n");
+      if (end === -1) return;
+      const [, path = "/"] = /^[A-Z]+ (\S+) HTTP\/1\.[01]\r\n/.exec(received) ?? [];
+      this.requests.set(path, (this.requests.get(path) ?? 0) + 1);
+      const route = this.routes.get(path) ?? {
+        header: "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\n",
+        body: "not found\n",
+      };
+      socket.end(Buffer.concat([Buffer.from(route.header as string), Buffer.from(route.body ?? "")]));
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Header sets modelled on real sites' (the seed's twitch 301 and google 200 among them). */
+export const REALISTIC_HEADERS: Record<string, CraftedResponse> = {
+  "/twitch": {
+    header:
+      "HTTP/1.1 301 Moved Permanently\r\nServer: Varnish\r\nRetry-After: 0\r\nLocation: https://www.twitch.tv/\r\n" +
+      "Content-Length: 0\r\nAccept-Ranges: bytes\r\nDate: Sat, 02 May 2020 06:27:46 GMT\r\nVia: 1.1 varnish\r\n" +
+      "Connection: close\r\nX-Backend: 12jz6zqSzygLMoGmOwFUBI--F_go_twitch_tv\r\n" +
+      "Set-Cookie: twitch.lohp.countryCode=CL; domain=.twitch.tv; expires=Tue, 30 Apr 2030 06:27:46 GMT;\r\n" +
+      "X-Served-By: cache-scl19426-SCL\r\nX-Cache: HIT\r\nX-Cache-Hits: 0\r\n\r\n",
+  },
+  "/google": {
+    header:
+      "HTTP/1.1 200 OK\r\nDate: Sat, 02 May 2020 03:36:34 GMT\r\nExpires: -1\r\nCache-Control: private, max-age=0\r\n" +
+      "Content-Type: text/html; charset=ISO-8859-1\r\n" +
+      'P3P: CP="This is not a P3P policy! See g.co/p3phelp for more info."\r\nServer: gws\r\n' +
+      "X-XSS-Protection: 0\r\nX-Frame-Options: SAMEORIGIN\r\n" +
+      "Set-Cookie: 1P_JAR=2020-05-02-03; expires=Mon, 01-Jun-2020 03:36:34 GMT; path=/; domain=.google.cl; Secure\r\n" +
+      "Set-Cookie: NID=203=L6QCRtQ7mDaYBg2iaRuE4JiSzQXWzNrF33_PP_pppw171JrMPz46FXN6yKqSta9gvYzI-pTDYv7PLFQroYj; " +
+      "expires=Sun, 01-Nov-2020 03:36:34 GMT; path=/; domain=.google.cl; HttpOnly\r\n" +
+      "Accept-Ranges: none\r\nVary: Accept-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n",
+    body: "0\r\n\r\n",
+  },
+  "/legacy": {
+    // An HTTP/1.0 origin with bare LF line ends and a non-ASCII byte in a value.
+    header: Buffer.concat([
+      Buffer.from("HTTP/1.0 200 OK\nServer: OldHTTPd/0.9\nX-Note: caf"),
+      Buffer.from([0xe9]),
+      Buffer.from("\nContent-Type: text/plain\n\n"),
+    ]),
+    body: "hello\n",
+  },
+};

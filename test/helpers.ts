@@ -1,0 +1,88 @@
+/** Shared test fixtures: temporary directories, servers on ephemeral ports, raw protocol sessions. */
+import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HeadwireServer, type HeadwireServerOptions } from "../src/server/headwire-server.js";
+
+export async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "headwire-test-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export async function startServer(
+  dir: string,
+  options: HeadwireServerOptions = {},
+  t?: { after: (fn: () => Promise<void>) => void },
+): Promise<HeadwireServer> {
+  const server = new HeadwireServer({
+    host: "127.0.0.1",
+    controlPort: 0,
+    dataPort: 0,
+    cacheFile: join(dir, "cache.txt"),
+    allowPrivate: true,
+    log: () => {},
+    ...options,
+  });
+  await server.start();
+  t?.after(() => server.stop());
+  return server;
+}
+
+/** A bare TCP session that speaks the control protocol line by line, for protocol-level tests. */
+export class RawSession {
+  private buffered = "";
+  private readonly lines: string[] = [];
+  private waiting: ((line: string | null) => void) | undefined;
+  private ended = false;
+
+  private constructor(readonly socket: Socket) {
+    socket.setEncoding("latin1");
+    socket.on("data", (text: string) => {
+      this.buffered += text;
+      let newline;
+      while ((newline = this.buffered.indexOf("\n")) !== -1) {
+        this.push(this.buffered.slice(0, newline));
+        this.buffered = this.buffered.slice(newline + 1);
+      }
+    });
+    socket.on("close", () => {
+      this.ended = true;
+      this.waiting?.(null);
+      this.waiting = undefined;
+    });
+    socket.on("error", () => {});
+  }
+
+  static async open(port: number, host = "127.0.0.1", localAddress?: string): Promise<RawSession> {
+    const socket = connect({ port, host, ...(localAddress ? { localAddress } : {}) });
+    await once(socket, "connect");
+    return new RawSession(socket);
+  }
+
+  private push(line: string): void {
+    if (this.waiting) {
+      const resolve = this.waiting;
+      this.waiting = undefined;
+      resolve(line);
+    } else this.lines.push(line);
+  }
+
+  /** The next line from the server, or null once it has closed the connection. */
+  next(): Promise<string | null> {
+    const line = this.lines.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    if (this.ended) return Promise.resolve(null);
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+
+  send(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
