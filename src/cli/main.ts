@@ -1,19 +1,20 @@
-import { Command } from "commander";
+import { Command, type CommanderError } from "commander";
 import { VERSION } from "../version.js";
 import { clientCommand } from "./client-command.js";
 import { demoCommand } from "./demo-command.js";
 import { serverCommand } from "./server-command.js";
 
+/** Usage errors exit 2 (as documented); --help and --version exit 0. */
+const exitOnUsageError = (error: CommanderError) => process.exit(error.exitCode === 0 ? 0 : 2);
+
 const program = new Command("headwire")
   .description("Fetch, cache and deliver HTTP response headers over a TCP control channel and a UDP data channel.")
   .version(VERSION, "-V, --version")
-  .addCommand(serverCommand())
-  .addCommand(clientCommand())
-  .addCommand(demoCommand())
   .showHelpAfterError()
-  .configureOutput({ outputError: (text, write) => write(text) })
-  .exitOverride((error) => {
-    process.exit(error.exitCode === 0 ? 0 : 2);
-  });
+  .exitOverride(exitOnUsageError);
+
+for (const command of [serverCommand(), clientCommand(), demoCommand()]) {
+  program.addCommand(command.copyInheritedSettings(program).exitOverride(exitOnUsageError));
+}
 
 await program.parseAsync(process.argv);

@@ -84,6 +84,11 @@ export class ControlConnection {
     return connection;
   }
 
+  /** Why the session ended, if the server (or the network) ended it. */
+  get lost(): HeadwireError | undefined {
+    return this.failure;
+  }
+
   get localPort(): number {
     return this.socket.localPort ?? 0;
   }
@@ -96,7 +101,7 @@ export class ControlConnection {
 
   /** Sends TERMINATE and waits for the server's BYE and close. */
   async terminate(): Promise<void> {
-    if (this.failure) return;
+    if (this.failure) throw this.failure;
     const bye = this.next().catch(() => undefined);
     this.write("TERMINATE\n");
     await bye;

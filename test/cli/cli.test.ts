@@ -1,0 +1,151 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { readFile, readdir } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/testing/crafted-origin.js";
+import { startServer, tempDir } from "../helpers.js";
+
+const BIN = fileURLToPath(new URL("../../../bin/headwire", import.meta.url));
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], options: { cwd: string; stdin?: string; env?: NodeJS.ProcessEnv }): Promise<Run> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, NO_COLOR: "1", ...options.env },
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
+  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  child.stdin.end(options.stdin ?? "");
+  return new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })));
+}
+
+test("client: URLs on stdin, one a line, like a person typing; files byte-exact", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
+  t.after(() => origin.close());
+  const server = await startServer(dir, {}, t);
+  const base = `127.0.0.1:${origin.port}`;
+  const result = await run(["client", "--server", `127.0.0.1:${server.controlPort}`, "--out", "out"], {
+    cwd: dir,
+    stdin: `${base}/twitch\n\n${base}/twitch\nterminate\n${base}/never-asked\n`,
+  });
+  assert.equal(result.code, 0, result.stderr);
+  const lines = result.stdout.trim().split("\n");
+  assert.equal(lines.length, 2);
+  assert.match(lines[0]!, /^HTTP\/1\.1 301 Moved Permanently \| \d+ bytes \| MISS \| \d+ ms \| out\//);
+  assert.match(lines[1]!, /\| HIT \|/);
+  const files = await readdir(join(dir, "out"));
+  assert.equal(files.length, 1);
+  assert.deepEqual(
+    await readFile(join(dir, "out", files[0]!)),
+    Buffer.from(REALISTIC_HEADERS["/twitch"]!.header as string),
+  );
+  assert.equal(origin.requests.get("/never-asked"), undefined, "nothing after terminate is sent");
+});
+
+test("client: URL arguments are queried, then the session ends; a failed query makes exit code 1", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
+  t.after(() => origin.close());
+  const server = await startServer(dir, {}, t);
+  const result = await run(
+    ["client", "-s", `127.0.0.1:${server.controlPort}`, `127.0.0.1:${origin.port}/google`, "ftp://nope/"],
+    { cwd: dir },
+  );
+  assert.equal(result.code, 1);
+  assert.match(result.stdout, /^HTTP\/1\.1 200 OK \|/);
+  assert.match(result.stderr, /ftp:\/\/nope\/: error UNSUPPORTED_SCHEME: /);
+  assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
+});
+
+test("client: a server that is down gives a clear message and exit code 3", async (t) => {
+  const dir = await tempDir(t);
+  const probe = createServer().listen(0, "127.0.0.1");
+  await once(probe, "listening");
+  const port = (probe.address() as { port: number }).port;
+  await new Promise((resolve) => probe.close(resolve)); // nothing listens there now
+  const result = await run(["client", "--server", `127.0.0.1:${port}`, "www.twitch.tv"], { cwd: dir });
+  assert.equal(result.code, 3);
+  assert.match(result.stderr, /cannot reach 127\.0\.0\.1:\d+: ECONNREFUSED \(SERVER_UNREACHABLE\)/);
+  assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
+});
+
+test("client: a server that closes mid-session gives a clear message and exit code 3", async (t) => {
+  const dir = await tempDir(t);
+  // A server that greets, reads one query, and drops the connection.
+  const rude = createServer((socket) => {
+    socket.write("HEADWIRE/1 READY rude/0\n");
+    socket.once("data", () => socket.destroy());
+  }).listen(0, "127.0.0.1");
+  await once(rude, "listening");
+  t.after(() => new Promise<void>((resolve) => rude.close(() => resolve())));
+  const port = (rude.address() as { port: number }).port;
+  const result = await run(["client", "--server", `127.0.0.1:${port}`], { cwd: dir, stdin: "www.twitch.tv\n" });
+  assert.equal(result.code, 3);
+  assert.match(result.stderr, /\(CONNECTION_LOST\)/);
+  assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
+});
+
+test("server: SIGTERM persists the cache and exits 0; the ready line gives the ports", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
+  t.after(() => origin.close());
+  const server = spawn(
+    process.execPath,
+    [BIN, "server", "--host", "127.0.0.1", "--port", "0", "--data-port", "0", "--allow-private"],
+    { cwd: dir, env: { ...process.env, HEADWIRE_CACHE_FILE: "my-cache.txt" } },
+  );
+  let stdout = "";
+  server.stdout.setEncoding("utf8");
+  const ready = new Promise<number>((resolve) =>
+    server.stdout.on("data", (text: string) => {
+      stdout += text;
+      const match = /control tcp port (\d+)/.exec(stdout);
+      if (match) resolve(Number(match[1]));
+    }),
+  );
+  const port = await ready;
+  const client = await run(["client", "-s", `127.0.0.1:${port}`, `127.0.0.1:${origin.port}/legacy`], { cwd: dir });
+  assert.equal(client.code, 0, client.stderr);
+  server.kill("SIGTERM");
+  const [code] = await once(server, "close");
+  assert.equal(code, 0);
+  const persisted = await readFile(join(dir, "my-cache.txt"));
+  assert.ok(persisted.includes(Buffer.from(REALISTIC_HEADERS["/legacy"]!.header as Buffer)));
+});
+
+test("demo: runs offline and exits 0", async (t) => {
+  const dir = await tempDir(t);
+  const result = await run(["demo"], { cwd: dir });
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, /TCP → QUERY /);
+  assert.match(result.stdout, /UDP ← CHUNK 1\/1/);
+  assert.match(result.stdout, /\| HIT \|/);
+  assert.match(result.stdout, /error CONNECTION_REFUSED/);
+});
+
+test("--help and --version", async (t) => {
+  const dir = await tempDir(t);
+  const version = await run(["--version"], { cwd: dir });
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+  for (const command of ["server", "client", "demo"]) {
+    const help = await run([command, "--help"], { cwd: dir });
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, new RegExp(`Usage: headwire ${command}`));
+  }
+  const bad = await run(["client", "--nope"], { cwd: dir });
+  assert.equal(bad.code, 2);
+});

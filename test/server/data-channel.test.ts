@@ -1,0 +1,121 @@
+import assert from "node:assert/strict";
+import { createSocket, type Socket } from "node:dgram";
+import { once } from "node:events";
+import { test } from "node:test";
+import { parseServerMessage, type Ticket } from "../../src/protocol/control.js";
+import { decodeDatagram, encodeRequest, TOKEN_BYTES } from "../../src/protocol/datagram.js";
+import { deliveryBudgetBytes } from "../../src/server/headwire-server.js";
+import { CraftedOrigin } from "../../src/testing/crafted-origin.js";
+import { RawSession, startServer, tempDir } from "../helpers.js";
+
+async function udpSocket(t: { after: (fn: () => void) => void }, address = "127.0.0.1"): Promise<Socket> {
+  const socket = createSocket("udp4");
+  socket.bind(0, address);
+  await once(socket, "listening");
+  t.after(() => socket.close());
+  return socket;
+}
+
+async function ticketFor(session: RawSession, url: string): Promise<Ticket> {
+  session.send(`QUERY ${url}\n`);
+  const message = parseServerMessage((await session.next()) ?? "");
+  assert.equal(message.kind, "ticket");
+  return (message as { ticket: Ticket }).ticket;
+}
+
+/** Collects what arrives on a socket; `until` resolves once n datagrams have arrived. */
+function collector(socket: Socket) {
+  const received: Buffer[] = [];
+  const waiters: Array<{ n: number; resolve: () => void }> = [];
+  socket.on("message", (message: Buffer) => {
+    received.push(message);
+    for (const w of waiters.filter((w) => received.length >= w.n)) w.resolve();
+  });
+  return {
+    received,
+    until: (n: number) =>
+      new Promise<void>((resolve) => (received.length >= n ? resolve() : waiters.push({ n, resolve }))),
+  };
+}
+
+async function setup(t: Parameters<typeof tempDir>[0] & { after: (fn: () => void) => void }, headerBytes = 700) {
+  const dir = await tempDir(t);
+  const header = `HTTP/1.1 200 OK\r\nX-Pad: ${"p".repeat(headerBytes)}\r\n\r\n`;
+  const origin = await CraftedOrigin.start({ "/h": { header } });
+  t.after(() => origin.close());
+  let now = 1_000_000;
+  const server = await startServer(dir, { ticketTtlMs: 5000, now: () => now }, t);
+  const session = await RawSession.open(server.controlPort);
+  t.after(() => session.close());
+  await session.next();
+  const ticket = await ticketFor(session, `127.0.0.1:${origin.port}/h`);
+  return { server, ticket, header, advance: (ms: number) => (now += ms) };
+}
+
+test("a token replayed from another address (127.0.0.2) gets nothing, and is counted", async (t) => {
+  const { server, ticket } = await setup(t);
+  const thief = await udpSocket(t, "127.0.0.2");
+  const owner = await udpSocket(t);
+  const stolen = collector(thief);
+  const mine = collector(owner);
+  const request = encodeRequest(ticket.token, [{ first: 0, count: ticket.chunks }]);
+  thief.send(request, ticket.udpPort, ticket.udpHost);
+  owner.send(request, ticket.udpPort, ticket.udpHost);
+  await mine.until(ticket.chunks);
+  // The server handles datagrams in arrival order: the thief's came first and got no reply.
+  assert.equal(server.dataStats?.dropped.foreignAddress, 1);
+  assert.equal(stolen.received.length, 0);
+});
+
+test("expired, unknown, malformed and oversized datagrams get no reply, and are counted", async (t) => {
+  const { server, ticket, advance } = await setup(t);
+  const socket = await udpSocket(t);
+  const inbox = collector(socket);
+  advance(5001);
+  socket.send(encodeRequest(ticket.token, [{ first: 0, count: 1 }]), ticket.udpPort, ticket.udpHost);
+  socket.send(encodeRequest(Buffer.alloc(TOKEN_BYTES, 7), [{ first: 0, count: 1 }]), ticket.udpPort, ticket.udpHost);
+  socket.send(Buffer.from("hi"), ticket.udpPort, ticket.udpHost);
+  socket.send(Buffer.alloc(1500, 1), ticket.udpPort, ticket.udpHost);
+  const tampered = encodeRequest(ticket.token, [{ first: 0, count: 1 }]);
+  tampered.writeUInt8(tampered.readUInt8(25) ^ 1, 25);
+  socket.send(tampered, ticket.udpPort, ticket.udpHost);
+  // Nothing comes back to wait for, so wait until the server has counted all five.
+  const dropped = server.dataStats!.dropped;
+  await waitFor(() => dropped.unknownToken + dropped.malformed + dropped.oversized >= 5);
+  assert.deepEqual(
+    { unknownToken: dropped.unknownToken, malformed: dropped.malformed, oversized: dropped.oversized },
+    { unknownToken: 2, malformed: 2, oversized: 1 },
+  );
+  assert.equal(inbox.received.length, 0);
+  assert.equal(server.dataStats!.chunksSent, 0);
+});
+
+test("bytes sent for one ticket never exceed its budget, however often it is asked", async (t) => {
+  const { server, ticket, header } = await setup(t, 5000);
+  const socket = await udpSocket(t);
+  const inbox = collector(socket);
+  const request = encodeRequest(ticket.token, [{ first: 0, count: ticket.chunks }]);
+  for (let i = 0; i < 40; i++) socket.send(request, ticket.udpPort, ticket.udpHost);
+  const budget = deliveryBudgetBytes(header.length, ticket.chunks, server.config.retransmitBudget);
+  const stats = server.dataStats!;
+  await waitFor(() => stats.requests + stats.dropped.overBudget >= 40);
+  await inbox.until(Math.floor(budget / 1200));
+  const sent = inbox.received.reduce((sum, d) => sum + d.length, 0);
+  assert.ok(sent <= budget, `${sent} bytes sent, budget ${budget}`);
+  assert.ok(stats.dropped.overBudget > 0);
+  for (const d of inbox.received) assert.ok(d.length <= server.config.maxDatagramBytes);
+  // Every datagram the server sent is a well-formed chunk of this ticket.
+  for (const d of inbox.received) assert.equal(decodeDatagram(d)?.type, "chunk");
+  // Amplification: bytes out over bytes in, for the worst request pattern above.
+  const factor = sent / (40 * request.length);
+  assert.ok(factor <= budget / request.length);
+});
+
+/** Waits for a condition the server reaches by handling datagrams; fails the test after 5 s. */
+async function waitFor(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not reached in 5 s");
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
