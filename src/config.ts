@@ -34,8 +34,24 @@ export interface ServerConfig {
   maxHeaderBytes: number;
   /** Path of the persisted cache file. */
   cacheFile: string;
+  /** Where the cache lives: "redis://host:port/db" for a fleet's shared cache; empty for memory + cacheFile. */
+  cacheUrl: string;
   /** Entries kept in the LRU cache. */
   cacheMaxEntries: number;
+  /** Header bytes kept in the LRU cache in all. */
+  cacheMaxBytes: number;
+  /** Headers larger than this are delivered but not cached. */
+  cacheMaxEntryBytes: number;
+  /** Freshness lifetime of responses that carry no freshness information (RFC 9111 §4.2). */
+  defaultTtlMs: number;
+  /** How long past freshness an entry may be served (as STALE) when its origin fails. */
+  maxStaleMs: number;
+  /** How long an origin failure is remembered for a URL and shared by everyone asking. */
+  negativeTtlMs: number;
+  /** How long one server of a fleet may hold a URL's fill claim in the shared cache. */
+  fillLockMs: number;
+  /** Token that lets a remote session use admin commands (PURGE); loopback sessions need none. */
+  adminToken: string;
   /** Delay between a cache change and its persistence (changes in between are written together). */
   persistDelayMs: number;
   /** Longest a shutdown waits for in-flight queries before persisting and exiting anyway. */
@@ -58,7 +74,15 @@ export const DEFAULT_SERVER_CONFIG: ServerConfig = {
   headerTimeoutMs: 10_000,
   maxHeaderBytes: 256 * 1024,
   cacheFile: "cache.txt",
+  cacheUrl: "",
   cacheMaxEntries: 1000,
+  cacheMaxBytes: 64 * 1024 * 1024,
+  cacheMaxEntryBytes: 256 * 1024,
+  defaultTtlMs: 300_000,
+  maxStaleMs: 3_600_000,
+  negativeTtlMs: 2_000,
+  fillLockMs: 5_000,
+  adminToken: "",
   persistDelayMs: 200,
   shutdownGraceMs: 10_000,
 };
@@ -112,6 +136,12 @@ const SERVER_BOUNDS: Record<NumericKeys<ServerConfig>, Bound> = {
   headerTimeoutMs: { min: 1, max: 600_000 },
   maxHeaderBytes: { min: 1024, max: 16 * 1024 * 1024 },
   cacheMaxEntries: { min: 0, max: 10_000_000 },
+  cacheMaxBytes: { min: 0, max: 64 * 1024 * 1024 * 1024 },
+  cacheMaxEntryBytes: { min: 0, max: 16 * 1024 * 1024 },
+  defaultTtlMs: { min: 0, max: 365 * 86_400_000 },
+  maxStaleMs: { min: 0, max: 365 * 86_400_000 },
+  negativeTtlMs: { min: 0, max: 3_600_000 },
+  fillLockMs: { min: 1, max: 600_000 },
   persistDelayMs: { min: 0, max: 600_000 },
   shutdownGraceMs: { min: 0, max: 600_000 },
 };
@@ -144,6 +174,14 @@ export function resolveServerConfig(overrides: Partial<ServerConfig> = {}): Serv
   if (config.maxHeaderBytes > 0xffff_ffff) throw new ConfigError("server.maxHeaderBytes is too large");
   if (typeof config.cacheFile !== "string" || config.cacheFile === "") {
     throw new ConfigError("server.cacheFile must be a non-empty path");
+  }
+  if (config.cacheUrl !== "" && !/^rediss?:\/\/[^/\s]+(\/\d{1,2})?$/.test(config.cacheUrl)) {
+    throw new ConfigError(
+      `server.cacheUrl must be empty or redis://HOST:PORT/DB, got ${JSON.stringify(config.cacheUrl)}`,
+    );
+  }
+  if (config.adminToken !== "" && config.adminToken.length < 16) {
+    throw new ConfigError("server.adminToken must be empty or at least 16 characters");
   }
   return config;
 }

@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   IDLE_TIMEOUT: "The session was idle too long and is closed; reconnect.",
   SERVER_BUSY: "The server holds too many sessions or queries; retry later.",
   SHUTTING_DOWN: "The server is shutting down; retry on another server or later.",
+  FORBIDDEN: "Admin commands need a session from loopback, or AUTH with the server's admin token.",
   // Fetching from the origin.
   DNS_NOT_FOUND: "The origin's host name does not resolve.",
   CONNECTION_REFUSED: "The origin refused the connection.",

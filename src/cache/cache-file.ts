@@ -4,7 +4,7 @@
  * to a temporary file that is fsynced and renamed over cache.txt, so a crash leaves either the
  * old file or the new one, never a torn one.
  */
-import { open, readFile, rename, unlink } from "node:fs/promises";
+import { open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { dirname, basename, join } from "node:path";
 import { CacheFileError, parseCache, serializeCache } from "./cache-file-format.js";
 import type { MemoryCacheStore } from "./memory-cache-store.js";
@@ -18,6 +18,14 @@ export interface LoadResult {
   /** Where a corrupt file was moved, if it was. */
   movedAsideTo?: string;
 }
+
+/** Another process (or another server in this one) owns the cache file. */
+export class CacheFileOwnedError extends Error {
+  override name = "CacheFileOwnedError";
+}
+
+/** Cache files owned by servers of this process, by resolved path. */
+const ownedHere = new Set<string>();
 
 export class CacheFile {
   private timer: NodeJS.Timeout | undefined;
@@ -33,6 +41,54 @@ export class CacheFile {
     private readonly persistDelayMs: number,
     private readonly log: CacheFileLog,
   ) {}
+
+  get lockPath(): string {
+    return `${this.path}.lock`;
+  }
+
+  /**
+   * Makes this server the file's only owner: creates `<file>.lock` holding our PID, exclusively.
+   * A lock left by a process that no longer runs (a crash, SIGKILL) is taken over; one held by a
+   * live process is refused. Leftover temporary files of a crashed writer are removed.
+   */
+  async acquire(): Promise<void> {
+    if (ownedHere.has(this.lockPath))
+      throw new CacheFileOwnedError(`${this.path} is already used by a server in this process`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const lock = await open(this.lockPath, "wx", 0o644);
+        await lock.writeFile(`${process.pid}\n`);
+        await lock.close();
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw error;
+        const holder = Number((await readFile(this.lockPath, "utf8").catch(() => "")).trim());
+        if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processRuns(holder)) {
+          throw new CacheFileOwnedError(
+            `${this.path} is owned by the running process ${holder} (lock ${this.lockPath})`,
+          );
+        }
+        this.log(`taking over ${this.lockPath}, left by process ${holder || "?"} which no longer runs`);
+        await unlink(this.lockPath).catch(() => {});
+      }
+    }
+    ownedHere.add(this.lockPath);
+    await this.removeLeftovers();
+  }
+
+  /** Gives the file up (after the last flush). */
+  async release(): Promise<void> {
+    if (!ownedHere.delete(this.lockPath)) return;
+    await unlink(this.lockPath).catch(() => {});
+  }
+
+  private async removeLeftovers(): Promise<void> {
+    const prefix = `.${basename(this.path)}.`;
+    for (const name of await readdir(dirname(this.path)).catch(() => [] as string[])) {
+      if (name.startsWith(prefix) && name.endsWith(".tmp"))
+        await unlink(join(dirname(this.path), name)).catch(() => {});
+    }
+  }
 
   /** Loads cache.txt into the store. A missing file is an empty cache; a corrupt one is moved aside. */
   async load(): Promise<LoadResult> {
@@ -77,7 +133,7 @@ export class CacheFile {
       if (!this.dirty) return;
       this.dirty = false;
       try {
-        await this.writeAtomically(serializeCache(await this.store.entries()));
+        await this.writeAtomically(serializeCache(this.store.snapshot()));
         this.writes++;
         for (const resolve of this.writtenWaiters.splice(0)) resolve();
       } catch (error) {
@@ -115,5 +171,14 @@ export class CacheFile {
     } finally {
       await directory.close();
     }
+  }
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }

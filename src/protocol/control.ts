@@ -100,7 +100,12 @@ export const DEFAULT_QUERY_OPTIONS: QueryOptions = { method: "GET", redirects: 0
 export const MAX_REDIRECTS = 20;
 
 export type ClientMessage =
-  { kind: "query"; url: string; options: QueryOptions } | { kind: "terminate" } | { kind: "ping" };
+  | { kind: "query"; url: string; options: QueryOptions }
+  | { kind: "terminate" }
+  | { kind: "ping" }
+  | { kind: "auth"; token: string }
+  /** `url` undefined means every entry (PURGE ALL). */
+  | { kind: "purge"; url: string | undefined };
 
 export function parseClientMessage(line: string): ClientMessage {
   const words = line.split(/[ \t]+/).filter((w) => w !== "");
@@ -113,6 +118,14 @@ export function parseClientMessage(line: string): ClientMessage {
       return { kind: "terminate" };
     case "PING":
       return { kind: "ping" };
+    case "AUTH":
+      if (args.length !== 1) throw new HeadwireError("BAD_REQUEST", "AUTH takes one token");
+      return { kind: "auth", token: args[0]! };
+    case "PURGE": {
+      if (args.length !== 1) throw new HeadwireError("BAD_REQUEST", "PURGE takes a URL or ALL");
+      const target = args[0]!;
+      return { kind: "purge", url: target.toUpperCase() === "ALL" ? undefined : target };
+    }
     case "QUERY": {
       const [url, ...optionWords] = args;
       if (url === undefined)
@@ -161,6 +174,8 @@ export interface Ticket {
   status: number;
   /** SHA-256 of the header bytes. */
   sha256: Buffer;
+  /** Set when the shared cache store was unavailable and the origin was asked directly. */
+  storeUnavailable?: boolean;
 }
 
 export type ServerMessage =
@@ -168,7 +183,9 @@ export type ServerMessage =
   | { kind: "ticket"; ticket: Ticket }
   | { kind: "error"; code: ErrorCode; message: string }
   | { kind: "bye" }
-  | { kind: "pong" };
+  | { kind: "pong" }
+  | { kind: "purged"; count: number }
+  | { kind: "authorized" };
 
 export function formatGreeting(serverName: string): string {
   return `${GREETING_PREFIX} READY ${serverName}\n`;
@@ -178,7 +195,8 @@ export function formatTicket(t: Ticket): string {
   const host = t.udpHost.includes(":") ? `[${t.udpHost}]` : t.udpHost;
   return (
     `TICKET token=${t.token.toString("hex")} udp=${host}:${t.udpPort} bytes=${t.bytes} chunks=${t.chunks}` +
-    ` cache=${t.cache} status=${t.status} sha256=${t.sha256.toString("hex")}\n`
+    ` cache=${t.cache} status=${t.status} sha256=${t.sha256.toString("hex")}` +
+    `${t.storeUnavailable ? " store=unavailable" : ""}\n`
   );
 }
 
@@ -190,6 +208,11 @@ export function formatError(error: HeadwireError): string {
 
 export const BYE_LINE = "BYE\n";
 export const PONG_LINE = "PONG\n";
+export const AUTHORIZED_LINE = "AUTHORIZED\n";
+
+export function formatPurged(count: number): string {
+  return `PURGED ${count}\n`;
+}
 
 export function parseServerMessage(line: string): ServerMessage {
   const space = line.indexOf(" ");
@@ -202,6 +225,8 @@ export function parseServerMessage(line: string): ServerMessage {
   if (head.startsWith("HEADWIRE/")) throw protocolError("unsupported protocol version", line);
   if (head === "BYE") return { kind: "bye" };
   if (head === "PONG") return { kind: "pong" };
+  if (head === "AUTHORIZED") return { kind: "authorized" };
+  if (head === "PURGED" && /^\d{1,10}$/.test(rest)) return { kind: "purged", count: Number(rest) };
   if (head === "ERROR") {
     const sp = rest.indexOf(" ");
     const code = sp === -1 ? rest : rest.slice(0, sp);
@@ -239,6 +264,7 @@ function parseTicketFields(rest: string, line: string): Ticket {
     cache,
     status: Number(need("status", /^\d{3}$/)),
     sha256: Buffer.from(need("sha256", /^[0-9a-f]{64}$/), "hex"),
+    storeUnavailable: fields.get("store") === "unavailable",
   };
 }
 

@@ -5,7 +5,9 @@
 import type { Socket } from "node:net";
 import { HeadwireError, toHeadwireError } from "../errors.js";
 import {
+  AUTHORIZED_LINE,
   BYE_LINE,
+  formatPurged,
   formatError,
   formatGreeting,
   LineDecoder,
@@ -21,11 +23,17 @@ export interface SessionContext {
   peerAddress: string;
   /** The server address the client reached (where it should send UDP too). */
   localAddress: string;
+  /** May use admin commands: the session comes from loopback, or said AUTH with the admin token. */
+  admin: boolean;
 }
 
 export interface SessionHandler {
   /** Answers one query with a reply line (TICKET ... or ERROR ...). */
   query(url: string, options: QueryOptions, session: SessionContext): Promise<string>;
+  /** AUTH: true when the token is the server's admin token. */
+  authorize(token: string): boolean;
+  /** PURGE (admin only): drops one URL's entries, or all; answers with the count dropped. */
+  purge(url: string | undefined): Promise<number>;
   /** The client said TERMINATE: the seed's moment to persist the cache. BYE waits for it. */
   terminated(session: SessionContext): Promise<void>;
   closed(session: SessionContext): void;
@@ -56,6 +64,7 @@ export class ControlSession {
       id,
       peerAddress: canonicalAddress(socket.remoteAddress ?? ""),
       localAddress: canonicalAddress(socket.localAddress ?? ""),
+      admin: isLoopback(socket.remoteAddress ?? ""),
     };
     this.decoder = new LineDecoder(limits.maxLineBytes);
     socket.setNoDelay(true);
@@ -91,6 +100,18 @@ export class ControlSession {
       return this.reply(async () => formatError(failure));
     }
     if (message.kind === "ping") return this.reply(async () => PONG_LINE);
+    if (message.kind === "auth") {
+      if (this.handler.authorize(message.token)) this.context.admin = true;
+      const line = this.context.admin
+        ? AUTHORIZED_LINE
+        : formatError(new HeadwireError("FORBIDDEN", "wrong admin token"));
+      return this.reply(async () => line);
+    }
+    if (message.kind === "purge") {
+      if (!this.context.admin) return this.reply(async () => formatError(new HeadwireError("FORBIDDEN")));
+      const { url } = message;
+      return this.reply(async () => formatPurged(await this.handler.purge(url)));
+    }
     if (message.kind === "terminate") {
       this.ending = true;
       this.tail = this.tail
@@ -134,4 +155,10 @@ export class ControlSession {
   destroy(): void {
     this.socket.destroy();
   }
+}
+
+/** Loopback peers are the machine's own operators. */
+function isLoopback(address: string): boolean {
+  const canonical = canonicalAddress(address);
+  return canonical === "::1" || canonical.startsWith("127.");
 }

@@ -1,20 +1,41 @@
 /**
- * Answers "what is the header of this URL?": from the cache, or by fetching it from the origin.
- * Concurrent misses on the same key share one origin fetch.
+ * Answers "what is the header of this URL?": from the cache while fresh (HIT), revalidated with
+ * the origin when stale and it has validators (REVALIDATED), fetched anew (MISS), or served stale
+ * because the origin failed (STALE). Concurrent misses on one key share one origin fetch, in this
+ * process and, through the store's fill claim, across a fleet.
  */
 import type { CacheEntry, CacheStore } from "../cache/cache-store.js";
-import type { FetchResult } from "../fetch/origin-fetcher.js";
+import type { Assessment, Freshness } from "../cache/freshness.js";
+import { HeadwireError } from "../errors.js";
+import type { ConditionalFields, FetchResult } from "../fetch/origin-fetcher.js";
 import type { CacheOutcome, QueryOptions } from "../protocol/control.js";
 import { DEFAULT_QUERY_OPTIONS } from "../protocol/control.js";
 import type { FetchTarget } from "../url/target.js";
 
 export interface HeaderFetcher {
-  fetch(target: FetchTarget, options: QueryOptions): Promise<FetchResult>;
+  fetch(target: FetchTarget, options: QueryOptions, conditional?: ConditionalFields): Promise<FetchResult>;
 }
 
 export interface HeaderAnswer {
   entry: CacheEntry;
   cache: CacheOutcome;
+  /** The shared store could not be used for this answer (the origin was asked directly). */
+  storeUnavailable: boolean;
+}
+
+export interface HeaderServiceOptions {
+  store: CacheStore;
+  fetcher: HeaderFetcher;
+  freshness: Freshness;
+  /** Headers larger than this are delivered but not stored. */
+  maxEntryBytes: number;
+  /** How long an origin failure is remembered and shared (never stored as a success). */
+  negativeTtlMs: number;
+  /** How long a fleet-wide fill claim lasts, and so how long other servers wait for it. */
+  fillLockMs: number;
+  now: () => number;
+  /** Told once when the store fails and once when it works again. */
+  log: (message: string) => void;
 }
 
 /**
@@ -30,34 +51,162 @@ export function cacheKeyFor(target: FetchTarget, options: QueryOptions): string 
   return extras.length === 0 ? target.cacheKey : `${target.cacheKey}#${extras.join(",")}`;
 }
 
+const FILL_POLL_MS = 20;
+
 export class HeaderService {
-  private readonly inFlight = new Map<string, Promise<CacheEntry>>();
+  private readonly inFlight = new Map<string, Promise<HeaderAnswer>>();
+  private readonly failures = new Map<string, { error: HeadwireError; untilMs: number }>();
+  private storeFailing = false;
   /** Origin requests started, for tests and metrics. */
   originFetches = 0;
 
-  constructor(
-    private readonly store: CacheStore,
-    private readonly fetcher: HeaderFetcher,
-    private readonly now: () => number = Date.now,
-  ) {}
+  constructor(private readonly options: HeaderServiceOptions) {}
 
-  async answer(target: FetchTarget, options: QueryOptions): Promise<HeaderAnswer> {
-    const key = cacheKeyFor(target, options);
-    const cached = await this.store.get(key);
-    if (cached) return { entry: cached, cache: "HIT" };
+  async answer(target: FetchTarget, query: QueryOptions): Promise<HeaderAnswer> {
+    const key = cacheKeyFor(target, query);
+    const failure = this.failures.get(key);
+    if (failure && failure.untilMs > this.options.now()) throw failure.error;
+    const cached = await this.storeGet(key);
+    if (cached.entry && this.options.freshness.assess(cached.entry).fresh) {
+      return { entry: cached.entry, cache: "HIT", storeUnavailable: false };
+    }
     let pending = this.inFlight.get(key);
     if (!pending) {
-      pending = this.fetchAndStore(key, target, options).finally(() => this.inFlight.delete(key));
+      pending = this.refresh(key, target, query, cached.entry).finally(() => this.inFlight.delete(key));
       this.inFlight.set(key, pending);
     }
-    return { entry: await pending, cache: "MISS" };
+    const answer = await pending;
+    return cached.unavailable ? { ...answer, storeUnavailable: true } : answer;
   }
 
-  private async fetchAndStore(key: string, target: FetchTarget, options: QueryOptions): Promise<CacheEntry> {
+  /** Revalidates or refetches a missing or stale entry; serves it stale if the origin fails. */
+  private async refresh(
+    key: string,
+    target: FetchTarget,
+    query: QueryOptions,
+    stale: CacheEntry | undefined,
+  ): Promise<HeaderAnswer> {
+    const assessment = stale ? this.options.freshness.assess(stale) : undefined;
+    const claimed = await this.claimFill(key);
+    try {
+      if (!claimed) {
+        const filled = await this.awaitFill(key);
+        if (filled) return { entry: filled, cache: "HIT", storeUnavailable: false };
+      }
+      return await this.fetchAndStore(key, target, query, stale, assessment);
+    } catch (error) {
+      if (stale && assessment && this.options.now() < assessment.staleUntilMs) {
+        return { entry: stale, cache: "STALE", storeUnavailable: false };
+      }
+      const failure = error instanceof HeadwireError ? error : new HeadwireError("ORIGIN_ERROR", String(error));
+      if (this.options.negativeTtlMs > 0) {
+        this.failures.set(key, { error: failure, untilMs: this.options.now() + this.options.negativeTtlMs });
+        this.pruneFailures();
+      }
+      throw failure;
+    } finally {
+      if (claimed) await this.releaseFill(key);
+    }
+  }
+
+  private async fetchAndStore(
+    key: string,
+    target: FetchTarget,
+    query: QueryOptions,
+    stale: CacheEntry | undefined,
+    assessment: Assessment | undefined,
+  ): Promise<HeaderAnswer> {
     this.originFetches++;
-    const result = await this.fetcher.fetch(target, options);
-    const entry: CacheEntry = { key, header: result.header, status: result.status, storedAtMs: this.now() };
-    await this.store.set(entry);
-    return entry;
+    // RFC 9111 §4.3.1: a stale entry with validators is revalidated with a conditional request.
+    // A redirect chain is one entry made of several responses, so it is simply fetched again.
+    const validators = query.redirects === 0 ? assessment?.validators : undefined;
+    const result = await this.options.fetcher.fetch(target, query, validators);
+    const { freshness } = this.options;
+    if (stale && validators && result.status === 304) {
+      const entry = freshness.revalidated(stale, result.header);
+      const unavailable = !(await this.storeSet(entry));
+      return { entry, cache: "REVALIDATED", storeUnavailable: unavailable };
+    }
+    const entry: CacheEntry = { key, header: result.header, status: result.status, storedAtMs: this.options.now() };
+    let unavailable = false;
+    if (freshness.storable(entry) && entry.header.length <= this.options.maxEntryBytes) {
+      unavailable = !(await this.storeSet(entry));
+    }
+    return { entry, cache: "MISS", storeUnavailable: unavailable };
+  }
+
+  /** Another server is fetching this key: wait for its entry, up to the claim's lifetime. */
+  private async awaitFill(key: string): Promise<CacheEntry | undefined> {
+    const deadline = Date.now() + this.options.fillLockMs;
+    while (Date.now() <= deadline) {
+      await new Promise((resolve) => setTimeout(resolve, FILL_POLL_MS));
+      const { entry, unavailable } = await this.storeGet(key);
+      if (unavailable) return undefined;
+      if (entry && this.options.freshness.assess(entry).fresh) return entry;
+      if (await this.claimFill(key)) {
+        await this.releaseFill(key);
+        return undefined; // the other server gave up without storing: fetch ourselves
+      }
+    }
+    return undefined;
+  }
+
+  private async claimFill(key: string): Promise<boolean> {
+    if (!this.options.store.claimFill) return true;
+    try {
+      const claimed = await this.options.store.claimFill(key, this.options.fillLockMs);
+      this.storeWorks();
+      return claimed;
+    } catch (error) {
+      this.storeFails(error);
+      return true;
+    }
+  }
+
+  private async releaseFill(key: string): Promise<void> {
+    try {
+      await this.options.store.releaseFill?.(key);
+    } catch (error) {
+      this.storeFails(error);
+    }
+  }
+
+  private async storeGet(key: string): Promise<{ entry: CacheEntry | undefined; unavailable: boolean }> {
+    try {
+      const entry = await this.options.store.get(key);
+      this.storeWorks();
+      return { entry, unavailable: false };
+    } catch (error) {
+      this.storeFails(error);
+      return { entry: undefined, unavailable: true };
+    }
+  }
+
+  private async storeSet(entry: CacheEntry): Promise<boolean> {
+    try {
+      await this.options.store.set(entry, this.options.freshness.retentionMs(entry));
+      this.storeWorks();
+      return true;
+    } catch (error) {
+      this.storeFails(error);
+      return false;
+    }
+  }
+
+  private storeFails(error: unknown): void {
+    if (this.storeFailing) return;
+    this.storeFailing = true;
+    this.options.log(`cache store unavailable (${(error as Error).message}); fetching from origins directly`);
+  }
+
+  private storeWorks(): void {
+    if (!this.storeFailing) return;
+    this.storeFailing = false;
+    this.options.log("cache store available again");
+  }
+
+  private pruneFailures(): void {
+    const now = this.options.now();
+    for (const [key, failure] of this.failures) if (failure.untilMs <= now) this.failures.delete(key);
   }
 }

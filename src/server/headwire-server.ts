@@ -2,23 +2,27 @@
  * The composition root of the server: wires the control listener (TCP), the data listener (UDP),
  * tickets, the cache with its file, and the origin fetcher; owns start-up and shutdown.
  */
-import { createHash } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
+import tls from "node:tls";
 import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
 import { readFile } from "node:fs/promises";
 import { CacheFile } from "../cache/cache-file.js";
+import type { CacheStore } from "../cache/cache-store.js";
+import { Freshness } from "../cache/freshness.js";
 import { MemoryCacheStore } from "../cache/memory-cache-store.js";
+import { RedisCacheStore } from "../cache/redis-cache-store.js";
 import { resolveServerConfig, type ServerConfig } from "../config.js";
 import { HeadwireError, toHeadwireError } from "../errors.js";
 import { OriginFetcher } from "../fetch/origin-fetcher.js";
 import { OutboundGuard } from "../fetch/outbound-guard.js";
-import { formatError, formatTicket, type QueryOptions } from "../protocol/control.js";
+import { formatError, formatTicket, MAX_REDIRECTS, type QueryOptions } from "../protocol/control.js";
 import { CHUNK_OVERHEAD_BYTES, chunkCount, chunkPayloadBytes } from "../protocol/datagram.js";
-import { parseTarget } from "../url/target.js";
+import { parseTarget, type FetchTarget } from "../url/target.js";
 import { VERSION } from "../version.js";
 import { ControlSession, type SessionContext, type SessionHandler } from "./control-session.js";
 import { DataServer } from "./data-server.js";
-import { HeaderService, type HeaderFetcher } from "./header-service.js";
+import { cacheKeyFor, HeaderService, type HeaderFetcher } from "./header-service.js";
 import { TicketRegistry } from "./ticket-registry.js";
 
 export interface ServerLog {
@@ -44,8 +48,12 @@ export interface HeadwireServerOptions extends Partial<ServerConfig> {
 export class HeadwireServer {
   readonly config: ServerConfig;
   readonly service: HeaderService;
+  /** The store queries use: memory (persisted to cacheFile) or Redis. */
+  readonly cache: CacheStore;
+  /** The in-memory store and its file, when the cache is not in Redis. */
   readonly store: MemoryCacheStore;
   readonly cacheFile: CacheFile;
+  private readonly redis: RedisCacheStore | undefined;
   private readonly tickets: TicketRegistry;
   private readonly sessions = new Map<number, ControlSession>();
   private readonly log: ServerLog;
@@ -54,52 +62,75 @@ export class HeadwireServer {
   private nextSessionId = 1;
   private inFlightQueries = 0;
   private stopping: Promise<void> | undefined;
-  private readonly fetcher: HeaderFetcher | undefined;
+  private fetcher: HeaderFetcher | undefined;
   private readonly options: HeadwireServerOptions;
+  private readonly now: () => number;
 
   constructor(options: HeadwireServerOptions = {}) {
     this.options = options;
     this.config = resolveServerConfig(options);
+    this.now = options.now ?? Date.now;
     this.log = options.log ?? ((message) => process.stderr.write(`headwire server: ${message}\n`));
-    this.store = new MemoryCacheStore({ maxEntries: this.config.cacheMaxEntries });
-    this.cacheFile = new CacheFile(this.config.cacheFile, this.store, this.config.persistDelayMs, this.log);
-    this.store.onChange = () => this.cacheFile.schedule();
-    this.tickets = new TicketRegistry({
-      ticketTtlMs: this.config.ticketTtlMs,
-      ...(options.now ? { now: options.now } : {}),
+    this.store = new MemoryCacheStore({
+      maxEntries: this.config.cacheMaxEntries,
+      maxTotalBytes: this.config.cacheMaxBytes,
+      onChange: () => this.cacheFile.schedule(),
     });
+    this.cacheFile = new CacheFile(this.config.cacheFile, this.store, this.config.persistDelayMs, this.log);
+    this.redis = this.config.cacheUrl
+      ? new RedisCacheStore({ url: this.config.cacheUrl, commandTimeoutMs: 1000 })
+      : undefined;
+    this.cache = this.redis ?? this.store;
+    this.tickets = new TicketRegistry({ ticketTtlMs: this.config.ticketTtlMs, now: this.now });
     this.fetcher = options.fetcher;
-    this.service = new HeaderService(this.store, {
-      fetch: (target, queryOptions) => this.originFetcher().fetch(target, queryOptions),
+    this.service = new HeaderService({
+      store: this.cache,
+      fetcher: { fetch: (...args) => this.originFetcher().fetch(...args) },
+      freshness: new Freshness({
+        defaultTtlMs: this.config.defaultTtlMs,
+        maxStaleMs: this.config.maxStaleMs,
+        now: this.now,
+      }),
+      maxEntryBytes: this.config.cacheMaxEntryBytes,
+      negativeTtlMs: this.config.negativeTtlMs,
+      fillLockMs: this.config.fillLockMs,
+      now: this.now,
+      log: this.log,
     });
   }
 
-  private fetcherInstance: HeaderFetcher | undefined;
   private originFetcher(): HeaderFetcher {
-    if (!this.fetcherInstance) throw new Error("server not started");
-    return this.fetcherInstance;
+    if (!this.fetcher) throw new Error("server not started");
+    return this.fetcher;
   }
 
   async start(): Promise<this> {
-    const ca = this.options.caFile ? await readFile(this.options.caFile) : undefined;
-    this.fetcherInstance =
-      this.fetcher ??
-      new OriginFetcher({
-        connectTimeoutMs: this.config.connectTimeoutMs,
-        headerTimeoutMs: this.config.headerTimeoutMs,
-        maxHeaderBytes: this.config.maxHeaderBytes,
-        userAgent: `headwire/${VERSION}`,
-        guard: new OutboundGuard({ allowPrivate: this.options.allowPrivate ?? false, allow: this.options.allow ?? [] }),
-        insecureTls: this.options.insecureTls ?? false,
-        ...(ca ? { ca } : {}),
-      });
-    const loaded = await this.cacheFile.load();
-    this.log(`cache ${this.config.cacheFile}: ${loaded.entries} entries loaded`);
+    const ca = this.options.caFile ? await readFile(this.options.caFile, "utf8") : undefined;
+    this.fetcher ??= new OriginFetcher({
+      connectTimeoutMs: this.config.connectTimeoutMs,
+      headerTimeoutMs: this.config.headerTimeoutMs,
+      maxHeaderBytes: this.config.maxHeaderBytes,
+      userAgent: `headwire/${VERSION}`,
+      guard: new OutboundGuard({ allowPrivate: this.options.allowPrivate ?? false, allow: this.options.allow ?? [] }),
+      insecureTls: this.options.insecureTls ?? false,
+      // --ca-file adds to the system's trusted CAs; it does not replace them.
+      ...(ca ? { ca: [...tls.rootCertificates, ca].join("\n") } : {}),
+    });
+    if (this.redis) {
+      const connected = await this.redis.connect();
+      this.log(
+        `cache ${this.config.cacheUrl}: ${connected ? "connected" : "unreachable; fetching directly until it answers"}`,
+      );
+    } else {
+      await this.cacheFile.acquire();
+      const loaded = await this.cacheFile.load();
+      this.log(`cache ${this.config.cacheFile}: ${loaded.entries} entries loaded`);
+    }
     this.data = await DataServer.start(this.tickets, {
       host: this.config.host,
       port: this.config.dataPort,
       maxDatagramBytes: this.config.maxDatagramBytes,
-      maxChunksPerRequest: 64,
+      maxChunksPerRequest: MAX_CHUNKS_PER_REQUEST,
     });
     this.control = createServer((socket) => this.accept(socket));
     this.control.listen({ port: this.config.controlPort, host: this.config.host, ipv6Only: false });
@@ -130,6 +161,22 @@ export class HeadwireServer {
     return this.sessions.size;
   }
 
+  /** Drops one URL's entries (every query option variant), or every entry; returns how many. */
+  async purge(url: string | undefined): Promise<number> {
+    if (url === undefined) return this.cache.clear();
+    const key = parseTarget(url).cacheKey;
+    let count = 0;
+    for (const method of ["GET", "HEAD"] as const) {
+      for (let redirects = 0; redirects <= MAX_REDIRECTS; redirects++) {
+        for (const chain of redirects === 0 ? (["all"] as const) : (["all", "last"] as const)) {
+          const variant = cacheKeyFor({ cacheKey: key } as FetchTarget, { method, redirects, chain });
+          if (await this.cache.delete(variant)) count++;
+        }
+      }
+    }
+    return count;
+  }
+
   private accept(socket: Socket): void {
     if (this.stopping || this.sessions.size >= this.config.maxSessions) {
       const code = this.stopping ? "SHUTTING_DOWN" : "SERVER_BUSY";
@@ -154,7 +201,9 @@ export class HeadwireServer {
 
   private readonly handler: SessionHandler = {
     query: (url, options, session) => this.query(url, options, session),
-    terminated: () => this.cacheFile.flush(),
+    authorize: (token) => this.authorize(token),
+    purge: (url) => this.purge(url),
+    terminated: () => (this.redis ? Promise.resolve() : this.cacheFile.flush()),
     closed: (session) => {
       this.sessions.delete(session.id);
       this.tickets.revokeSession(session.id);
@@ -165,7 +214,7 @@ export class HeadwireServer {
     this.inFlightQueries++;
     try {
       const target = parseTarget(url);
-      const { entry, cache } = await this.service.answer(target, options);
+      const { entry, cache, storeUnavailable } = await this.service.answer(target, options);
       const payloadBytes = chunkPayloadBytes(this.config.maxDatagramBytes);
       const chunks = chunkCount(entry.header.length, payloadBytes);
       const ticket = this.tickets.issue({
@@ -185,6 +234,7 @@ export class HeadwireServer {
         cache,
         status: entry.status,
         sha256: createHash("sha256").update(entry.header).digest(),
+        storeUnavailable,
       });
     } catch (error) {
       return formatError(toHeadwireError(error, "ORIGIN_ERROR"));
@@ -216,17 +266,37 @@ export class HeadwireServer {
       delay(Math.max(0, deadline - Date.now())),
     ]);
     for (const session of this.sessions.values()) session.destroy();
-    await this.cacheFile.flush();
+    if (this.redis) await this.redis.close();
+    else {
+      await this.cacheFile.flush();
+      await this.cacheFile.release();
+    }
     this.tickets.close();
     await this.data?.close();
     await new Promise<void>((resolve) => (this.control ? this.control.close(() => resolve()) : resolve()));
-    this.log(`stopped; cache persisted to ${this.config.cacheFile} (${this.store.size} entries)`);
+    this.log(
+      this.redis ? "stopped" : `stopped; cache persisted to ${this.config.cacheFile} (${this.store.size} entries)`,
+    );
+  }
+
+  private authorize(token: string): boolean {
+    return this.config.adminToken !== "" && sameToken(token, this.config.adminToken);
   }
 
   /** Queries being answered right now. */
   get busyQueries(): number {
     return this.inFlightQueries;
   }
+}
+
+/** Chunks one UDP request may ask for (docs/protocol.md, "Budget and amplification"). */
+export const MAX_CHUNKS_PER_REQUEST = 64;
+
+/** Constant-time comparison, so the admin token cannot be guessed byte by byte from timings. */
+function sameToken(given: string, expected: string): boolean {
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(a, b);
 }
 
 /**

@@ -94,6 +94,14 @@ export const REALISTIC_HEADERS: Record<string, CraftedResponse> = {
       "Accept-Ranges: none\r\nVary: Accept-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n",
     body: "0\r\n\r\n",
   },
+  "/cdn": {
+    // A CDN-served asset with explicit shared-cache freshness and validators.
+    header:
+      "HTTP/1.1 200 OK\r\nContent-Type: text/css\r\nContent-Length: 5120\r\n" +
+      'Cache-Control: public, max-age=600, s-maxage=3600\r\nETag: "5f3a-1c9e"\r\n' +
+      "Last-Modified: Mon, 04 May 2020 10:00:00 GMT\r\nAge: 12\r\nVia: 1.1 varnish\r\nX-Cache: HIT\r\n\r\n",
+    body: "x".repeat(5120),
+  },
   "/legacy": {
     // An HTTP/1.0 origin with bare LF line ends and a non-ASCII byte in a value.
     header: Buffer.concat([

@@ -1,0 +1,382 @@
+/**
+ * Fetches the response header of a URL from its origin, on raw TCP/TLS sockets so that the bytes
+ * delivered are exactly the bytes the origin sent (node:http would parse and rebuild them).
+ *
+ * One hop: resolve the name → check every address with the OutboundGuard → connect to a checked
+ * IP (never to the name, so DNS cannot answer differently between check and connect) → TLS with
+ * SNI and certificate checks against the URL's host → send a minimal HTTP/1.1 request → read until
+ * the header ends → destroy the socket without reading the body.
+ *
+ * Time limits per hop: connectTimeoutMs covers name resolution, TCP and the TLS handshake;
+ * headerTimeoutMs covers the whole header after that, so an origin dripping a byte a second fails.
+ */
+import { promises as dns } from "node:dns";
+import net from "node:net";
+import tls from "node:tls";
+import { HeadwireError, toHeadwireError, type ErrorCode } from "../errors.js";
+import type { HttpMethod, QueryOptions } from "../protocol/control.js";
+import { parseTarget, type FetchTarget } from "../url/target.js";
+import { fieldValues, HeaderBlockScanner } from "./header-block.js";
+import type { OutboundGuard } from "./outbound-guard.js";
+
+export interface ResolvedAddress {
+  address: string;
+  family: number;
+}
+
+export type AddressLookup = (host: string) => Promise<ResolvedAddress[]>;
+
+export interface OriginFetcherOptions {
+  connectTimeoutMs: number;
+  headerTimeoutMs: number;
+  /** Largest header accepted; with chain "all" it bounds the whole delivered chain. */
+  maxHeaderBytes: number;
+  /** Sent as the User-Agent header, e.g. "headwire/0.1.0". */
+  userAgent: string;
+  guard: OutboundGuard;
+  /** Accept any certificate (tests, debugging). */
+  insecureTls?: boolean;
+  /** Extra trusted CA certificates (PEM), replacing Node's default bundle. */
+  ca?: Buffer | string;
+  /** Name resolution; defaults to the system resolver (dns.lookup, all addresses). */
+  lookup?: AddressLookup;
+}
+
+export interface FetchResult {
+  /** The delivered header bytes: one hop's, or every hop's in order (chain "all"). */
+  header: Buffer;
+  /** Status code of the last response. */
+  status: number;
+  /** Responses fetched (1 + redirects followed). */
+  hops: number;
+}
+
+/** Validators for a conditional request (RFC 9110 §13.1). */
+export interface ConditionalFields {
+  "If-None-Match"?: string;
+  "If-Modified-Since"?: string;
+}
+
+interface HopResult {
+  header: Buffer;
+  status: number;
+  /** The final section of the response (interim 1xx sections excluded), to read Location from. */
+  finalSection: Buffer;
+}
+
+/** RFC 9110 §15.4: the redirect status codes whose Location is followed. */
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+const DNS_FAILURES: ReadonlySet<string> = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_NONAME", "EAI_NODATA", "EAI_FAIL"]);
+const CLOSED_FAILURES: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED"]);
+const HEADER_LINE_TEXT = /^[\x21-\x7e]+$/;
+const HEADER_VALUE_TEXT = /^[\x20-\x7e]+$/;
+
+const systemLookup: AddressLookup = (host) => dns.lookup(host, { all: true });
+
+export class OriginFetcher {
+  private readonly options: Required<Omit<OriginFetcherOptions, "ca">> & Pick<OriginFetcherOptions, "ca">;
+
+  constructor(options: OriginFetcherOptions) {
+    checkPositiveInteger("connectTimeoutMs", options.connectTimeoutMs);
+    checkPositiveInteger("headerTimeoutMs", options.headerTimeoutMs);
+    checkPositiveInteger("maxHeaderBytes", options.maxHeaderBytes);
+    if (typeof options.userAgent !== "string" || !HEADER_VALUE_TEXT.test(options.userAgent)) {
+      throw new TypeError("options.userAgent must be non-empty printable ASCII text");
+    }
+    if (options.guard === undefined) throw new TypeError("options.guard is required");
+    this.options = { insecureTls: false, lookup: systemLookup, ...options };
+  }
+
+  /**
+   * Fetches the header of `target`, following redirects as `query` asks. `conditional` fields
+   * (If-None-Match, If-Modified-Since: RFC 9111 §4.3.1) go on the first request only.
+   */
+  async fetch(target: FetchTarget, query: QueryOptions, conditional: ConditionalFields = {}): Promise<FetchResult> {
+    const delivered: Buffer[] = [];
+    let deliveredBytes = 0;
+    let current = target;
+    for (let hops = 1; ; hops++) {
+      const budget = query.chain === "all" ? this.options.maxHeaderBytes - deliveredBytes : this.options.maxHeaderBytes;
+      const hop = await this.fetchHop(current, query.method, budget, hops === 1 ? conditional : {});
+      if (query.chain === "last") delivered.length = 0;
+      delivered.push(hop.header);
+      deliveredBytes += hop.header.length;
+      const location = redirectLocation(hop);
+      if (location === undefined || query.redirects === 0) {
+        return { header: Buffer.concat(delivered), status: hop.status, hops };
+      }
+      if (hops > query.redirects) {
+        throw new HeadwireError("TOO_MANY_REDIRECTS", `still redirected after following ${query.redirects} redirects`);
+      }
+      current = redirectTarget(location, current);
+    }
+  }
+
+  /** One request and its response header. */
+  private async fetchHop(
+    target: FetchTarget,
+    method: HttpMethod,
+    maxHeaderBytes: number,
+    conditional: ConditionalFields,
+  ): Promise<HopResult> {
+    const request = buildRequest(target, method, this.options.userAgent, conditional);
+    const deadline = Date.now() + this.options.connectTimeoutMs;
+    const addresses = await this.resolveChecked(target, deadline);
+    const socket = await this.connect(target, addresses, deadline);
+    try {
+      const scanner = new HeaderBlockScanner(maxHeaderBytes);
+      await readHeader(socket, request, scanner, this.options.headerTimeoutMs);
+      const scan = scanner.result();
+      const header = scanner.header();
+      const final = scan.blocks.at(-1)!;
+      return { header, status: scan.status, finalSection: header.subarray(final.start, final.end) };
+    } finally {
+      socket.destroy();
+    }
+  }
+
+  /** Every address the host resolves to; all of them must pass the guard. */
+  private async resolveChecked(target: FetchTarget, deadline: number): Promise<string[]> {
+    const addresses = net.isIP(target.host) !== 0 ? [target.host] : await this.resolve(target.host, deadline);
+    for (const address of addresses) {
+      try {
+        if (net.isIP(address) === 0) throw new HeadwireError("BLOCKED_ADDRESS", `${address} is not an IP address`);
+        this.options.guard.check(address);
+      } catch (error) {
+        const via = address === target.host ? "" : `${target.host} resolves to `;
+        throw new HeadwireError("BLOCKED_ADDRESS", `${via}${(error as Error).message}`, { cause: error });
+      }
+    }
+    return addresses;
+  }
+
+  private async resolve(host: string, deadline: number): Promise<string[]> {
+    let results: ResolvedAddress[];
+    try {
+      results = await withTimeout(this.options.lookup(host), deadline - Date.now(), () => {
+        return new HeadwireError("DNS_NOT_FOUND", `${host} did not resolve within ${this.options.connectTimeoutMs} ms`);
+      });
+    } catch (error) {
+      if (error instanceof HeadwireError) throw error;
+      const code = errorCode(error);
+      if (code !== undefined && DNS_FAILURES.has(code)) {
+        throw new HeadwireError("DNS_NOT_FOUND", `${host} does not resolve (${code})`, { cause: error });
+      }
+      throw toHeadwireError(error, "ORIGIN_ERROR");
+    }
+    if (results.length === 0) throw new HeadwireError("DNS_NOT_FOUND", `${host} resolves to no address`);
+    return results.map((r) => r.address);
+  }
+
+  /** Connects to the first address that accepts, then starts TLS for https. */
+  private async connect(target: FetchTarget, addresses: string[], deadline: number): Promise<net.Socket> {
+    let lastError: HeadwireError | undefined;
+    for (const address of addresses) {
+      try {
+        const socket = await connectTcp(address, target.port, deadline);
+        return target.scheme === "https" ? await this.startTls(socket, target, deadline) : socket;
+      } catch (error) {
+        lastError = toHeadwireError(error, "ORIGIN_ERROR");
+        // A timeout spent the whole deadline; a TLS failure would repeat on the next address.
+        if (lastError.code !== "CONNECTION_REFUSED" && lastError.code !== "ORIGIN_ERROR") throw lastError;
+      }
+    }
+    throw lastError ?? new HeadwireError("ORIGIN_ERROR", `no address to connect to for ${target.host}`);
+  }
+
+  private startTls(socket: net.Socket, target: FetchTarget, deadline: number): Promise<tls.TLSSocket> {
+    const { insecureTls, ca } = this.options;
+    const tlsSocket = tls.connect({
+      socket,
+      // RFC 6066 §3: SNI carries host names only, never IP literals.
+      ...(net.isIP(target.host) === 0 ? { servername: target.host } : {}),
+      ...(ca !== undefined ? { ca } : {}),
+      rejectUnauthorized: !insecureTls,
+      ALPNProtocols: ["http/1.1"],
+      // Check the certificate against the URL's host, not the IP we connected to.
+      checkServerIdentity: (_hostname, cert) => tls.checkServerIdentity(target.host, cert),
+    });
+    tlsSocket.on("error", ignoreLateError);
+    return settleOnce<tls.TLSSocket>(tlsSocket, deadline - Date.now(), {
+      readyEvent: "secureConnect",
+      onTimeout: () => new HeadwireError("CONNECT_TIMEOUT", `TLS handshake with ${target.hostHeader} timed out`),
+      onError: (error) => tlsError(error, target),
+      onClose: () =>
+        new HeadwireError("TLS_FAILURE", `${target.hostHeader} closed the connection during the TLS handshake`),
+    });
+  }
+}
+
+function connectTcp(address: string, port: number, deadline: number): Promise<net.Socket> {
+  const where = net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+  const socket = net.connect({ host: address, port, noDelay: true });
+  socket.on("error", ignoreLateError);
+  return settleOnce<net.Socket>(socket, deadline - Date.now(), {
+    readyEvent: "connect",
+    onTimeout: () => new HeadwireError("CONNECT_TIMEOUT", `connecting to ${where} timed out`),
+    onError: (error) => connectError(error, where),
+    onClose: () => new HeadwireError("ORIGIN_ERROR", `connection to ${where} closed while connecting`),
+  });
+}
+
+/**
+ * Each phase (connect, handshake, header) listens for errors itself and reports them; this
+ * permanent listener keeps an error arriving between phases, or after the socket is given up,
+ * from crashing the process. Such an error also closes the socket, which the next phase sees.
+ */
+function ignoreLateError(): void {}
+
+interface SettleHandlers {
+  readyEvent: string;
+  onTimeout: () => HeadwireError;
+  onError: (error: Error) => HeadwireError;
+  onClose: () => HeadwireError;
+}
+
+/** Resolves with the socket on its ready event; on error, close or timeout destroys it and rejects. */
+function settleOnce<T extends net.Socket>(socket: T, timeoutMs: number, handlers: SettleHandlers): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      socket.off(handlers.readyEvent, onReady).off("error", onError).off("close", onClose);
+    };
+    const fail = (error: HeadwireError): void => {
+      cleanup();
+      socket.destroy();
+      reject(error);
+    };
+    const onReady = (): void => {
+      cleanup();
+      resolve(socket);
+    };
+    const onError = (error: Error): void => fail(handlers.onError(error));
+    const onClose = (): void => fail(handlers.onClose());
+    const timer = setTimeout(() => fail(handlers.onTimeout()), Math.max(0, timeoutMs));
+    socket.once(handlers.readyEvent, onReady).once("error", onError).once("close", onClose);
+  });
+}
+
+/**
+ * Writes the request and feeds the answer to the scanner until the header ends. RFC 9112 §9.6:
+ * "Connection: close" tells the origin not to keep the connection; we close it after the header.
+ */
+function readHeader(
+  socket: net.Socket,
+  request: Buffer,
+  scanner: HeaderBlockScanner,
+  timeoutMs: number,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const settle = (error?: unknown): void => {
+      clearTimeout(timer);
+      socket.off("data", onData).off("end", onEnd).off("error", onError).off("close", onEnd);
+      socket.pause();
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onData = (chunk: Buffer): void => {
+      try {
+        if (scanner.push(chunk)) settle();
+      } catch (error) {
+        settle(error);
+      }
+    };
+    const onEnd = (): void => {
+      try {
+        scanner.finish();
+        settle();
+      } catch (error) {
+        settle(error);
+      }
+    };
+    const onError = (error: Error): void => settle(readError(error));
+    const timer = setTimeout(() => {
+      settle(new HeadwireError("HEADER_TIMEOUT", `the header did not arrive within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.on("data", onData).once("end", onEnd).once("close", onEnd).once("error", onError);
+    socket.write(request);
+  });
+}
+
+/** RFC 9112 §3: request-line, then Host (RFC 9112 §3.2 requires it) and a few fixed fields. */
+function buildRequest(
+  target: FetchTarget,
+  method: HttpMethod,
+  userAgent: string,
+  conditional: ConditionalFields,
+): Buffer {
+  if (!HEADER_LINE_TEXT.test(target.path) || !HEADER_LINE_TEXT.test(target.hostHeader)) {
+    throw new HeadwireError("INVALID_URL", "the URL's path or host has characters that cannot be sent");
+  }
+  const lines = [
+    `${method} ${target.path} HTTP/1.1`,
+    `Host: ${target.hostHeader}`,
+    `User-Agent: ${userAgent}`,
+    "Accept: */*",
+    "Connection: close",
+  ];
+  for (const [name, value] of Object.entries(conditional)) {
+    if (value === undefined) continue;
+    if (!HEADER_VALUE_TEXT.test(value)) throw new HeadwireError("ORIGIN_ERROR", `cannot send ${name}: ${value}`);
+    lines.push(`${name}: ${value}`);
+  }
+  return Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1");
+}
+
+/** The Location of a redirect response, or undefined when the response is not one to follow. */
+function redirectLocation(hop: HopResult): string | undefined {
+  if (!REDIRECT_STATUSES.has(hop.status)) return undefined;
+  const [location] = fieldValues(hop.finalSection, "location");
+  if (location === undefined || location === "") return undefined;
+  return Buffer.from(location, "latin1").toString("utf8");
+}
+
+/** RFC 9110 §10.2.2: Location is a URI reference, resolved against the URL that was requested. */
+function redirectTarget(location: string, from: FetchTarget): FetchTarget {
+  let absolute: string;
+  try {
+    absolute = new URL(location, from.url).href;
+  } catch {
+    throw new HeadwireError(
+      "INVALID_URL",
+      `the redirect Location ${JSON.stringify(location.slice(0, 80))} is not a URL`,
+    );
+  }
+  return parseTarget(absolute);
+}
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), Math.max(0, timeoutMs));
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+function connectError(error: Error, where: string): HeadwireError {
+  const code = errorCode(error);
+  const mapped: ErrorCode =
+    code === "ECONNREFUSED" ? "CONNECTION_REFUSED" : code === "ETIMEDOUT" ? "CONNECT_TIMEOUT" : "ORIGIN_ERROR";
+  return new HeadwireError(mapped, `connecting to ${where} failed: ${error.message}`, { cause: error });
+}
+
+function tlsError(error: Error, target: FetchTarget): HeadwireError {
+  return new HeadwireError("TLS_FAILURE", `TLS with ${target.hostHeader} failed: ${error.message}`, { cause: error });
+}
+
+function readError(error: Error): HeadwireError {
+  const code = errorCode(error);
+  const mapped: ErrorCode = code !== undefined && CLOSED_FAILURES.has(code) ? "ORIGIN_CLOSED" : "ORIGIN_ERROR";
+  return new HeadwireError(mapped, `reading the header failed: ${error.message}`, { cause: error });
+}
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+function checkPositiveInteger(name: string, value: unknown): void {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw new RangeError(`options.${name} must be a positive integer, got ${String(value)}`);
+  }
+}

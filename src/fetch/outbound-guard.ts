@@ -1,0 +1,103 @@
+/**
+ * Decides which IP addresses headwire may connect to. A header fetcher reachable by anyone is an
+ * SSRF tool unless it refuses the server's own network: loopback services, the cloud metadata
+ * endpoint (169.254.169.254), RFC 1918 hosts, and so on. The guard judges the *resolved address*
+ * the fetcher is about to connect to, never the name, so no spelling of a host gets around it.
+ *
+ * Ranges come from ipaddr.js's range() classification; only "unicast" passes by default. That
+ * refuses loopback, private, linkLocal, carrierGradeNat, uniqueLocal, multicast, unspecified,
+ * broadcast, reserved, and the IPv6 transition ranges (6to4, Teredo, NAT64 rfc6052) that can
+ * embed an IPv4 address. IPv4-mapped (::ffff:a.b.c.d) and deprecated IPv4-compatible (::a.b.c.d,
+ * RFC 4291 §2.5.5.1) addresses are judged as the IPv4 address they carry.
+ */
+import ipaddr from "ipaddr.js";
+import { ConfigError } from "../config.js";
+import { HeadwireError } from "../errors.js";
+
+export interface OutboundGuardOptions {
+  /** Allow every address (development, tests, a private deployment). */
+  allowPrivate: boolean;
+  /** CIDR ranges allowed even though their class is refused, e.g. "10.1.2.0/24". */
+  allow: string[];
+}
+
+type Address = ipaddr.IPv4 | ipaddr.IPv6;
+type Cidr = [Address, number];
+
+const ALLOWED_RANGE = "unicast";
+const IPV4_COMPATIBLE: Cidr = ipaddr.parseCIDR("::/96");
+
+export class OutboundGuard {
+  private readonly allowPrivate: boolean;
+  private readonly allowed: readonly Cidr[];
+
+  constructor(options: OutboundGuardOptions) {
+    if (typeof options.allowPrivate !== "boolean") {
+      throw new ConfigError("outboundGuard.allowPrivate must be a boolean");
+    }
+    if (!Array.isArray(options.allow)) throw new ConfigError("outboundGuard.allow must be an array of CIDR strings");
+    this.allowPrivate = options.allowPrivate;
+    this.allowed = options.allow.map((cidr, index) => parseAllowedCidr(cidr, index));
+  }
+
+  /** Throws BLOCKED_ADDRESS unless the address may be connected to. */
+  check(address: string): void {
+    const verdict = this.judge(address);
+    if (verdict !== undefined) throw new HeadwireError("BLOCKED_ADDRESS", verdict);
+  }
+
+  isAllowed(address: string): boolean {
+    return this.judge(address) === undefined;
+  }
+
+  /** undefined when allowed, else why not. */
+  private judge(address: string): string | undefined {
+    const parsed = parseAddress(address);
+    if (parsed === undefined) return `${JSON.stringify(address)} is not an IP address`;
+    if (this.allowPrivate) return undefined;
+    const effective = embeddedIPv4(parsed) ?? parsed;
+    if (this.allowed.some((cidr) => matches(parsed, cidr) || matches(effective, cidr))) return undefined;
+    const range = effective.range();
+    if (range === ALLOWED_RANGE) return undefined;
+    const shown = effective === parsed ? address : `${address} (${effective.toString()})`;
+    return `${shown} is a ${range} address, refused by the outbound guard`;
+  }
+}
+
+function parseAddress(address: string): Address | undefined {
+  if (typeof address !== "string" || !ipaddr.isValid(address)) return undefined;
+  return ipaddr.parse(address);
+}
+
+/** The IPv4 address an IPv4-mapped or IPv4-compatible IPv6 address stands for. */
+function embeddedIPv4(address: Address): ipaddr.IPv4 | undefined {
+  if (address.kind() !== "ipv6") return undefined;
+  const v6 = address as ipaddr.IPv6;
+  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address();
+  // ::/128 and ::1/128 keep their own meaning (unspecified, loopback).
+  const special = v6.range();
+  if (special === "unspecified" || special === "loopback") return undefined;
+  if (!v6.match(IPV4_COMPATIBLE)) return undefined;
+  return new ipaddr.IPv4(v6.toByteArray().slice(12)); // the low 32 bits
+}
+
+function matches(address: Address, [network, bits]: Cidr): boolean {
+  return address.kind() === network.kind() && address.match(network, bits);
+}
+
+function parseAllowedCidr(cidr: unknown, index: number): Cidr {
+  const where = `outboundGuard.allow[${index}]`;
+  if (typeof cidr !== "string") throw new ConfigError(`${where} must be a CIDR string, got ${typeof cidr}`);
+  const match = /^([^/]+)\/(\d{1,3})$/.exec(cidr);
+  // Only canonical addresses: ipaddr.js also reads "127.1" or "0x7f.1", which a reader would not expect.
+  const isCanonical =
+    match !== null && (ipaddr.IPv4.isValidFourPartDecimal(match[1]!) || ipaddr.IPv6.isValid(match[1]!));
+  if (!isCanonical) {
+    throw new ConfigError(`${where} ${JSON.stringify(cidr)} is not a CIDR range like 203.0.113.0/24 or 2001:db8::/32`);
+  }
+  const maxBits = ipaddr.IPv4.isValidFourPartDecimal(match[1]!) ? 32 : 128;
+  if (Number(match[2]) > maxBits) {
+    throw new ConfigError(`${where} ${JSON.stringify(cidr)} has a prefix length above ${maxBits}`);
+  }
+  return ipaddr.parseCIDR(cidr);
+}
