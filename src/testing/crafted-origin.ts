@@ -12,17 +12,22 @@ export interface CraftedResponse {
   body?: string;
 }
 
+/** A fixed response, or one computed from the raw request (for conditional requests, say). */
+export type CraftedRoute = CraftedResponse | ((request: string) => CraftedResponse);
+
 export class CraftedOrigin {
   /** Requests received, by path. */
   readonly requests = new Map<string, number>();
+  /** The last raw request (request line and header) received, by path. */
+  readonly lastRequest = new Map<string, string>();
   private readonly sockets = new Set<Socket>();
 
   private constructor(
     private readonly server: Server,
-    private readonly routes: Map<string, CraftedResponse>,
+    private readonly routes: Map<string, CraftedRoute>,
   ) {}
 
-  static async start(routes: Record<string, CraftedResponse>, host = "127.0.0.1"): Promise<CraftedOrigin> {
+  static async start(routes: Record<string, CraftedRoute>, host = "127.0.0.1"): Promise<CraftedOrigin> {
     const server = createServer();
     const origin = new CraftedOrigin(server, new Map(Object.entries(routes)));
     server.on("connection", (socket) => origin.serve(socket));
@@ -43,7 +48,7 @@ export class CraftedOrigin {
     return total;
   }
 
-  set(path: string, response: CraftedResponse): void {
+  set(path: string, response: CraftedRoute): void {
     this.routes.set(path, response);
   }
 
@@ -58,7 +63,10 @@ export class CraftedOrigin {
       if (end === -1) return;
       const [, path = "/"] = /^[A-Z]+ (\S+) HTTP\/1\.[01]\r\n/.exec(received) ?? [];
       this.requests.set(path, (this.requests.get(path) ?? 0) + 1);
-      const route = this.routes.get(path) ?? {
+      const request = received.slice(0, end + 4);
+      this.lastRequest.set(path, request);
+      const found = this.routes.get(path);
+      const route = (typeof found === "function" ? found(request) : found) ?? {
         header: "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\n",
         body: "not found\n",
       };

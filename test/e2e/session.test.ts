@@ -110,7 +110,7 @@ test("the cache is persisted shortly after a change, without any terminate", asy
   t.after(() => origin.close());
   const server = await startServer(dir, { persistDelayMs: 10 }, t);
   const client = await HeadwireClient.connect({ serverPort: server.controlPort, outDir: dir });
-  t.after(() => client.terminate());
+  t.after(() => client.destroy());
   const written = server.cacheFile.nextWrite();
   await client.query({ url: `127.0.0.1:${origin.port}/twitch` });
   await written; // the scheduled write, triggered by the change alone

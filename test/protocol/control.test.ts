@@ -1,0 +1,366 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { HeadwireError, isErrorCode, ERROR_CODES, type ErrorCode } from "../../src/errors.js";
+import {
+  BYE_LINE,
+  DEFAULT_QUERY_OPTIONS,
+  MAX_REDIRECTS,
+  PONG_LINE,
+  LineDecoder,
+  formatError,
+  formatGreeting,
+  formatQuery,
+  formatTicket,
+  parseClientMessage,
+  parseServerMessage,
+  type CacheOutcome,
+  type LineEvent,
+  type Ticket,
+} from "../../src/protocol/control.js";
+
+/** Events in a comparable form: the text of a line, or the code of an error. */
+function summarise(events: LineEvent[]): string[] {
+  return events.map((e) => (e.kind === "line" ? `line:${e.text}` : `error:${e.error.code}`));
+}
+
+function decodeAll(maxLineBytes: number, chunks: Buffer[]): string[] {
+  const decoder = new LineDecoder(maxLineBytes);
+  return summarise(chunks.flatMap((chunk) => decoder.push(chunk)));
+}
+
+/** Splits `bytes` at the given cut points (any order, duplicates allowed). */
+function splitAt(bytes: Buffer, cuts: number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const chunks: Buffer[] = [];
+  let start = 0;
+  for (const point of [...points, bytes.length]) {
+    chunks.push(bytes.subarray(start, point));
+    start = point;
+  }
+  return chunks;
+}
+
+// Streams rich in line ends, CRs, over-long runs, invalid UTF-8 and controls.
+const streamByte = fc.oneof(
+  { weight: 6, arbitrary: fc.integer({ min: 0x61, max: 0x7a }) },
+  { weight: 2, arbitrary: fc.constantFrom(0x0a, 0x0d, 0x20, 0x09) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) },
+);
+const stream = fc.array(streamByte, { maxLength: 400 }).map((bytes) => Buffer.from(bytes));
+
+test("LineDecoder: any chunking of the same bytes yields the same events", () => {
+  fc.assert(
+    fc.property(stream, fc.array(fc.nat(), { maxLength: 20 }), fc.integer({ min: 1, max: 40 }), (bytes, cuts, max) => {
+      const whole = decodeAll(max, [bytes]);
+      assert.deepEqual(decodeAll(max, splitAt(bytes, cuts)), whole);
+      assert.deepEqual(
+        decodeAll(
+          max,
+          [...bytes].map((b) => Buffer.from([b])),
+        ),
+        whole,
+      );
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+test("LineDecoder: holds at most one line's worth of bytes", () => {
+  fc.assert(
+    fc.property(stream, fc.array(fc.nat(), { maxLength: 20 }), fc.integer({ min: 1, max: 40 }), (bytes, cuts, max) => {
+      const decoder = new LineDecoder(max);
+      for (const chunk of splitAt(bytes, cuts)) {
+        decoder.push(chunk);
+        assert.ok(decoder.bufferedBytes <= max + 1, `${decoder.bufferedBytes} > ${max + 1}`);
+      }
+    }),
+  );
+});
+
+test("LineDecoder: splits lines and drops one CR before LF", () => {
+  assert.deepEqual(decodeAll(64, [Buffer.from("PING\r\nQUERY a\nTERMINATE\r\n")]), [
+    "line:PING",
+    "line:QUERY a",
+    "line:TERMINATE",
+  ]);
+  assert.deepEqual(decodeAll(64, [Buffer.from("PING\r"), Buffer.from("\n")]), ["line:PING"]);
+  assert.deepEqual(decodeAll(64, [Buffer.from("\n\r\n")]), ["line:", "line:"]);
+  // Only one CR is a line end; a second is a control character in the line.
+  assert.deepEqual(decodeAll(64, [Buffer.from("PING\r\r\n")]), ["error:BAD_ENCODING"]);
+  // No LF yet: nothing.
+  assert.deepEqual(decodeAll(64, [Buffer.from("PING")]), []);
+});
+
+test("LineDecoder: one LINE_TOO_LONG per over-long line, and the next line still decodes", () => {
+  const max = 8;
+  assert.deepEqual(decodeAll(max, [Buffer.from("12345678\n")]), ["line:12345678"]);
+  assert.deepEqual(decodeAll(max, [Buffer.from("12345678\r\n")]), ["line:12345678"], "the CR does not count");
+  assert.deepEqual(decodeAll(max, [Buffer.from("123456789\nPING\n")]), ["error:LINE_TOO_LONG", "line:PING"]);
+  assert.deepEqual(decodeAll(max, [Buffer.from("123456789\r\nPING\n")]), ["error:LINE_TOO_LONG", "line:PING"]);
+  const huge = Buffer.alloc(100_000, 0x61);
+  assert.deepEqual(decodeAll(max, [huge, huge, Buffer.from("\nPING\n")]), ["error:LINE_TOO_LONG", "line:PING"]);
+  const decoder = new LineDecoder(max);
+  assert.deepEqual(summarise(decoder.push(huge)), ["error:LINE_TOO_LONG"]);
+  assert.equal(decoder.bufferedBytes, 0, "an over-long line is not kept");
+  assert.deepEqual(summarise(decoder.push(huge)), []);
+  assert.deepEqual(summarise(decoder.push(Buffer.from("x\nA\n"))), ["line:A"]);
+});
+
+test("LineDecoder: BAD_ENCODING for invalid UTF-8 and control characters, tab allowed", () => {
+  const bad = (bytes: number[]): string[] => decodeAll(64, [Buffer.from([...bytes, 0x0a])]);
+  assert.deepEqual(bad([0xff]), ["error:BAD_ENCODING"]);
+  assert.deepEqual(bad([0xc3]), ["error:BAD_ENCODING"], "truncated sequence");
+  assert.deepEqual(bad([0xc0, 0xaf]), ["error:BAD_ENCODING"], "overlong encoding");
+  assert.deepEqual(bad([0xed, 0xa0, 0x80]), ["error:BAD_ENCODING"], "UTF-16 surrogate");
+  assert.deepEqual(bad([0x41, 0x00, 0x42]), ["error:BAD_ENCODING"], "NUL");
+  assert.deepEqual(bad([0x41, 0x1b]), ["error:BAD_ENCODING"], "ESC");
+  assert.deepEqual(bad([0x7f]), ["error:BAD_ENCODING"], "DEL");
+  assert.deepEqual(bad([0x41, 0x0d, 0x42]), ["error:BAD_ENCODING"], "CR inside a line");
+  assert.deepEqual(bad([0x51, 0x09, 0x61]), ["line:Q\ta"]);
+  assert.deepEqual(decodeAll(64, [Buffer.from("ünïcödé ✓\n")]), ["line:ünïcödé ✓"]);
+  assert.deepEqual(decodeAll(64, [Buffer.from([0xff, 0x0a]), Buffer.from("PING\n")]), [
+    "error:BAD_ENCODING",
+    "line:PING",
+  ]);
+});
+
+test("LineDecoder: valid printable lines round-trip through any chunking", () => {
+  const lineText = fc.string({ unit: "grapheme", maxLength: 30 }).filter((s) => !/[\u0000-\u001f\u007f]/.test(s));
+  fc.assert(
+    fc.property(fc.array(lineText, { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 10 }), (lines, cuts) => {
+      const bytes = Buffer.from(lines.map((l) => `${l}\r\n`).join(""));
+      const maxLineBytes = Math.max(1, ...lines.map((l) => Buffer.byteLength(l)));
+      assert.deepEqual(
+        decodeAll(maxLineBytes, splitAt(bytes, cuts)),
+        lines.map((l) => `line:${l}`),
+      );
+    }),
+  );
+});
+
+test("parseClientMessage: QUERY, TERMINATE, PING", () => {
+  assert.deepEqual(parseClientMessage("QUERY www.twitch.tv"), {
+    kind: "query",
+    url: "www.twitch.tv",
+    options: DEFAULT_QUERY_OPTIONS,
+  });
+  assert.deepEqual(parseClientMessage("query \t http://a/b  "), {
+    kind: "query",
+    url: "http://a/b",
+    options: DEFAULT_QUERY_OPTIONS,
+  });
+  assert.deepEqual(parseClientMessage("TERMINATE"), { kind: "terminate" });
+  assert.deepEqual(parseClientMessage("terminate"), { kind: "terminate" });
+  assert.deepEqual(parseClientMessage("PING"), { kind: "ping" });
+});
+
+test("parseClientMessage: query options", () => {
+  assert.deepEqual(parseClientMessage("QUERY a method=HEAD redirects=5 chain=last"), {
+    kind: "query",
+    url: "a",
+    options: { method: "HEAD", redirects: 5, chain: "last" },
+  });
+  const options = (line: string): unknown => {
+    const message = parseClientMessage(line);
+    assert.equal(message.kind, "query");
+    return message.kind === "query" ? message.options : undefined;
+  };
+  assert.deepEqual(options(`QUERY a redirects=${MAX_REDIRECTS}`), {
+    ...DEFAULT_QUERY_OPTIONS,
+    redirects: MAX_REDIRECTS,
+  });
+  assert.deepEqual(options("QUERY a redirects=0 chain=all method=GET"), DEFAULT_QUERY_OPTIONS);
+  for (const bad of [
+    "QUERY a redirects=21",
+    "QUERY a redirects=-1",
+    "QUERY a redirects=",
+    "QUERY a redirects=100",
+    "QUERY a method=POST",
+    "QUERY a method=get",
+    "QUERY a chain=first",
+    "QUERY a colour=blue",
+    "QUERY a extra",
+  ]) {
+    assertCode(() => parseClientMessage(bad), "BAD_REQUEST", bad);
+  }
+});
+
+test("parseClientMessage: errors carry the protocol's codes", () => {
+  assertCode(() => parseClientMessage(""), "BAD_REQUEST");
+  assertCode(() => parseClientMessage("   "), "BAD_REQUEST");
+  assertCode(() => parseClientMessage("QUERY"), "BAD_REQUEST");
+  assertCode(() => parseClientMessage("TERMINATE now"), "BAD_REQUEST");
+  assertCode(() => parseClientMessage("GET / HTTP/1.1"), "UNKNOWN_COMMAND");
+  assertCode(() => parseClientMessage("x".repeat(10_000)), "UNKNOWN_COMMAND");
+  assert.throws(
+    () => parseClientMessage("x".repeat(10_000)),
+    (e: unknown) => e instanceof HeadwireError && e.message.length < 100,
+    "the echoed command is truncated",
+  );
+});
+
+test("formatQuery → parseClientMessage round trip", () => {
+  const url = fc.string({ unit: "grapheme-ascii", minLength: 1, maxLength: 50 }).filter((s) => !/[\s]/.test(s));
+  const options = fc.record(
+    {
+      method: fc.constantFrom("GET" as const, "HEAD" as const),
+      redirects: fc.integer({ min: 0, max: MAX_REDIRECTS }),
+      chain: fc.constantFrom("all" as const, "last" as const),
+    },
+    { requiredKeys: [], noNullPrototype: true },
+  );
+  fc.assert(
+    fc.property(url, options, (u, o) => {
+      const line = formatQuery(u, o);
+      assert.ok(line.endsWith("\n"));
+      assert.deepEqual(parseClientMessage(line.slice(0, -1)), {
+        kind: "query",
+        url: u,
+        options: { ...DEFAULT_QUERY_OPTIONS, ...o },
+      });
+    }),
+  );
+});
+
+const ticket: fc.Arbitrary<Ticket> = fc.record(
+  {
+    token: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => Buffer.from(b)),
+    udpHost: fc.oneof(fc.ipV4(), fc.ipV6(), fc.constantFrom("localhost", "headwire.example")),
+    udpPort: fc.integer({ min: 1, max: 65535 }),
+    bytes: fc.integer({ min: 0, max: 0xffff_ffff }),
+    chunks: fc.integer({ min: 1, max: 0xffff_ffff }),
+    cache: fc.constantFrom<CacheOutcome>("HIT", "MISS", "STALE", "REVALIDATED"),
+    status: fc.integer({ min: 100, max: 999 }),
+    sha256: fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b)),
+    storeUnavailable: fc.boolean(),
+  },
+  { noNullPrototype: true },
+);
+
+test("formatTicket → parseServerMessage round trip, IPv4, IPv6 and names", () => {
+  fc.assert(
+    fc.property(ticket, (t) => {
+      const line = formatTicket(t);
+      assert.ok(line.endsWith("\n") && !line.slice(0, -1).includes("\n"));
+      assert.deepEqual(parseServerMessage(line.slice(0, -1)), { kind: "ticket", ticket: t });
+    }),
+  );
+  const fixed: Ticket = {
+    token: Buffer.alloc(16, 0xab),
+    udpHost: "::1",
+    udpPort: 50367,
+    bytes: 1234,
+    chunks: 2,
+    cache: "MISS",
+    status: 200,
+    sha256: Buffer.alloc(32, 0xcd),
+    storeUnavailable: false,
+  };
+  const line = formatTicket(fixed);
+  assert.match(line, /udp=\[::1\]:50367 /);
+  assert.deepEqual(parseServerMessage(line.trimEnd()), { kind: "ticket", ticket: fixed });
+  assert.deepEqual(parseServerMessage(formatTicket({ ...fixed, udpHost: "127.0.0.1" }).trimEnd()), {
+    kind: "ticket",
+    ticket: { ...fixed, udpHost: "127.0.0.1" },
+  });
+});
+
+test("parseServerMessage rejects malformed tickets", () => {
+  const good = formatTicket({
+    token: Buffer.alloc(16, 1),
+    udpHost: "127.0.0.1",
+    udpPort: 9,
+    bytes: 1,
+    chunks: 1,
+    cache: "HIT",
+    status: 200,
+    sha256: Buffer.alloc(32, 2),
+  }).trimEnd();
+  assert.equal(parseServerMessage(good).kind, "ticket");
+  const mutations: [RegExp, string][] = [
+    [/token=\w+/, "token=00"],
+    [/token=\w+/, ""],
+    [/udp=\S+/, "udp=127.0.0.1:0"],
+    [/udp=\S+/, "udp=127.0.0.1:65536"],
+    [/udp=\S+/, "udp=127.0.0.1"],
+    [/udp=\S+/, "udp=::1:9"],
+    [/cache=\w+/, "cache=MAYBE"],
+    [/cache=\w+/, "cache=hit"],
+    [/status=\d+/, "status=20"],
+    [/sha256=\w+/, "sha256=zz"],
+    [/bytes=\d+/, "bytes=-1"],
+  ];
+  for (const [pattern, replacement] of mutations) {
+    const line = good.replace(pattern, replacement);
+    assertCode(() => parseServerMessage(line), "PROTOCOL_ERROR", line);
+  }
+});
+
+test("formatError → parseServerMessage round trip, with line ends neutralised", () => {
+  const code = fc.constantFrom(...(Object.keys(ERROR_CODES) as ErrorCode[]));
+  fc.assert(
+    fc.property(code, fc.string({ maxLength: 600 }), (c, message) => {
+      const line = formatError(new HeadwireError(c, message));
+      assert.ok(line.endsWith("\n") && !/[\r\n]/.test(line.slice(0, -1)));
+      const parsed = parseServerMessage(line.slice(0, -1));
+      assert.deepEqual(parsed, {
+        kind: "error",
+        code: c,
+        message: message.replace(/[\u0000-\u001f\u007f]+/g, " ").slice(0, 512),
+      });
+    }),
+  );
+  assert.equal(
+    formatError(new HeadwireError("DNS_NOT_FOUND", "no\r\nsuch\thost")),
+    "ERROR DNS_NOT_FOUND no such host\n",
+  );
+  assert.deepEqual(parseServerMessage("ERROR SERVER_BUSY"), {
+    kind: "error",
+    code: "SERVER_BUSY",
+    message: ERROR_CODES.SERVER_BUSY,
+  });
+  assertCode(() => parseServerMessage("ERROR NO_SUCH_CODE x"), "PROTOCOL_ERROR");
+});
+
+test("an error line survives the wire: bytes → LineDecoder → parseServerMessage", () => {
+  const code = fc.constantFrom(...(Object.keys(ERROR_CODES) as ErrorCode[]));
+  // At most 400 UTF-16 units, so the 512-unit cut in formatError never splits a surrogate pair.
+  fc.assert(
+    fc.property(code, fc.string({ unit: "binary", maxLength: 200 }), (c, message) => {
+      const events = new LineDecoder(8192).push(Buffer.from(formatError(new HeadwireError(c, message))));
+      assert.equal(events.length, 1);
+      const [event] = events;
+      assert.equal(event?.kind, "line");
+      if (event?.kind !== "line") return;
+      assert.deepEqual(parseServerMessage(event.text), {
+        kind: "error",
+        code: c,
+        message: message.replace(/[\u0000-\u001f\u007f]+/g, " "),
+      });
+    }),
+  );
+});
+
+test("parseServerMessage: greeting, BYE, PONG and the unknown", () => {
+  assert.deepEqual(parseServerMessage(formatGreeting("headwire 0.1.0").trimEnd()), {
+    kind: "greeting",
+    server: "headwire 0.1.0",
+  });
+  assert.deepEqual(parseServerMessage(BYE_LINE.trimEnd()), { kind: "bye" });
+  assert.deepEqual(parseServerMessage(PONG_LINE.trimEnd()), { kind: "pong" });
+  assertCode(() => parseServerMessage("HEADWIRE/2 READY x"), "PROTOCOL_ERROR");
+  assertCode(() => parseServerMessage("HEADWIRE/1 BUSY"), "PROTOCOL_ERROR");
+  assertCode(() => parseServerMessage("HELLO"), "PROTOCOL_ERROR");
+  assertCode(() => parseServerMessage(""), "PROTOCOL_ERROR");
+});
+
+test("every error code is known to isErrorCode, and nothing else is", () => {
+  for (const code of Object.keys(ERROR_CODES)) assert.ok(isErrorCode(code));
+  assert.ok(!isErrorCode("toString"));
+  assert.ok(!isErrorCode("__proto__"));
+});
+
+function assertCode(fn: () => unknown, code: ErrorCode, label?: string): void {
+  assert.throws(fn, (e: unknown) => e instanceof HeadwireError && e.code === code, label);
+}
