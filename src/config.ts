@@ -96,8 +96,14 @@ export interface ClientConfig {
   connectTimeoutMs: number;
   /** Time allowed for the server's reply to one query (it may fetch from the origin meanwhile). */
   replyTimeoutMs: number;
-  /** Wait for the next chunk before asking again for what is missing. */
+  /**
+   * Initial wait for the next chunk before asking again for what is missing. Once chunks arrive
+   * the wait adapts to the measured round-trip time (RFC 6298's estimator), between
+   * minChunkTimeoutMs and maxChunkTimeoutMs, and doubles on each silent round.
+   */
   chunkTimeoutMs: number;
+  minChunkTimeoutMs: number;
+  maxChunkTimeoutMs: number;
   /** Requests for missing chunks before delivery is given up. */
   maxDeliveryAttempts: number;
   /** Chunks asked for at once (the receive window). */
@@ -111,6 +117,8 @@ export const DEFAULT_CLIENT_CONFIG: ClientConfig = {
   connectTimeoutMs: 5_000,
   replyTimeoutMs: 30_000,
   chunkTimeoutMs: 200,
+  minChunkTimeoutMs: 20,
+  maxChunkTimeoutMs: 1000,
   maxDeliveryAttempts: 12,
   windowChunks: 32,
 };
@@ -151,6 +159,8 @@ const CLIENT_BOUNDS: Record<NumericKeys<ClientConfig>, Bound> = {
   connectTimeoutMs: { min: 1, max: 600_000 },
   replyTimeoutMs: { min: 1, max: 3_600_000 },
   chunkTimeoutMs: { min: 1, max: 60_000 },
+  minChunkTimeoutMs: { min: 1, max: 60_000 },
+  maxChunkTimeoutMs: { min: 1, max: 60_000 },
   maxDeliveryAttempts: { min: 1, max: 1000 },
   windowChunks: { min: 1, max: 4096 },
 };

@@ -1,8 +1,8 @@
 /**
  * Collects one header over UDP: from a fresh ephemeral port, asks the server for a window of
- * chunks, keeps asking for what is missing (timeouts, bounded attempts, backoff), reassembles,
- * and checks the length and SHA-256 the TCP ticket announced. Duplicates, reordering and
- * corrupt datagrams are harmless: each chunk is checked (CRC-32) and stored once by index.
+ * chunks, keeps asking for what is missing (adaptive timeouts, bounded attempts, backoff),
+ * reassembles, and checks the length and SHA-256 the TCP ticket announced. Duplicates,
+ * reordering and corrupt datagrams are harmless: each chunk is checked (CRC-32) and stored once.
  */
 import { createHash } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
@@ -10,15 +10,18 @@ import { once } from "node:events";
 import { isIP } from "node:net";
 import { HeadwireError } from "../errors.js";
 import type { Ticket } from "../protocol/control.js";
-import type { ClientTrace } from "./control-connection.js";
 import { decodeDatagram, encodeRequest, MAX_RANGES_PER_REQUEST, type ChunkRange } from "../protocol/datagram.js";
+import type { ClientTrace } from "./control-connection.js";
 
 export interface ReceiveOptions {
-  /** Wait for the next chunk before asking again for what is missing; doubles on each silent round. */
+  /** First wait for a chunk before asking again, until a round trip has been measured. */
   chunkTimeoutMs: number;
-  /** Rounds of asking with no progress before giving up. */
+  /** Bounds of the adaptive wait. */
+  minChunkTimeoutMs: number;
+  maxChunkTimeoutMs: number;
+  /** Silent rounds in a row before giving up. */
   maxDeliveryAttempts: number;
-  /** Chunks asked for at once. */
+  /** Chunks asked for and not yet received, at most. */
   windowChunks: number;
 }
 
@@ -27,9 +30,14 @@ export interface ReceiveStats {
   chunksReceived: number;
   duplicates: number;
   rejected: number;
+  silentRounds: number;
 }
 
-const MAX_BACKOFF_MS = 2000;
+/**
+ * Requests sent after a silence go out this many times: on a lossy path a lost re-request costs a
+ * whole timeout, a duplicate only one more chunk (within the server's per-ticket budget).
+ */
+const REASK_COPIES = 2;
 
 export async function receiveHeader(
   ticket: Ticket,
@@ -47,13 +55,45 @@ export async function receiveHeader(
   }
 }
 
+/** RFC 6298 §2: smoothed round-trip time and its variation give the retransmission timeout. */
+class RetransmissionTimer {
+  private srttMs: number | undefined;
+  private rttvarMs = 0;
+  private rtoMs: number;
+
+  constructor(private readonly options: ReceiveOptions) {
+    this.rtoMs = options.chunkTimeoutMs;
+  }
+
+  sample(rttMs: number): void {
+    if (this.srttMs === undefined) {
+      this.srttMs = rttMs;
+      this.rttvarMs = rttMs / 2;
+    } else {
+      this.rttvarMs = 0.75 * this.rttvarMs + 0.25 * Math.abs(this.srttMs - rttMs);
+      this.srttMs = 0.875 * this.srttMs + 0.125 * rttMs;
+    }
+    this.rtoMs = this.srttMs + 4 * this.rttvarMs;
+  }
+
+  /** The wait after `silentRounds` rounds without progress: doubled each time, within bounds. */
+  timeoutMs(silentRounds: number): number {
+    const base = Math.max(this.options.minChunkTimeoutMs, this.rtoMs);
+    return Math.min(this.options.maxChunkTimeoutMs, base * 2 ** silentRounds);
+  }
+}
+
 class Reassembly {
   private readonly header: Buffer;
-  private readonly received: boolean[];
+  private readonly received: Uint8Array;
+  /** When each chunk was first asked for; chunks asked again give no round-trip sample (Karn). */
+  private readonly askedAtMs: Float64Array;
+  private readonly askedAgain: Uint8Array;
   private receivedCount = 0;
   /** Chunks below this index have all been asked for at least once. */
   private nextToAsk = 0;
-  readonly stats: ReceiveStats = { requestsSent: 0, chunksReceived: 0, duplicates: 0, rejected: 0 };
+  private readonly timer: RetransmissionTimer;
+  readonly stats: ReceiveStats = { requestsSent: 0, chunksReceived: 0, duplicates: 0, rejected: 0, silentRounds: 0 };
 
   constructor(
     private readonly socket: Socket,
@@ -62,16 +102,18 @@ class Reassembly {
     private readonly trace?: ClientTrace,
   ) {
     this.header = Buffer.alloc(ticket.bytes);
-    this.received = new Array<boolean>(ticket.chunks).fill(false);
+    this.received = new Uint8Array(ticket.chunks);
+    this.askedAtMs = new Float64Array(ticket.chunks);
+    this.askedAgain = new Uint8Array(ticket.chunks);
+    this.timer = new RetransmissionTimer(options);
   }
 
   run(): Promise<{ header: Buffer; stats: ReceiveStats }> {
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timeout: NodeJS.Timeout | undefined;
       let silentRounds = 0;
-      let timeoutMs = this.options.chunkTimeoutMs;
       const finish = (error?: HeadwireError) => {
-        clearTimeout(timer);
+        clearTimeout(timeout);
         this.socket.removeAllListeners("message");
         if (error) return reject(error);
         const digest = createHash("sha256").update(this.header).digest();
@@ -81,11 +123,12 @@ class Reassembly {
         resolve({ header: this.header, stats: this.stats });
       };
       const arm = () => {
-        clearTimeout(timer);
-        timer = setTimeout(onSilence, timeoutMs);
+        clearTimeout(timeout);
+        timeout = setTimeout(onSilence, this.timer.timeoutMs(silentRounds));
       };
       const onSilence = () => {
         silentRounds++;
+        this.stats.silentRounds++;
         if (silentRounds >= this.options.maxDeliveryAttempts) {
           return finish(
             new HeadwireError(
@@ -94,14 +137,12 @@ class Reassembly {
             ),
           );
         }
-        timeoutMs = Math.min(timeoutMs * 2, MAX_BACKOFF_MS);
         this.askMissing();
         arm();
       };
       this.socket.on("message", (message: Buffer) => {
         if (!this.accept(message)) return;
         silentRounds = 0;
-        timeoutMs = this.options.chunkTimeoutMs;
         if (this.receivedCount === this.ticket.chunks) return finish();
         this.askAhead();
         arm();
@@ -124,19 +165,21 @@ class Reassembly {
       this.stats.rejected++;
       return false;
     }
-    if (this.received[datagram.index]) {
+    const { index } = datagram;
+    if (this.received[index]) {
       this.stats.duplicates++;
       return false;
     }
     this.trace?.(
       "udp",
       "recv",
-      `CHUNK ${datagram.index + 1}/${datagram.count} (${message.length} bytes, ${datagram.payload.length} of the header)`,
+      `CHUNK ${index + 1}/${datagram.count} (${message.length} bytes, ${datagram.payload.length} of the header)`,
     );
     datagram.payload.copy(this.header, datagram.offset);
-    this.received[datagram.index] = true;
+    this.received[index] = 1;
     this.receivedCount++;
     this.stats.chunksReceived++;
+    if (!this.askedAgain[index]) this.timer.sample(performance.now() - this.askedAtMs[index]!);
     return true;
   }
 
@@ -146,7 +189,9 @@ class Reassembly {
     const room = this.options.windowChunks - outstanding;
     if (room <= 0 || this.nextToAsk >= this.ticket.chunks) return;
     const count = Math.min(room, this.ticket.chunks - this.nextToAsk);
-    this.send([{ first: this.nextToAsk, count }]);
+    const now = performance.now();
+    for (let i = this.nextToAsk; i < this.nextToAsk + count; i++) this.askedAtMs[i] = now;
+    this.send([{ first: this.nextToAsk, count }], 1);
     this.nextToAsk += count;
   }
 
@@ -156,29 +201,32 @@ class Reassembly {
     let budget = this.options.windowChunks;
     for (let i = 0; i < this.nextToAsk && budget > 0 && ranges.length < MAX_RANGES_PER_REQUEST; i++) {
       if (this.received[i]) continue;
+      this.askedAgain[i] = 1;
       const last = ranges[ranges.length - 1];
       if (last && last.first + last.count === i) last.count++;
       else ranges.push({ first: i, count: 1 });
       budget--;
     }
-    if (ranges.length > 0) this.send(ranges);
+    if (ranges.length > 0) this.send(ranges, REASK_COPIES);
     else this.askAhead();
   }
 
   private receivedBelow(limit: number): number {
     let count = 0;
-    for (let i = 0; i < limit; i++) if (this.received[i]) count++;
+    for (let i = 0; i < limit; i++) count += this.received[i]!;
     return count;
   }
 
-  private send(ranges: ChunkRange[]): void {
-    this.stats.requestsSent++;
+  private send(ranges: ChunkRange[], copies: number): void {
     const datagram = encodeRequest(this.ticket.token, ranges);
     if (this.trace) {
       const wanted = ranges.map((r) => (r.count === 1 ? `${r.first}` : `${r.first}-${r.first + r.count - 1}`));
       const from = this.socket.address().port;
       this.trace("udp", "send", `REQUEST chunks ${wanted.join(",")} (${datagram.length} bytes, from port ${from})`);
     }
-    this.socket.send(datagram, this.ticket.udpPort, this.ticket.udpHost);
+    for (let copy = 0; copy < copies; copy++) {
+      this.stats.requestsSent++;
+      this.socket.send(datagram, this.ticket.udpPort, this.ticket.udpHost);
+    }
   }
 }

@@ -27,6 +27,11 @@ export interface QueryResult {
   header?: Buffer;
 }
 
+export interface DataAddress {
+  host: string;
+  port: number;
+}
+
 export interface QueryRequest {
   url: string;
   options?: Partial<QueryOptions>;
@@ -39,12 +44,21 @@ export class HeadwireClient {
     readonly config: ClientConfig,
     private readonly connection: ControlConnection,
     private readonly trace?: ClientTrace,
+    private readonly dataAddress?: DataAddress,
   ) {}
 
-  static async connect(overrides: Partial<ClientConfig> = {}, trace?: ClientTrace): Promise<HeadwireClient> {
+  /**
+   * Opens a session. `dataAddress` sends UDP requests there instead of where tickets say (a
+   * relay, a port forward), like curl's --connect-to.
+   */
+  static async connect(
+    overrides: Partial<ClientConfig> = {},
+    trace?: ClientTrace,
+    dataAddress?: DataAddress,
+  ): Promise<HeadwireClient> {
     const config = resolveClientConfig(overrides);
     const connection = await ControlConnection.open(config.serverHost, config.serverPort, config, trace);
-    return new HeadwireClient(config, connection, trace);
+    return new HeadwireClient(config, connection, trace, dataAddress);
   }
 
   get serverName(): string {
@@ -71,7 +85,10 @@ export class HeadwireClient {
       throw new HeadwireError("PROTOCOL_ERROR", `unexpected reply to a query: ${reply.kind}`);
     const { ticket } = reply;
     try {
-      const { header } = await receiveHeader(ticket, this.config, this.trace);
+      const target = this.dataAddress
+        ? { ...ticket, udpHost: this.dataAddress.host, udpPort: this.dataAddress.port }
+        : ticket;
+      const { header } = await receiveHeader(target, this.config, this.trace);
       const result: QueryResult = {
         url: request.url,
         status: ticket.status,

@@ -119,3 +119,18 @@ async function waitFor(condition: () => boolean): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+test("worst-case amplification of one request is the documented factor (64 chunks for 32 bytes)", async (t) => {
+  const { server, ticket } = await setup(t, 100_000);
+  const socket = await udpSocket(t);
+  const inbox = collector(socket);
+  const request = encodeRequest(ticket.token, [{ first: 0, count: ticket.chunks }]);
+  assert.equal(request.length, 32);
+  socket.send(request, ticket.udpPort, ticket.udpHost);
+  await inbox.until(64);
+  const sent = inbox.received.reduce((sum, d) => sum + d.length, 0);
+  // docs/protocol.md, "Budget and amplification": at most 64 × 1200 bytes for one 32-byte request.
+  assert.ok(sent / request.length <= 2400, `factor ${sent / request.length}`);
+  // The server sends a request's chunks in one go, so its count is final once 64 have arrived.
+  assert.equal(server.dataStats!.chunksSent, 64, "no more than 64 chunks for one request");
+});
