@@ -50,8 +50,10 @@ export interface ServerConfig {
   negativeTtlMs: number;
   /** How long one server of a fleet may hold a URL's fill claim in the shared cache. */
   fillLockMs: number;
-  /** Token that lets a remote session use admin commands (PURGE); loopback sessions need none. */
+  /** Token that lets a remote session use admin commands (PURGE) after AUTH. */
   adminToken: string;
+  /** Sessions from loopback may use admin commands without AUTH. */
+  loopbackIsAdmin: boolean;
   /** Delay between a cache change and its persistence (changes in between are written together). */
   persistDelayMs: number;
   /** Longest a shutdown waits for in-flight queries before persisting and exiting anyway. */
@@ -83,6 +85,7 @@ export const DEFAULT_SERVER_CONFIG: ServerConfig = {
   negativeTtlMs: 2_000,
   fillLockMs: 5_000,
   adminToken: "",
+  loopbackIsAdmin: true,
   persistDelayMs: 200,
   shutdownGraceMs: 10_000,
 };

@@ -1,5 +1,6 @@
 import { Command, type CommanderError } from "commander";
 import { VERSION } from "../version.js";
+import { cacheCommand } from "./cache-command.js";
 import { clientCommand } from "./client-command.js";
 import { demoCommand } from "./demo-command.js";
 import { serverCommand } from "./server-command.js";
@@ -13,7 +14,7 @@ const program = new Command("headwire")
   .showHelpAfterError()
   .exitOverride(exitOnUsageError);
 
-for (const command of [serverCommand(), clientCommand(), demoCommand()]) {
+for (const command of [serverCommand(), clientCommand(), cacheCommand(), demoCommand()]) {
   program.addCommand(command.copyInheritedSettings(program).exitOverride(exitOnUsageError));
 }
 

@@ -31,10 +31,30 @@ export function serverCommand(): Command {
     )
     .addOption(new Option("--cache-file <path>", "persisted cache").env("HEADWIRE_CACHE_FILE").default(d.cacheFile))
     .addOption(
+      new Option(
+        "--cache <url>",
+        "shared cache for a fleet: redis://HOST:PORT/DB (default: memory + --cache-file)",
+      ).env("HEADWIRE_CACHE"),
+    )
+    .addOption(
       new Option("--cache-entries <n>", "entries kept in the LRU cache")
         .env("HEADWIRE_CACHE_ENTRIES")
         .argParser(integer)
         .default(d.cacheMaxEntries),
+    )
+    .addOption(limit("--cache-max-bytes <n>", "header bytes kept in the LRU cache in all", d.cacheMaxBytes))
+    .addOption(
+      limit("--cache-max-entry-bytes <n>", "larger headers are delivered but not cached", d.cacheMaxEntryBytes),
+    )
+    .addOption(limit("--default-ttl-ms <ms>", "lifetime of responses without freshness information", d.defaultTtlMs))
+    .addOption(limit("--max-stale-ms <ms>", "serve stale this long past freshness when the origin fails", d.maxStaleMs))
+    .addOption(limit("--negative-ttl-ms <ms>", "remember an origin failure this long", d.negativeTtlMs))
+    .addOption(limit("--fill-lock-ms <ms>", "fleet: how long one server may claim a URL's fetch", d.fillLockMs))
+    .addOption(limit("--persist-delay-ms <ms>", "write the cache file this long after a change", d.persistDelayMs))
+    .addOption(
+      new Option("--admin-token <token>", "lets remote sessions use PURGE after AUTH <token> (≥ 16 characters)").env(
+        "HEADWIRE_ADMIN_TOKEN",
+      ),
     )
     .addOption(limit("--ticket-ttl-ms <ms>", "how long a delivery ticket can be collected", d.ticketTtlMs))
     .addOption(limit("--idle-timeout-ms <ms>", "close sessions idle this long", d.idleTimeoutMs))
@@ -72,6 +92,15 @@ persists the cache and exits 0.`,
         advertiseHost: opts.advertise ?? "",
         cacheFile: opts.cacheFile,
         cacheMaxEntries: opts.cacheEntries,
+        cacheUrl: opts.cache ?? "",
+        cacheMaxBytes: opts.cacheMaxBytes,
+        cacheMaxEntryBytes: opts.cacheMaxEntryBytes,
+        defaultTtlMs: opts.defaultTtlMs,
+        maxStaleMs: opts.maxStaleMs,
+        negativeTtlMs: opts.negativeTtlMs,
+        fillLockMs: opts.fillLockMs,
+        persistDelayMs: opts.persistDelayMs,
+        adminToken: opts.adminToken ?? "",
         ticketTtlMs: opts.ticketTtlMs,
         idleTimeoutMs: opts.idleTimeoutMs,
         maxSessions: opts.maxSessions,
@@ -83,14 +112,20 @@ persists the cache and exits 0.`,
         retransmitBudget: opts.retransmitBudget,
         shutdownGraceMs: opts.shutdownGraceMs,
       };
-      const server = new HeadwireServer({
-        ...overrides,
-        allowPrivate: opts.allowPrivate,
-        allow: opts.allow ?? [],
-        insecureTls: opts.insecure,
-        caFile: opts.caFile,
-      });
-      await server.start();
+      let server: HeadwireServer;
+      try {
+        server = new HeadwireServer({
+          ...overrides,
+          allowPrivate: opts.allowPrivate,
+          allow: opts.allow ?? [],
+          insecureTls: opts.insecure,
+          caFile: opts.caFile,
+        });
+        await server.start();
+      } catch (error) {
+        process.stderr.write(`headwire server: cannot start: ${(error as Error).message}\n`);
+        process.exit(1);
+      }
       process.stdout.write(
         `headwire server ready: control tcp port ${server.controlPort}, data udp port ${server.dataPort}\n`,
       );

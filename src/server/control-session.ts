@@ -40,6 +40,8 @@ export interface SessionHandler {
 }
 
 export interface SessionLimits {
+  /** Loopback peers may use admin commands without AUTH. */
+  loopbackIsAdmin: boolean;
   maxLineBytes: number;
   idleTimeoutMs: number;
   maxQueuedQueries: number;
@@ -64,7 +66,7 @@ export class ControlSession {
       id,
       peerAddress: canonicalAddress(socket.remoteAddress ?? ""),
       localAddress: canonicalAddress(socket.localAddress ?? ""),
-      admin: isLoopback(socket.remoteAddress ?? ""),
+      admin: limits.loopbackIsAdmin && isLoopback(socket.remoteAddress ?? ""),
     };
     this.decoder = new LineDecoder(limits.maxLineBytes);
     socket.setNoDelay(true);

@@ -190,6 +190,7 @@ export class HeadwireServer {
       id,
       `headwire/${VERSION}`,
       {
+        loopbackIsAdmin: this.config.loopbackIsAdmin,
         maxLineBytes: this.config.maxLineBytes,
         idleTimeoutMs: this.config.idleTimeoutMs,
         maxQueuedQueries: this.config.maxQueuedQueriesPerSession,

@@ -1,0 +1,158 @@
+import { connect } from "node:net";
+import { Command, Option } from "commander";
+import { CacheFile, CacheFileOwnedError } from "../cache/cache-file.js";
+import { MemoryCacheStore } from "../cache/memory-cache-store.js";
+import { DEFAULT_SERVER_CONFIG } from "../config.js";
+import { HeadwireError, toHeadwireError } from "../errors.js";
+import { LineDecoder, parseServerMessage } from "../protocol/control.js";
+import { parseTarget } from "../url/target.js";
+import { hostAndPort } from "./parse.js";
+
+export function cacheCommand(): Command {
+  const cache = new Command("cache")
+    .summary("look into or purge a server's cache")
+    .description(
+      "Work on a cache file while its server is down (list, purge), or ask a running server to purge\n" +
+        "over its control channel (purge --server).",
+    );
+  cache
+    .command("list")
+    .description("List the entries of a cache file: URL, status, when stored, bytes.")
+    .addOption(cacheFileOption())
+    .action(async (opts: { cacheFile: string }) => {
+      process.exitCode = await offline(opts.cacheFile, async (file, store) => {
+        for (const entry of store.snapshot().reverse()) {
+          const stored = new Date(entry.storedAtMs).toISOString();
+          process.stdout.write(`${entry.key}\t${entry.status}\t${stored}\t${entry.header.length} bytes\n`);
+        }
+        process.stderr.write(`${store.size} entries in ${file.path}\n`);
+      });
+    });
+  cache
+    .command("purge")
+    .description(
+      "Drop one URL's entries (every query variant) or all of them.\n" +
+        "Without --server it edits the cache file, which only works while no server owns it.\n" +
+        "With --server it sends PURGE to a running server: allowed from loopback, or with --token.",
+    )
+    .argument("[url]", "the URL to drop")
+    .option("--all", "drop every entry")
+    .addOption(cacheFileOption())
+    .addOption(new Option("-s, --server <host:port>", "purge on this running server instead"))
+    .addOption(new Option("--token <token>", "the server's admin token (--admin-token)").env("HEADWIRE_ADMIN_TOKEN"))
+    .addHelpText(
+      "after",
+      `
+Examples:
+  headwire cache purge www.twitch.tv                     # server stopped: edits ./cache.txt
+  headwire cache purge --all --cache-file /var/lib/headwire/cache.txt
+  headwire cache purge --server 127.0.0.1:50366 www.twitch.tv
+  HEADWIRE_ADMIN_TOKEN=… headwire cache purge --server cache1.example:50366 --all`,
+    )
+    .action(async (url: string | undefined, opts: PurgeOptions) => {
+      if ((url === undefined) === !opts.all) {
+        process.stderr.write("headwire cache purge: give a URL or --all\n");
+        process.exitCode = 2;
+        return;
+      }
+      process.exitCode = opts.server ? await purgeOnline(url, opts) : await purgeOffline(url, opts.cacheFile);
+    });
+  return cache;
+}
+
+interface PurgeOptions {
+  all?: boolean;
+  cacheFile: string;
+  server?: string;
+  token?: string;
+}
+
+function cacheFileOption(): Option {
+  return new Option("--cache-file <path>", "the cache file")
+    .env("HEADWIRE_CACHE_FILE")
+    .default(DEFAULT_SERVER_CONFIG.cacheFile);
+}
+
+/** Runs `work` on a cache file this process owns for the duration (so no server can use it meanwhile). */
+async function offline(
+  path: string,
+  work: (file: CacheFile, store: MemoryCacheStore) => Promise<void>,
+): Promise<number> {
+  let changed = false;
+  const store = new MemoryCacheStore({
+    maxEntries: 10_000_000,
+    maxTotalBytes: Number.MAX_SAFE_INTEGER,
+    onChange: () => (changed = true),
+  });
+  const file = new CacheFile(path, store, 0, (message) => process.stderr.write(`headwire cache: ${message}\n`));
+  try {
+    await file.acquire();
+  } catch (error) {
+    if (!(error instanceof CacheFileOwnedError)) throw error;
+    process.stderr.write(
+      `headwire cache: ${error.message}; while it runs, use: headwire cache purge --server HOST:PORT\n`,
+    );
+    return 1;
+  }
+  try {
+    await file.load();
+    changed = false;
+    await work(file, store);
+    if (changed) {
+      file.schedule();
+      await file.flush();
+    }
+    return 0;
+  } finally {
+    await file.release();
+  }
+}
+
+async function purgeOffline(url: string | undefined, path: string): Promise<number> {
+  return offline(path, async (file, store) => {
+    let count: number;
+    if (url === undefined) count = await store.clear();
+    else {
+      const key = parseTarget(url).cacheKey;
+      const doomed = store.snapshot().filter((entry) => entry.key === key || entry.key.startsWith(`${key}#`));
+      for (const entry of doomed) await store.delete(entry.key);
+      count = doomed.length;
+    }
+    process.stdout.write(`purged ${count} entries from ${file.path}\n`);
+  });
+}
+
+async function purgeOnline(url: string | undefined, opts: PurgeOptions): Promise<number> {
+  const { host, port } = hostAndPort(opts.server!);
+  const lines = [...(opts.token ? [`AUTH ${opts.token}`] : []), `PURGE ${url ?? "ALL"}`, "TERMINATE"];
+  try {
+    const replies = await converse(host, port, lines);
+    for (const reply of replies) {
+      const message = parseServerMessage(reply);
+      if (message.kind === "error") throw new HeadwireError(message.code, message.message);
+      if (message.kind === "purged") process.stdout.write(`purged ${message.count} entries on ${opts.server}\n`);
+    }
+    return 0;
+  } catch (error) {
+    const failure = toHeadwireError(error, "CONNECTION_LOST");
+    process.stderr.write(`headwire cache purge: ${failure.message} (${failure.code}) — ${failure.advice}\n`);
+    return failure.code === "SERVER_UNREACHABLE" ? 3 : 1;
+  }
+}
+
+/** Sends lines on one control session and returns the replies after the greeting. */
+function converse(host: string, port: number, lines: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    const decoder = new LineDecoder(8192);
+    const replies: string[] = [];
+    socket.on("connect", () => socket.write(lines.map((line) => `${line}\n`).join("")));
+    socket.on("data", (chunk: Buffer) => {
+      for (const event of decoder.push(chunk)) if (event.kind === "line") replies.push(event.text);
+    });
+    socket.on("error", (error: NodeJS.ErrnoException) =>
+      reject(new HeadwireError("SERVER_UNREACHABLE", `cannot reach ${host}:${port}: ${error.code ?? error.message}`)),
+    );
+    socket.on("close", () => resolve(replies.slice(1)));
+  });
+}

@@ -1,0 +1,173 @@
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { parseCache } from "../../src/cache/cache-file-format.js";
+import { CacheFileOwnedError } from "../../src/cache/cache-file.js";
+import { HeadwireClient } from "../../src/client/headwire-client.js";
+import { CraftedOrigin } from "../../src/testing/crafted-origin.js";
+import { RawSession, startServer, tempDir } from "../helpers.js";
+
+const BIN = fileURLToPath(new URL("../../../bin/headwire", import.meta.url));
+const CACHEABLE = { header: "HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\n\r\n" };
+
+interface ServerProcess {
+  child: ChildProcess;
+  port: number;
+  stderr: () => string;
+}
+
+/** Starts `headwire server` as a child process and waits for its ready line. */
+async function spawnServer(dir: string, extra: string[] = []): Promise<ServerProcess> {
+  const child = spawn(
+    process.execPath,
+    [BIN, "server", "--host", "127.0.0.1", "--port", "0", "--data-port", "0", "--allow-private", ...extra],
+    { cwd: dir },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stderr!.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  child.stdout!.setEncoding("utf8");
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on("data", (text: string) => {
+      stdout += text;
+      const match = /control tcp port (\d+)/.exec(stdout);
+      if (match) resolve(Number(match[1]));
+    });
+    child.on("exit", (code) => reject(new Error(`server exited ${code}: ${stderr}`)));
+  });
+  return { child, port, stderr: () => stderr };
+}
+
+test("SIGKILL at random moments during heavy churn: every restart loads a valid cache", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start({});
+  t.after(() => origin.close());
+  for (let i = 0; i < 400; i++) origin.set(`/p${i}`, CACHEABLE);
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  let loadedBefore = 0;
+  for (let round = 0; round < 8; round++) {
+    const server = await spawnServer(dir, ["--cache-entries", "50", "--persist-delay-ms", "1"]);
+    const loaded = /cache cache\.txt: (\d+) entries loaded/.exec(server.stderr());
+    assert.ok(loaded, `round ${round}: ${server.stderr()}`);
+    assert.doesNotMatch(server.stderr(), /corrupt/);
+    if (round > 0) assert.ok(Number(loaded[1]) > 0, `round ${round} loaded ${loaded[1]} entries`);
+    loadedBefore = Number(loaded[1]);
+    // Heavy churn: 4 sessions querying distinct URLs (a 50-entry cache evicts all the time).
+    const killAfter = 20 + Math.floor(random() * 120);
+    let done = 0;
+    const exited = once(server.child, "exit");
+    const clients = await Promise.all(
+      Array.from({ length: 4 }, () => HeadwireClient.connect({ serverPort: server.port, outDir: dir })),
+    );
+    await Promise.all(
+      clients.map(async (client, c) => {
+        for (let q = 0; ; q++) {
+          const result = await client
+            .query({ url: `127.0.0.1:${origin.port}/p${(round * 97 + c * 50 + q) % 400}`, write: false })
+            .catch(() => undefined);
+          if (!result || result.error) return;
+          if (++done === killAfter) server.child.kill("SIGKILL");
+        }
+      }),
+    );
+    await exited;
+    for (const client of clients) client.destroy();
+    const data = await readFile(join(dir, "cache.txt")).catch(() => undefined);
+    if (data) assert.doesNotThrow(() => parseCache(data), `round ${round}: the file on disk is whole`);
+  }
+  assert.ok(loadedBefore > 0);
+});
+
+test("a second server on the same cache file gets a clear error", async (t) => {
+  const dir = await tempDir(t);
+  await startServer(dir, {}, t);
+  await assert.rejects(startServer(dir), CacheFileOwnedError);
+  const child = spawn(
+    process.execPath,
+    [BIN, "server", "--port", "0", "--data-port", "0", "--cache-file", join(dir, "other.txt")],
+    { cwd: dir },
+  );
+  t.after(() => child.kill());
+  // The in-process server above owns cache.txt; a process that wants other.txt is fine, so point a
+  // third one at cache.txt through the CLI:
+  const refused = spawn(process.execPath, [BIN, "server", "--port", "0", "--data-port", "0"], { cwd: dir });
+  let stderr = "";
+  refused.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  const [code] = await once(refused, "exit");
+  assert.equal(code, 1);
+  assert.match(stderr, /cannot start: .*cache\.txt is already used by a server|owned by the running process/);
+});
+
+test("PURGE: loopback sessions may purge; others need AUTH with the admin token", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start({ "/a": CACHEABLE, "/b": CACHEABLE });
+  t.after(() => origin.close());
+  const token = "correct-horse-battery-staple";
+  const local = await startServer(dir, {}, t);
+  const session = await RawSession.open(local.controlPort);
+  t.after(() => session.close());
+  await session.next();
+  const a = `127.0.0.1:${origin.port}/a`;
+  session.send(`QUERY ${a}\nQUERY ${a} method=HEAD\nQUERY 127.0.0.1:${origin.port}/b\n`);
+  for (let i = 0; i < 3; i++) assert.match((await session.next()) ?? "", /cache=MISS/);
+  session.send(`PURGE http://${a}\n`);
+  assert.equal(await session.next(), "PURGED 2", "both variants of /a");
+  session.send(`QUERY ${a}\n`);
+  assert.match((await session.next()) ?? "", /cache=MISS/);
+  session.send("PURGE ALL\n");
+  assert.equal(await session.next(), "PURGED 2");
+
+  const remoteDir = await tempDir(t);
+  const strict = await startServer(remoteDir, { loopbackIsAdmin: false, adminToken: token }, t);
+  const remote = await RawSession.open(strict.controlPort);
+  t.after(() => remote.close());
+  await remote.next();
+  remote.send("PURGE ALL\n");
+  assert.match((await remote.next()) ?? "", /^ERROR FORBIDDEN /);
+  remote.send("AUTH wrong-token-wrong-token\n");
+  assert.match((await remote.next()) ?? "", /^ERROR FORBIDDEN /);
+  remote.send(`AUTH ${token}\nPURGE ALL\n`);
+  assert.equal(await remote.next(), "AUTHORIZED");
+  assert.equal(await remote.next(), "PURGED 0");
+});
+
+test("headwire cache purge/list work on the file while the server is down, and refuse while it runs", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start({ "/a": CACHEABLE, "/b": CACHEABLE });
+  t.after(() => origin.close());
+  const server = await spawnServer(dir);
+  const client = await HeadwireClient.connect({ serverPort: server.port, outDir: dir });
+  await client.query({ url: `127.0.0.1:${origin.port}/a` });
+  await client.query({ url: `127.0.0.1:${origin.port}/b` });
+  await client.terminate();
+  const cli = async (args: string[]) => {
+    const child = spawn(process.execPath, [BIN, "cache", ...args], { cwd: dir });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (text: string) => (out += text));
+    child.stderr.setEncoding("utf8").on("data", (text: string) => (out += text));
+    const [code] = await once(child, "exit");
+    return { code, out };
+  };
+  const refused = await cli(["purge", `127.0.0.1:${origin.port}/a`]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.out, /owned by the running process .* use: headwire cache purge --server/);
+  const online = await cli(["purge", "--server", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/a`]);
+  assert.equal(online.code, 0, online.out);
+  assert.match(online.out, /purged 1 entries on/);
+
+  server.child.kill("SIGTERM");
+  await once(server.child, "exit");
+  const listed = await cli(["list"]);
+  assert.equal(listed.code, 0);
+  assert.match(listed.out, new RegExp(`http://127\\.0\\.0\\.1:${origin.port}/b\\t200\\t`));
+  assert.doesNotMatch(listed.out, /\/a\t/);
+  const purged = await cli(["purge", "--all"]);
+  assert.equal(purged.code, 0, purged.out);
+  assert.match(purged.out, /purged 1 entries from cache\.txt/);
+  assert.deepEqual(parseCache(await readFile(join(dir, "cache.txt"))), []);
+});
