@@ -24,6 +24,8 @@ export interface ServerConfig {
   ticketTtlMs: number;
   /** Largest UDP payload the server sends. 1200 keeps clear of IP fragmentation on any path. */
   maxDatagramBytes: number;
+  /** Kernel receive queue of the UDP socket: a burst of requests from many clients must fit. */
+  dataReceiveBufferBytes: number;
   /** Bytes sent for one ticket stay below headerBytes * budget + one window of overhead. */
   retransmitBudget: number;
   /** Connect timeout towards origins. */
@@ -71,6 +73,7 @@ export const DEFAULT_SERVER_CONFIG: ServerConfig = {
   maxQueuedQueriesPerSession: 32,
   ticketTtlMs: 10_000,
   maxDatagramBytes: 1200,
+  dataReceiveBufferBytes: 4 * 1024 * 1024,
   retransmitBudget: 4,
   connectTimeoutMs: 5_000,
   headerTimeoutMs: 10_000,
@@ -142,6 +145,7 @@ const SERVER_BOUNDS: Record<NumericKeys<ServerConfig>, Bound> = {
   maxQueuedQueriesPerSession: { min: 1, max: 10_000 },
   ticketTtlMs: { min: 1, max: 3_600_000 },
   maxDatagramBytes: { min: 256, max: 65_507 },
+  dataReceiveBufferBytes: { min: 65_536, max: 1024 * 1024 * 1024 },
   retransmitBudget: { min: 1, max: 64 },
   connectTimeoutMs: { min: 1, max: 600_000 },
   headerTimeoutMs: { min: 1, max: 600_000 },

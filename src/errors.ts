@@ -32,7 +32,7 @@ export const ERROR_CODES = {
   CONNECTION_LOST: "The headwire server closed the session.",
   PROTOCOL_ERROR: "The peer sent something the protocol does not allow.",
   DELIVERY_FAILED: "The header did not arrive over UDP; check that UDP reaches the server, then retry.",
-  TICKET_EXPIRED: "The delivery ticket expired before the header was collected; retry the query.",
+  WRITE_FAILED: "The header arrived but its file could not be written; check --out and free space.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

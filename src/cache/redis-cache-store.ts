@@ -8,11 +8,18 @@
  * Keys: `headwire:1:entry:<cache key>` holds `<status> <storedAtMs>\n<header bytes>`;
  * `headwire:1:fill:<cache key>` is the fill claim.
  */
+import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import type { CacheEntry, CacheStore } from "./cache-store.js";
 
 const ENTRY_PREFIX = "headwire:1:entry:";
 const FILL_PREFIX = "headwire:1:fill:";
+
+/**
+ * Deletes a fill claim only if it is still ours: a claim that outlived its lock may have been
+ * taken over by another server, whose claim must stand.
+ */
+const RELEASE_IF_OURS = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`;
 
 export interface RedisCacheStoreOptions {
   /** redis://host:port/db */
@@ -23,6 +30,8 @@ export interface RedisCacheStoreOptions {
 
 export class RedisCacheStore implements CacheStore {
   private readonly redis: Redis;
+  /** The value of each claim this server holds, by cache key. */
+  private readonly claims = new Map<string, string>();
 
   constructor(options: RedisCacheStoreOptions) {
     this.redis = new Redis(options.url, {
@@ -31,6 +40,7 @@ export class RedisCacheStore implements CacheStore {
       maxRetriesPerRequest: 0,
       connectTimeout: options.commandTimeoutMs,
       commandTimeout: options.commandTimeoutMs,
+      disconnectTimeout: options.commandTimeoutMs,
       retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
     });
     // Failures surface through the commands; the connection keeps retrying on its own.
@@ -78,14 +88,29 @@ export class RedisCacheStore implements CacheStore {
   }
 
   async claimFill(key: string, lockMs: number): Promise<boolean> {
-    return (await this.redis.set(FILL_PREFIX + key, String(process.pid), "PX", lockMs, "NX")) === "OK";
+    const claim = randomBytes(12).toString("hex");
+    const claimed = (await this.redis.set(FILL_PREFIX + key, claim, "PX", Math.ceil(lockMs), "NX")) === "OK";
+    if (claimed) this.claims.set(key, claim);
+    return claimed;
   }
 
   async releaseFill(key: string): Promise<void> {
-    await this.redis.del(FILL_PREFIX + key);
+    const claim = this.claims.get(key);
+    if (claim === undefined) return;
+    this.claims.delete(key);
+    await this.redis.eval(RELEASE_IF_OURS, 1, FILL_PREFIX + key, claim);
   }
 
+  /** Lets commands already sent finish (QUIT), or just drops the connection when it is down. */
   async close(): Promise<void> {
+    if (this.redis.status === "ready") {
+      try {
+        await this.redis.quit();
+        return;
+      } catch {
+        // the connection went down meanwhile
+      }
+    }
     this.redis.disconnect();
   }
 }

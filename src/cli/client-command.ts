@@ -1,41 +1,74 @@
 import { createInterface } from "node:readline";
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_CLIENT_CONFIG } from "../config.js";
-import { ERROR_CODES, HeadwireError, toHeadwireError } from "../errors.js";
-import { HeadwireClient, type QueryResult } from "../client/headwire-client.js";
+import { HeadwireError, toHeadwireError } from "../errors.js";
+import { HeadwireClient } from "../client/headwire-client.js";
+import { VERSION } from "../version.js";
+import { runBatch } from "./client-batch.js";
+import { ResultPrinter, type OutputMode } from "./client-output.js";
+import { END_WORDS, historyFilePath, runPrompt } from "./client-prompt.js";
 import { hostAndPort, integer } from "./parse.js";
+import { styleFor } from "./terminal-style.js";
 
 /** Exit codes of `headwire client`, documented in --help and the README. */
-export const CLIENT_EXIT = { ok: 0, queryFailed: 1, usage: 2, sessionFailed: 3 } as const;
+export const CLIENT_EXIT = { ok: 0, queryFailed: 1, usage: 2, sessionFailed: 3, interrupted: 130 } as const;
 
-const END_WORDS = new Set(["terminate", "exit", "quit"]);
+export const MAX_JOBS = 1000;
+const DEFAULT_JOBS = 8;
+
+function jobs(value: string): number {
+  const n = integer(value);
+  if (n < 1 || n > MAX_JOBS) throw new InvalidArgumentError(`must be from 1 to ${MAX_JOBS}`);
+  return n;
+}
+
+/**
+ * The program's settings are copied onto each command (main.ts); the client keeps a short hint
+ * after a usage error rather than its whole manual.
+ */
+class ClientCommand extends Command {
+  override copyInheritedSettings(source: Command): this {
+    super.copyInheritedSettings(source);
+    return this.showHelpAfterError("(headwire client --help shows every option, with examples)");
+  }
+}
 
 export function clientCommand(): Command {
-  return new Command("client")
-    .summary("query a headwire server")
+  return new ClientCommand("client")
+    .summary("query a headwire server, one URL at a time or a file of them")
     .description(
-      "Open one session with a headwire server and ask it for the HTTP response header of each URL:\n" +
-        "the URLs given as arguments, else one URL a line from standard input (a prompt on a terminal).\n" +
-        "Each header is written, byte for byte as the origin sent it, to <out>/<URL>.txt.",
+      "Open a session with a headwire server and ask it for the HTTP response header of each URL. Each " +
+        "header is written, byte for byte as the origin sent it, to a file in the output directory, and " +
+        "summed up in one line: status line | bytes | cache outcome | milliseconds | file.",
     )
-    .argument("[url...]", "URLs to query; the session ends after them")
+    .usage("[options] [URL...]\n       headwire client [options] --batch FILE")
+    .argument("[URL...]", "URLs to query; the session ends after them")
     .addOption(
-      new Option("-s, --server <host:port>", "server to use")
+      new Option("-s, --server <host:port>", "server to use; [v6addr]:port for IPv6")
         .env("HEADWIRE_SERVER")
         .default(`127.0.0.1:${DEFAULT_CLIENT_CONFIG.serverPort}`),
     )
-    .option("-o, --out <dir>", "directory the header files are written to", ".")
+    .option("-o, --out <dir>", "directory the header files are written to (created if missing)", ".")
+    .option("-b, --batch <file>", "query every URL in FILE, one a line (- reads standard input)")
+    .addOption(
+      new Option("-j, --jobs <n>", `with --batch: sessions querying at once (1-${MAX_JOBS})`)
+        .argParser(jobs)
+        .default(DEFAULT_JOBS),
+    )
+    .addOption(new Option("--json", "print one JSON object a line per query, for scripts").conflicts("print"))
+    .option("--print", "write each header to standard output instead of a file")
+    .option("--no-progress", "with --batch: no progress bar or progress lines")
     .addOption(
       new Option("--method <method>", "request method towards the origin").choices(["GET", "HEAD"]).default("GET"),
     )
-    .addOption(new Option("-L, --redirects <n>", "follow up to n redirects").argParser(integer).default(0))
+    .addOption(new Option("-L, --redirects <n>", "follow up to n redirects (0-20)").argParser(integer).default(0))
     .addOption(
       new Option("--chain <which>", "with -L: deliver every hop's header, or the last")
         .choices(["all", "last"])
         .default("all"),
     )
     .addOption(
-      new Option("--chunk-timeout-ms <ms>", "wait before asking again for lost chunks")
+      new Option("--chunk-timeout-ms <ms>", "wait before asking again for lost UDP chunks")
         .argParser(integer)
         .default(DEFAULT_CLIENT_CONFIG.chunkTimeoutMs),
     )
@@ -44,33 +77,102 @@ export function clientCommand(): Command {
         .argParser(integer)
         .default(DEFAULT_CLIENT_CONFIG.replyTimeoutMs),
     )
-    .addHelpText(
-      "after",
-      `
-File names: the URL as typed, with "http://" dropped and every character outside
-[A-Za-z0-9._-] replaced, made safe (see docs/protocol.md, "File names"): www.twitch.tv → www.twitch.tv.txt
-
-At the prompt: type a URL, or terminate / exit / Ctrl-D to end the session.
-
-Exit codes:
-  0  every query succeeded
-  1  at least one query failed (its error was printed; the session went on)
-  2  bad usage
-  3  the server could not be reached, or the session was lost
-
-Examples:
-  headwire client www.twitch.tv                       # writes ./www.twitch.tv.txt
-  headwire client --server [::1]:50366 -o headers https://example.com/
-  printf 'a.example\\nb.example\\n' | headwire client  # one URL a line`,
-    )
-    .action(async (urls: string[], opts) => {
+    .version(VERSION, "-V, --version", "print the version and exit")
+    .addHelpText("after", CLIENT_HELP)
+    .action(async (urls: string[], opts: ClientOptions) => {
       process.exitCode = await runClient(urls, opts);
     });
 }
 
+const CLIENT_HELP = `
+WHERE THE URLS COME FROM
+  URL arguments    each is queried in turn, then the session ends
+  --batch FILE     every line of FILE (- for standard input), over --jobs sessions at once
+  a terminal       an interactive prompt with line editing and history (see PROMPT)
+  a pipe or file   one URL a line from standard input, until its end or a line "terminate"
+
+OUTPUT
+  By default each query prints one line on standard output, and each error one line on
+  standard error with its stable code and what to do about it:
+    HTTP/1.1 301 Moved Permanently | 713 bytes | MISS | 12 ms | www.twitch.tv.txt
+    ftp://x/: error UNSUPPORTED_SCHEME: unsupported scheme "ftp": use http or https — Only http and https URLs can be fetched.
+  --json prints instead, on standard output, one object a line with exactly these fields:
+    {"url":"www.twitch.tv","file":"www.twitch.tv.txt","status":301,"bytes":713,"cache":"MISS","ms":12,"error":null}
+    {"url":"ftp://x/","file":null,"status":null,"bytes":null,"cache":null,"ms":1,
+     "error":{"code":"UNSUPPORTED_SCHEME","message":"unsupported scheme \\"ftp\\": use http or https"}}
+  file is --out joined with the file name; status is the final response's status code; cache is
+  HIT, MISS, STALE or REVALIDATED; ms is the whole query, delivery and file included.
+  --print writes each header's bytes to standard output and no file (control characters are
+  shown as \\xHH when standard output is a terminal); errors still go to standard error.
+  Colours are used on a terminal unless NO_COLOR is set.
+
+FILE NAMES
+  A header is written to <out>/<name>.txt, where <name> is the URL as typed with "http://"
+  dropped ("https://" becomes "https_"), made safe on every common file system: characters
+  outside [A-Za-z0-9._-] become "_"; names starting with "." or "-", and Windows device names
+  (CON, NUL, COM1...), get a "_" in front; a name over 200 bytes is cut. Whenever anything was
+  replaced or cut, "~" and 16 hex digits of the URL's SHA-256 are added, so distinct URLs never
+  share a file. Examples:
+    www.twitch.tv                  → www.twitch.tv.txt
+    https://example.com/a?b=1      → https_example.com_a_b_1~<hash>.txt
+    example.com/../../etc/passwd   → example.com_.._.._etc_passwd~<hash>.txt
+  A file appears only once its header has arrived whole and matched its SHA-256 (it is written
+  to a temporary file, then renamed). The full rule is in src/client/file-name.ts.
+
+PROMPT
+  On a terminal, without URL arguments or --batch, the client shows a prompt:
+    <URL>        query it                      last       show the last header in full
+    help         list the commands             terminate  end the session (or exit, quit, Ctrl-D)
+  Left/Right, Home/End, Ctrl-W and Ctrl-U edit the line; Up/Down recall earlier lines, kept
+  between runs in ~/.headwire_history (HEADWIRE_HISTORY). Ctrl-C clears the line; twice on an
+  empty line it ends the session.
+
+BATCH
+  --batch FILE reads FILE as it goes (never whole into memory): one URL a line; blank lines and
+  lines starting with # are skipped. The URLs are shared among --jobs sessions (8 by default),
+  each asking for one URL at a time. Standard error shows a progress bar on a terminal, else a
+  line at every tenth of the file and every 10 s. Failures are printed one line each as they
+  happen; succeeded queries print nothing (their files are the result; use --json for a line
+  each). At the end one summary line, on standard output (standard error with --json or --print):
+    10000 queries: 9998 succeeded, 2 failed (DNS_NOT_FOUND 2) | HIT 9000 MISS 998 | p50 3 ms p95 9 ms | 4.1 s
+  p50 and p95 are the latency percentiles of the succeeded queries. Ctrl-C stops taking new URLs,
+  lets the queries in flight finish and prints the summary; a second Ctrl-C quits at once.
+  A lost session stops the whole batch (exit status 3).
+
+ENVIRONMENT
+  HEADWIRE_SERVER    default for --server
+  HEADWIRE_HISTORY   the prompt's history file (default ~/.headwire_history); empty: none kept
+  NO_COLOR           when set and not empty, no colours
+
+EXIT STATUS
+  0    every query succeeded
+  1    at least one query failed (its error was printed; the session went on)
+  2    bad usage: an unknown option, a bad value, an unreadable --batch file
+  3    the server could not be reached, or the session was lost
+  130  interrupted (Ctrl-C) during --batch
+
+EXAMPLES
+  headwire client www.twitch.tv                     # writes ./www.twitch.tv.txt
+  headwire client --server [::1]:50366 -o headers https://example.com/
+  headwire client                                   # the prompt, on a terminal
+  printf 'a.example\\nb.example/x?y=1\\n' | headwire client
+  headwire client --batch urls.txt -j 32 -o headers
+  headwire client --batch urls.txt --json > results.jsonl
+  jq -r 'select(.error) | .url' results.jsonl       # the URLs that failed
+  grep -v '^#' urls.txt | headwire client --batch - --no-progress
+  headwire client --print -L 5 --chain last http://example.com/ | grep -i '^location:'
+
+SEE ALSO
+  headwire server --help; docs/protocol.md for the protocol and its error codes.`;
+
 interface ClientOptions {
   server: string;
   out: string;
+  batch?: string;
+  jobs: number;
+  json?: boolean;
+  print?: boolean;
+  progress: boolean;
   method: "GET" | "HEAD";
   redirects: number;
   chain: "all" | "last";
@@ -78,50 +180,65 @@ interface ClientOptions {
   replyTimeoutMs: number;
 }
 
+function usageError(text: string): number {
+  process.stderr.write(`headwire client: ${text}\n(see headwire client --help)\n`);
+  return CLIENT_EXIT.usage;
+}
+
 async function runClient(urls: string[], opts: ClientOptions): Promise<number> {
-  let server;
+  let server: { host: string; port: number };
   try {
     server = hostAndPort(opts.server);
   } catch (error) {
-    process.stderr.write(`headwire client: --server ${opts.server}: ${(error as Error).message}\n`);
-    return CLIENT_EXIT.usage;
+    return usageError(`--server ${opts.server}: ${(error as Error).message}`);
   }
-  let client: HeadwireClient;
-  try {
-    client = await HeadwireClient.connect({
+  if (opts.batch !== undefined && urls.length > 0) return usageError("give URLs as arguments or --batch, not both");
+  if (opts.redirects > 20) return usageError("--redirects must be from 0 to 20");
+  const mode: OutputMode = opts.json ? "json" : opts.print ? "print" : "lines";
+  const connect = () =>
+    HeadwireClient.connect({
       serverHost: server.host,
       serverPort: server.port,
       outDir: opts.out,
       chunkTimeoutMs: opts.chunkTimeoutMs,
       replyTimeoutMs: opts.replyTimeoutMs,
     });
+  const queryOptions = { method: opts.method, redirects: opts.redirects, chain: opts.chain };
+  exitQuietlyOnClosedStdout();
+
+  if (opts.batch !== undefined) {
+    return runBatch({ source: opts.batch, jobs: opts.jobs, mode, progress: opts.progress, queryOptions, connect });
+  }
+
+  let client: HeadwireClient;
+  try {
+    client = await connect();
   } catch (error) {
     reportFatal(toHeadwireError(error, "SERVER_UNREACHABLE"));
     return CLIENT_EXIT.sessionFailed;
   }
-  const queryOptions = { method: opts.method, redirects: opts.redirects, chain: opts.chain };
+  const printer = new ResultPrinter({
+    mode,
+    stdout: process.stdout,
+    errorLine: (text) => process.stderr.write(text),
+    outStyle: styleFor(process.stdout),
+    errStyle: styleFor(process.stderr),
+  });
   let failures = 0;
-  let ending = false;
-  const runOne = async (url: string) => {
-    const result = await client.query({ url, options: queryOptions });
-    printResult(result);
+  const runQuery = async (url: string) => {
+    const result = await client.query({ url, options: queryOptions, write: mode !== "print" });
+    await printer.report(result);
     if (result.error) failures++;
+    return result;
   };
+  let ending = false;
   try {
     if (urls.length > 0) {
-      for (const url of urls) await runOne(url);
+      for (const url of urls) await runQuery(url);
+    } else if (process.stdin.isTTY && process.stdout.isTTY) {
+      await runPrompt({ client, runQuery, style: styleFor(process.stdout), historyFile: historyFilePath() });
     } else {
-      const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
-      const lines = createInterface({
-        input: process.stdin,
-        output: interactive ? process.stdout : undefined,
-        terminal: interactive,
-      });
-      if (interactive) {
-        process.stdout.write(`connected to ${client.serverName}; type a URL, or terminate to end\n`);
-        lines.setPrompt("headwire> ");
-        lines.prompt();
-      }
+      const lines = createInterface({ input: process.stdin, terminal: false });
       // A server that goes away while we wait for input ends the session at once.
       void client.closed.then(() => {
         if (!ending) lines.close();
@@ -129,8 +246,7 @@ async function runClient(urls: string[], opts: ClientOptions): Promise<number> {
       for await (const raw of lines) {
         const line = raw.trim();
         if (END_WORDS.has(line.toLowerCase())) break;
-        if (line !== "") await runOne(line);
-        if (interactive) lines.prompt();
+        if (line !== "") await runQuery(line);
       }
       lines.close();
     }
@@ -144,17 +260,17 @@ async function runClient(urls: string[], opts: ClientOptions): Promise<number> {
   return failures > 0 ? CLIENT_EXIT.queryFailed : CLIENT_EXIT.ok;
 }
 
-function printResult(result: QueryResult): void {
-  if (result.error) {
-    const advice = ERROR_CODES[result.error.code];
-    process.stderr.write(`${result.url}: error ${result.error.code}: ${result.error.message} — ${advice}\n`);
-    return;
-  }
-  process.stdout.write(
-    `${result.statusLine} | ${result.bytes} bytes | ${result.cache} | ${result.ms} ms | ${result.file ?? "-"}\n`,
+function reportFatal(error: HeadwireError): void {
+  const style = styleFor(process.stderr);
+  process.stderr.write(
+    `headwire client: ${error.message} (${style.red(error.code)}) ${style.dim(`— ${error.advice}`)}\n`,
   );
 }
 
-function reportFatal(error: HeadwireError): void {
-  process.stderr.write(`headwire client: ${error.message} (${error.code}) — ${error.advice}\n`);
+/** `headwire client --json ... | head` closes our standard output early: stop without a stack trace. */
+function exitQuietlyOnClosedStdout(): void {
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(CLIENT_EXIT.ok);
+    throw error;
+  });
 }

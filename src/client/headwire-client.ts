@@ -21,6 +21,8 @@ export interface QueryResult {
   statusLine?: string;
   bytes?: number;
   cache?: CacheOutcome;
+  /** The server's shared cache store was down; it asked the origin directly. */
+  storeUnavailable?: boolean;
   ms: number;
   error?: { code: ErrorCode; message: string };
   /** The header itself, when the query succeeded. */
@@ -95,10 +97,17 @@ export class HeadwireClient {
         statusLine: finalStatusLine(header),
         bytes: header.length,
         cache: ticket.cache,
+        storeUnavailable: ticket.storeUnavailable ?? false,
         ms: 0,
         header,
       };
-      if (request.write !== false) result.file = await this.writeHeader(request.url, header);
+      if (request.write !== false) {
+        try {
+          result.file = await this.writeHeader(request.url, header);
+        } catch (error) {
+          throw new HeadwireError("WRITE_FAILED", `cannot write the header file: ${(error as Error).message}`);
+        }
+      }
       result.ms = elapsed();
       return result;
     } catch (error) {

@@ -13,6 +13,8 @@ export interface DataServerOptions {
   host: string;
   port: number;
   maxDatagramBytes: number;
+  /** Kernel receive queue size (the system may cap it: net.core.rmem_max). */
+  receiveBufferBytes: number;
   /** Chunks one request may ask for, across all its ranges. */
   maxChunksPerRequest: number;
 }
@@ -49,7 +51,13 @@ export class DataServer {
   }
 
   static async start(tickets: TicketRegistry, options: DataServerOptions): Promise<DataServer> {
-    const socket = createSocket({ type: options.host.includes(":") ? "udp6" : "udp4", ipv6Only: false });
+    // A burst of REQUESTs from many clients must not overflow the kernel's default ~208 KiB queue
+    // (each queued datagram costs ~1 KiB of buffer): a drop costs that client a retransmission timeout.
+    const socket = createSocket({
+      type: options.host.includes(":") ? "udp6" : "udp4",
+      ipv6Only: false,
+      recvBufferSize: options.receiveBufferBytes,
+    });
     socket.bind(options.port, options.host);
     await Promise.race([
       once(socket, "listening"),
@@ -60,8 +68,11 @@ export class DataServer {
     return new DataServer(socket, tickets, options);
   }
 
+  private boundPort: number | undefined;
+
   get port(): number {
-    return this.socket.address().port;
+    // Read once: socket.address() is a getsockname(2) syscall, and every TICKET line needs the port.
+    return (this.boundPort ??= this.socket.address().port);
   }
 
   private onMessage(message: Buffer, remote: RemoteInfo): void {

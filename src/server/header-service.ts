@@ -87,10 +87,14 @@ export class HeaderService {
     stale: CacheEntry | undefined,
   ): Promise<HeaderAnswer> {
     const assessment = stale ? this.options.freshness.assess(stale) : undefined;
-    const claimed = await this.claimFill(key);
+    let claimed = await this.claimFill(key);
     try {
       if (!claimed) {
-        const filled = await this.awaitFill(key);
+        const waited = await this.awaitFill(key);
+        claimed = waited.claimed;
+        if (waited.entry) return { entry: waited.entry, cache: "HIT", storeUnavailable: false };
+      } else {
+        const filled = await this.filledMeanwhile(key);
         if (filled) return { entry: filled, cache: "HIT", storeUnavailable: false };
       }
       return await this.fetchAndStore(key, target, query, stale, assessment);
@@ -135,20 +139,30 @@ export class HeaderService {
     return { entry, cache: "MISS", storeUnavailable: unavailable };
   }
 
-  /** Another server is fetching this key: wait for its entry, up to the claim's lifetime. */
-  private async awaitFill(key: string): Promise<CacheEntry | undefined> {
+  /**
+   * Another server is fetching this key: wait for its entry, up to the claim's lifetime. Ends
+   * holding the claim when the other server gave up without storing (we fetch ourselves).
+   */
+  private async awaitFill(key: string): Promise<{ entry?: CacheEntry; claimed: boolean }> {
     const deadline = Date.now() + this.options.fillLockMs;
     while (Date.now() <= deadline) {
       await new Promise((resolve) => setTimeout(resolve, FILL_POLL_MS));
       const { entry, unavailable } = await this.storeGet(key);
-      if (unavailable) return undefined;
-      if (entry && this.options.freshness.assess(entry).fresh) return entry;
-      if (await this.claimFill(key)) {
-        await this.releaseFill(key);
-        return undefined; // the other server gave up without storing: fetch ourselves
-      }
+      if (unavailable) return { claimed: false };
+      if (entry && this.options.freshness.assess(entry).fresh) return { entry, claimed: false };
+      if (await this.claimFill(key)) return { entry: await this.filledMeanwhile(key), claimed: true };
     }
-    return undefined;
+    return { claimed: false };
+  }
+
+  /**
+   * Just after winning a fleet-wide claim: another server may have completed a whole fill
+   * (claim, fetch, store, release) between our read and our claim. Its fresh entry, if any.
+   */
+  private async filledMeanwhile(key: string): Promise<CacheEntry | undefined> {
+    if (!this.options.store.claimFill) return undefined; // a store of our own: nobody else fills it
+    const { entry } = await this.storeGet(key);
+    return entry && this.options.freshness.assess(entry).fresh ? entry : undefined;
   }
 
   private async claimFill(key: string): Promise<boolean> {

@@ -130,6 +130,7 @@ export class HeadwireServer {
       host: this.config.host,
       port: this.config.dataPort,
       maxDatagramBytes: this.config.maxDatagramBytes,
+      receiveBufferBytes: this.config.dataReceiveBufferBytes,
       maxChunksPerRequest: MAX_CHUNKS_PER_REQUEST,
     });
     this.control = createServer((socket) => this.accept(socket));
@@ -234,7 +235,7 @@ export class HeadwireServer {
         chunks,
         cache,
         status: entry.status,
-        sha256: createHash("sha256").update(entry.header).digest(),
+        sha256: headerDigest(entry.header),
         storeUnavailable,
       });
     } catch (error) {
@@ -310,4 +311,12 @@ export function deliveryBudgetBytes(headerBytes: number, chunks: number, budget:
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** SHA-256 of a header, computed once per cached header buffer (entries are immutable). */
+const digests = new WeakMap<Buffer, Buffer>();
+function headerDigest(header: Buffer): Buffer {
+  let digest = digests.get(header);
+  if (!digest) digests.set(header, (digest = createHash("sha256").update(header).digest()));
+  return digest;
 }

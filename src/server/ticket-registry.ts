@@ -3,7 +3,7 @@
  * one header, and is honoured only from that session's IP address (as vsftpd accepts a data
  * connection only from the control connection's peer) and only until it expires.
  */
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import { TOKEN_BYTES } from "../protocol/datagram.js";
 
 export interface DeliveryTicket {
@@ -28,24 +28,48 @@ export interface TicketRegistryOptions {
 }
 
 export class TicketRegistry {
+  /** In insertion order, which is expiry order: every ticket lives the same ticketTtlMs. */
   private readonly tickets = new Map<string, DeliveryTicket>();
+  private readonly bySession = new Map<number, Set<string>>();
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
+  private pool = Buffer.alloc(0);
+  private poolOffset = 0;
 
   constructor(private readonly options: TicketRegistryOptions) {
     this.now = options.now ?? Date.now;
-    this.sweeper = setInterval(() => this.sweep(), Math.max(1000, options.ticketTtlMs)).unref();
+    this.sweeper = setInterval(() => this.sweep(), Math.min(1000, options.ticketTtlMs)).unref();
+  }
+
+  /** 128 bits from the CSPRNG, taken from a 4 KiB pool refilled (never reused) when spent. */
+  private newToken(): Buffer {
+    if (this.poolOffset + TOKEN_BYTES > this.pool.length) {
+      this.pool = randomFillSync(Buffer.allocUnsafe(256 * TOKEN_BYTES));
+      this.poolOffset = 0;
+    }
+    const token = this.pool.subarray(this.poolOffset, this.poolOffset + TOKEN_BYTES);
+    this.poolOffset += TOKEN_BYTES;
+    return token;
   }
 
   issue(fields: Omit<DeliveryTicket, "token" | "expiresAtMs" | "bytesSent" | "chunksSentOnce">): DeliveryTicket {
     const ticket: DeliveryTicket = {
-      ...fields,
-      token: randomBytes(TOKEN_BYTES), // 128 bits from the CSPRNG
+      token: this.newToken(),
+      header: fields.header,
+      peerAddress: fields.peerAddress,
+      sessionId: fields.sessionId,
       expiresAtMs: this.now() + this.options.ticketTtlMs,
+      chunkPayloadBytes: fields.chunkPayloadBytes,
+      chunkCount: fields.chunkCount,
       bytesSent: 0,
+      budgetBytes: fields.budgetBytes,
       chunksSentOnce: new Set(),
     };
-    this.tickets.set(ticket.token.toString("hex"), ticket);
+    const key = ticket.token.toString("hex");
+    this.tickets.set(key, ticket);
+    let keys = this.bySession.get(ticket.sessionId);
+    if (!keys) this.bySession.set(ticket.sessionId, (keys = new Set()));
+    keys.add(key);
     return ticket;
   }
 
@@ -54,15 +78,27 @@ export class TicketRegistry {
     const key = token.toString("hex");
     const ticket = this.tickets.get(key);
     if (ticket && ticket.expiresAtMs <= this.now()) {
-      this.tickets.delete(key);
+      this.remove(key, ticket);
       return undefined;
     }
     return ticket;
   }
 
+  private remove(key: string, ticket: DeliveryTicket): void {
+    this.tickets.delete(key);
+    const keys = this.bySession.get(ticket.sessionId);
+    if (keys) {
+      keys.delete(key);
+      if (keys.size === 0) this.bySession.delete(ticket.sessionId);
+    }
+  }
+
   /** Drops the tickets of a session that has closed: nobody can use them any more. */
   revokeSession(sessionId: number): void {
-    for (const [key, ticket] of this.tickets) if (ticket.sessionId === sessionId) this.tickets.delete(key);
+    const keys = this.bySession.get(sessionId);
+    if (!keys) return;
+    for (const key of keys) this.tickets.delete(key);
+    this.bySession.delete(sessionId);
   }
 
   /** Tickets still live and not yet sent in full at least once. */
@@ -77,14 +113,19 @@ export class TicketRegistry {
     return this.tickets.size;
   }
 
+  /** Expired tickets are at the front: stop at the first live one. */
   sweep(): void {
     const now = this.now();
-    for (const [key, ticket] of this.tickets) if (ticket.expiresAtMs <= now) this.tickets.delete(key);
+    for (const [key, ticket] of this.tickets) {
+      if (ticket.expiresAtMs > now) break;
+      this.remove(key, ticket);
+    }
   }
 
   close(): void {
     clearInterval(this.sweeper);
     this.tickets.clear();
+    this.bySession.clear();
   }
 }
 

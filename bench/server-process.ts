@@ -1,0 +1,130 @@
+/**
+ * A server under test, alone in its process so that its CPU time and memory can be read from
+ * /proc: `headwire` (the real HeadwireServer, on 127.0.0.1, ephemeral ports, a temporary cache
+ * file, origins on loopback allowed) or `floor` (bench/floor-server.ts). It reports its ports in
+ * its first IPC message, then answers `stats`, `gc`, `heap-snapshot`, `profile-start`,
+ * `profile-stop` (a CPU profile of just the measured window, written as a .cpuprofile) and `stop`.
+ *
+ *   node dist/bench/server-process.js headwire '{"cacheFile":"/tmp/x/cache.txt"}'
+ *   node dist/bench/server-process.js floor '{"greeting":"...","ticketTemplate":"...","chunk":"<base64>"}'
+ */
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import v8 from "node:v8";
+import { HeadwireServer } from "../src/server/headwire-server.js";
+import { serveParent } from "./child.js";
+import { FloorServer } from "./floor-server.js";
+
+interface HeadwireSettings {
+  cacheFile: string;
+  cacheMaxEntries?: number;
+  idleTimeoutMs?: number;
+  maxSessions?: number;
+}
+
+interface FloorSettings {
+  greeting: string;
+  ticketTemplate: string;
+  /** base64 */
+  chunk: string;
+  udpRecvBufferBytes?: number;
+}
+
+const kind = process.argv[2];
+const settings = JSON.parse(process.argv[3] ?? "{}") as HeadwireSettings & FloorSettings;
+
+const eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
+eventLoopDelay.enable();
+
+let stats: () => Record<string, unknown>;
+let profiler: Session | undefined;
+let stop: () => Promise<void>;
+
+if (kind === "headwire") {
+  const server = await new HeadwireServer({
+    host: "127.0.0.1",
+    controlPort: 0,
+    dataPort: 0,
+    allowPrivate: true,
+    cacheFile: settings.cacheFile,
+    ...(settings.cacheMaxEntries !== undefined ? { cacheMaxEntries: settings.cacheMaxEntries } : {}),
+    ...(settings.idleTimeoutMs !== undefined ? { idleTimeoutMs: settings.idleTimeoutMs } : {}),
+    ...(settings.maxSessions !== undefined ? { maxSessions: settings.maxSessions } : {}),
+    log: () => {},
+  }).start();
+  stats = () => ({
+    sessions: server.sessionCount,
+    cacheEntries: server.store.size,
+    originFetches: server.service.originFetches,
+    data: server.dataStats,
+  });
+  stop = () => server.stop();
+  process.send?.({ ready: true, controlPort: server.controlPort, dataPort: server.dataPort });
+} else if (kind === "floor") {
+  const floor = await FloorServer.start(
+    "127.0.0.1",
+    {
+      greeting: Buffer.from(settings.greeting),
+      ticketTemplate: settings.ticketTemplate,
+      chunk: Buffer.from(settings.chunk, "base64"),
+    },
+    settings.udpRecvBufferBytes ?? 0,
+  );
+  stats = () => ({ sessions: floor.sessionCount, ticketBytes: floor.ticketBytes });
+  stop = () => floor.close();
+  process.send?.({ ready: true, controlPort: floor.controlPort, dataPort: floor.dataPort });
+} else {
+  process.stderr.write(`server-process: unknown kind ${JSON.stringify(kind)} (headwire or floor)\n`);
+  process.exit(2);
+}
+
+serveParent(async (request) => {
+  switch (request.cmd) {
+    case "stats": {
+      const answer = {
+        ...stats(),
+        cpu: process.cpuUsage(),
+        memory: process.memoryUsage(),
+        eventLoopDelayMs: {
+          mean: eventLoopDelay.mean / 1e6,
+          p50: eventLoopDelay.percentile(50) / 1e6,
+          p99: eventLoopDelay.percentile(99) / 1e6,
+          max: eventLoopDelay.max / 1e6,
+        },
+      };
+      if (request.reset) eventLoopDelay.reset();
+      return answer;
+    }
+    case "gc": {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      if (!gc) return { gc: false };
+      gc();
+      gc();
+      return { gc: true, memory: process.memoryUsage() };
+    }
+    case "profile-start":
+      profiler = new Session();
+      profiler.connect();
+      await profiler.post("Profiler.enable");
+      await profiler.post("Profiler.start");
+      return {};
+    case "profile-stop": {
+      if (!profiler) throw new Error("no profile running");
+      const { profile } = await profiler.post("Profiler.stop");
+      profiler.disconnect();
+      profiler = undefined;
+      writeFileSync(String(request.path), JSON.stringify(profile));
+      return { path: request.path };
+    }
+    case "heap-snapshot":
+      return { path: v8.writeHeapSnapshot(String(request.path)) };
+    case "stop":
+      await stop();
+      // process.exit (not a kill) so that --cpu-prof writes its profile.
+      setImmediate(() => process.exit(0));
+      return {};
+    default:
+      throw new Error(`unknown command ${request.cmd}`);
+  }
+});

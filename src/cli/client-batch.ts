@@ -1,0 +1,154 @@
+/**
+ * `headwire client --batch FILE`: every URL of a file over `jobs` concurrent sessions. Each session
+ * pulls the next URL from one shared streaming reader, so memory and file descriptors stay bounded
+ * (one TCP session and at most one UDP socket per job) however long the file is.
+ */
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import type { Readable } from "node:stream";
+import { HeadwireError, toHeadwireError } from "../errors.js";
+import type { HeadwireClient, QueryResult } from "../client/headwire-client.js";
+import type { QueryOptions } from "../protocol/control.js";
+import { BatchTally } from "./batch-tally.js";
+import { createProgress } from "./batch-progress.js";
+import { ResultPrinter, type OutputMode } from "./client-output.js";
+import { styleFor } from "./terminal-style.js";
+import { MAX_URL_LINE_BYTES, readUrlLines, type UrlLine } from "./url-lines.js";
+
+export const BATCH_EXIT = { ok: 0, queryFailed: 1, usage: 2, sessionFailed: 3, interrupted: 130 } as const;
+
+export interface BatchOptions {
+  /** A file path, or "-" for standard input. */
+  source: string;
+  jobs: number;
+  mode: OutputMode;
+  progress: boolean;
+  queryOptions: Partial<QueryOptions>;
+  /** Opens one session; called once per job, when that job takes its first URL. */
+  connect: () => Promise<HeadwireClient>;
+  stdin?: NodeJS.ReadableStream;
+  stdout?: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr?: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+export async function runBatch(options: BatchOptions): Promise<number> {
+  const stdin = options.stdin ?? process.stdin;
+  const stdout = options.stdout ?? process.stdout;
+  const stderr = options.stderr ?? process.stderr;
+  const errStyle = styleFor(stderr);
+
+  let input: NodeJS.ReadableStream;
+  let total: number | undefined;
+  if (options.source === "-") input = stdin;
+  else {
+    try {
+      const info = await stat(options.source);
+      if (info.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
+      // A regular file can be read twice: once to count its URLs (for the bar), once to query them.
+      if (info.isFile()) total = await countUrls(options.source);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      stderr.write(`headwire client: --batch ${options.source}: cannot read it (${code})\n`);
+      return BATCH_EXIT.usage;
+    }
+    input = createReadStream(options.source);
+  }
+
+  const tally = new BatchTally();
+  const progress = createProgress({ stream: stderr, total, enabled: options.progress });
+  const printer = new ResultPrinter({
+    mode: options.mode,
+    stdout,
+    errorLine: (text) => progress.log(text),
+    outStyle: styleFor(stdout),
+    errStyle,
+    quietSuccess: true,
+  });
+  const urls = readUrlLines(input as AsyncIterable<Buffer>);
+  let fatal: HeadwireError | undefined;
+  let readFailure: Error | undefined;
+  let interrupted = false;
+  const onInterrupt = () => {
+    if (interrupted) {
+      progress.stop(); // gives the cursor back on a terminal
+      process.exit(BATCH_EXIT.interrupted);
+    }
+    interrupted = true;
+    // Sessions waiting for a line (a pipe that stays open) stop waiting.
+    (input as Readable).destroy();
+    progress.log("interrupted: finishing the queries in flight (Ctrl-C again to quit at once)\n");
+  };
+  process.on("SIGINT", onInterrupt);
+
+  const started = performance.now();
+  const job = async () => {
+    let client: HeadwireClient | undefined;
+    try {
+      while (!fatal && !interrupted) {
+        const next = await urls.next().catch((error: Error) => {
+          if (!interrupted) readFailure ??= error;
+          return { done: true as const, value: undefined };
+        });
+        if (next.done || readFailure) break;
+        let result: QueryResult;
+        if (next.value.overlong) result = overlongResult(next.value);
+        else {
+          client ??= await options.connect();
+          result = await client.query({
+            url: next.value.url,
+            options: options.queryOptions,
+            write: options.mode !== "print",
+          });
+        }
+        tally.record(result);
+        progress.update(tally);
+        await printer.report(result);
+      }
+      await client?.terminate();
+    } catch (error) {
+      fatal ??= toHeadwireError(error, client ? "CONNECTION_LOST" : "SERVER_UNREACHABLE");
+      client?.destroy();
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: options.jobs }, job));
+  } finally {
+    process.off("SIGINT", onInterrupt);
+    progress.stop();
+  }
+
+  const summary = tally.summaryLine(
+    performance.now() - started,
+    options.mode === "lines" ? styleFor(stdout) : errStyle,
+  );
+  // Standard output carries data with --json and --print; the summary then goes to standard error.
+  (options.mode === "lines" ? stdout : stderr).write(`${summary}\n`);
+  if (readFailure) {
+    stderr.write(`headwire client: --batch ${options.source}: reading failed: ${readFailure.message}\n`);
+    if (!fatal) return BATCH_EXIT.usage;
+  }
+  if (fatal) {
+    stderr.write(`headwire client: ${fatal.message} (${fatal.code}) — ${fatal.advice}\n`);
+    return BATCH_EXIT.sessionFailed;
+  }
+  if (interrupted) return BATCH_EXIT.interrupted;
+  return tally.failed > 0 ? BATCH_EXIT.queryFailed : BATCH_EXIT.ok;
+}
+
+async function countUrls(path: string): Promise<number> {
+  let count = 0;
+  const lines = readUrlLines(createReadStream(path));
+  while (!(await lines.next()).done) count++;
+  return count;
+}
+
+function overlongResult(line: UrlLine): QueryResult {
+  return {
+    url: line.url,
+    ms: 0,
+    error: {
+      code: "LINE_TOO_LONG",
+      message: `line ${line.lineNumber} is longer than ${MAX_URL_LINE_BYTES} bytes and was not sent`,
+    },
+  };
+}

@@ -1,0 +1,87 @@
+/**
+ * What `headwire client` prints for each query, in its three forms: a human line (the default),
+ * one JSON object a line (`--json`), or the header itself on standard output (`--print`).
+ */
+import { once } from "node:events";
+import { ERROR_CODES, type ErrorCode } from "../errors.js";
+import type { QueryResult } from "../client/headwire-client.js";
+import type { CacheOutcome } from "../protocol/control.js";
+import { visible, type TerminalStyle } from "./terminal-style.js";
+
+export type OutputMode = "lines" | "json" | "print";
+
+/** One `--json` line. Every field is always present, in this order; absent values are null. */
+export interface QueryRecord {
+  url: string;
+  /** Path of the written file (as --out joined with the file name); null with --print or on error. */
+  file: string | null;
+  status: number | null;
+  bytes: number | null;
+  cache: CacheOutcome | null;
+  ms: number;
+  error: { code: ErrorCode; message: string } | null;
+}
+
+export function toRecord(result: QueryResult): QueryRecord {
+  return {
+    url: result.url,
+    file: result.file ?? null,
+    status: result.error ? null : (result.status ?? null),
+    bytes: result.error ? null : (result.bytes ?? null),
+    cache: result.error ? null : (result.cache ?? null),
+    ms: result.ms,
+    error: result.error ? { code: result.error.code, message: result.error.message } : null,
+  };
+}
+
+/** `HTTP/1.1 301 Moved Permanently | 713 bytes | MISS | 12 ms | www.twitch.tv.txt` */
+export function formatResultLine(result: QueryResult, style: TerminalStyle): string {
+  const status = visible(result.statusLine ?? String(result.status ?? ""));
+  const statusClass = Math.floor((result.status ?? 0) / 100);
+  const paint =
+    statusClass === 2 ? style.green : statusClass === 3 ? style.cyan : statusClass >= 4 ? style.yellow : style.bold;
+  const cache = result.cache === "HIT" ? style.green(result.cache) : style.yellow(result.cache ?? "-");
+  return `${paint(status)} | ${result.bytes} bytes | ${cache} | ${result.ms} ms | ${visible(result.file ?? "-")}\n`;
+}
+
+/** One line, whatever the message holds: `<url>: error <CODE>: <message> — <what to do>`. */
+export function formatErrorLine(url: string, code: ErrorCode, message: string, style: TerminalStyle): string {
+  const oneLine = (text: string) => visible(text.replace(/[\r\n]+/g, " "));
+  return `${oneLine(url)}: ${style.red(style.bold(`error ${code}`))}: ${oneLine(message)} ${style.dim(`— ${ERROR_CODES[code]}`)}\n`;
+}
+
+export interface ResultPrinterOptions {
+  mode: OutputMode;
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Where error lines go; batch mode routes them above its progress bar. */
+  errorLine: (text: string) => void;
+  outStyle: TerminalStyle;
+  errStyle: TerminalStyle;
+  /** Batch mode without --json: a success is its file, and only failures are printed. */
+  quietSuccess?: boolean;
+}
+
+export class ResultPrinter {
+  constructor(private readonly options: ResultPrinterOptions) {}
+
+  /** Prints one result; resolves once standard output can take more (a slow reader slows the queries). */
+  async report(result: QueryResult): Promise<void> {
+    const { mode, stdout, errorLine, outStyle, errStyle, quietSuccess } = this.options;
+    if (mode === "json") return write(stdout, `${JSON.stringify(toRecord(result))}\n`);
+    if (result.error) {
+      errorLine(formatErrorLine(result.url, result.error.code, result.error.message, errStyle));
+      return;
+    }
+    if (mode === "print") return write(stdout, headerForStream(result.header ?? Buffer.alloc(0), stdout));
+    if (!quietSuccess) return write(stdout, formatResultLine(result, outStyle));
+  }
+}
+
+/** The header's bytes as they arrived, or made harmless when the reader is a terminal. */
+export function headerForStream(header: Buffer, stream: { isTTY?: boolean }): Buffer | string {
+  return stream.isTTY ? visible(header.toString("latin1")) : header;
+}
+
+export async function write(stream: NodeJS.WritableStream, data: string | Buffer): Promise<void> {
+  if (!stream.write(data)) await once(stream, "drain");
+}

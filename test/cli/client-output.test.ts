@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { PassThrough } from "node:stream";
+import { test } from "node:test";
+import { formatErrorLine, formatResultLine, ResultPrinter, toRecord } from "../../src/cli/client-output.js";
+import { PLAIN_STYLE, styleFor, visible } from "../../src/cli/terminal-style.js";
+
+test("--json record: every field, in order, null where absent", () => {
+  const header = Buffer.from("HTTP/1.1 200 OK\r\n\r\n");
+  assert.deepEqual(
+    Object.entries(
+      toRecord({ url: "a", file: "o/a.txt", status: 200, statusLine: "x", bytes: 19, cache: "HIT", ms: 3, header }),
+    ),
+    [
+      ["url", "a"],
+      ["file", "o/a.txt"],
+      ["status", 200],
+      ["bytes", 19],
+      ["cache", "HIT"],
+      ["ms", 3],
+      ["error", null],
+    ],
+  );
+  assert.deepEqual(toRecord({ url: "b", ms: 1, error: { code: "DNS_NOT_FOUND", message: "no such host" } }), {
+    url: "b",
+    file: null,
+    status: null,
+    bytes: null,
+    cache: null,
+    ms: 1,
+    error: { code: "DNS_NOT_FOUND", message: "no such host" },
+  });
+});
+
+test("error lines stay one line and show no terminal controls from the network", () => {
+  const line = formatErrorLine("x\u001b[2Jy", "ORIGIN_ERROR", "bad\r\nthing\u0007", PLAIN_STYLE);
+  assert.equal(line, "x\\x1b[2Jy: error ORIGIN_ERROR: bad thing\\x07 — The connection to the origin failed.\n");
+  assert.equal(line.split("\n").length, 2);
+});
+
+test("result line; a hostile status line is made visible", () => {
+  const line = formatResultLine(
+    {
+      url: "u",
+      file: "u.txt",
+      status: 200,
+      statusLine: "HTTP/1.1 200 \u001b]0;pwned\u0007",
+      bytes: 9,
+      cache: "MISS",
+      ms: 4,
+    },
+    PLAIN_STYLE,
+  );
+  assert.equal(line, "HTTP/1.1 200 \\x1b]0;pwned\\x07 | 9 bytes | MISS | 4 ms | u.txt\n");
+  assert.equal(visible("tab\tand\r\nline ends stay; caf\u00e9 too"), "tab\tand\r\nline ends stay; caf\u00e9 too");
+});
+
+test("colours only on a terminal, and never with NO_COLOR or TERM=dumb", () => {
+  assert.equal(styleFor({ isTTY: true }, {}).enabled, true);
+  assert.equal(styleFor({ isTTY: false }, {}).enabled, false);
+  assert.equal(styleFor({ isTTY: true }, { NO_COLOR: "1" }).enabled, false);
+  assert.equal(styleFor({ isTTY: true }, { NO_COLOR: "" }).enabled, true);
+  assert.equal(styleFor({ isTTY: true }, { TERM: "dumb" }).enabled, false);
+});
+
+test("--print keeps the bytes for a pipe; quiet batch mode prints failures only", async () => {
+  const stdout = new PassThrough();
+  const errors: string[] = [];
+  const header = Buffer.from([0x48, 0x1b, 0xe9, 0x0a]);
+  const printer = new ResultPrinter({
+    mode: "print",
+    stdout,
+    errorLine: (text) => errors.push(text),
+    outStyle: PLAIN_STYLE,
+    errStyle: PLAIN_STYLE,
+  });
+  await printer.report({ url: "u", ms: 1, header, status: 200, bytes: 4, cache: "MISS" });
+  assert.deepEqual(stdout.read(), header);
+  const quiet = new ResultPrinter({
+    mode: "lines",
+    stdout,
+    errorLine: (text) => errors.push(text),
+    outStyle: PLAIN_STYLE,
+    errStyle: PLAIN_STYLE,
+    quietSuccess: true,
+  });
+  await quiet.report({ url: "u", ms: 1, header, status: 200, bytes: 4, cache: "MISS" });
+  await quiet.report({ url: "v", ms: 1, error: { code: "INVALID_URL", message: "bad" } });
+  assert.equal(stdout.read(), null);
+  assert.deepEqual(errors, ["v: error INVALID_URL: bad — The URL cannot be parsed; check its spelling.\n"]);
+});
