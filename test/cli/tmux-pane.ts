@@ -5,6 +5,8 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 
@@ -31,7 +33,9 @@ export class TmuxPane {
   static async start(command: string[], options: { dir: string; cwd: string; env: NodeJS.ProcessEnv }) {
     const tmux = tmuxPath();
     if (!tmux) throw new Error("tmux not installed");
-    const socket = join(options.dir, `tmux-${process.pid}-${Math.random().toString(36).slice(2)}.sock`);
+    // Not in options.dir: a test's temporary directory may be removed before kill() runs, and
+    // without its socket the tmux server could no longer be told to stop.
+    const socket = join(tmpdir(), `headwire-tmux-${process.pid}-${Math.random().toString(36).slice(2)}.sock`);
     const pane = new TmuxPane(tmux, socket);
     const env = { ...options.env };
     delete env.TMUX;
@@ -118,5 +122,6 @@ export class TmuxPane {
 
   async kill(): Promise<void> {
     await this.tmuxCommand(["kill-server"]).catch(() => {});
+    await rm(this.socket, { force: true });
   }
 }

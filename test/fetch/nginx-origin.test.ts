@@ -1,0 +1,99 @@
+/**
+ * nginx, from Debian's packages, as a real origin: what headwire delivers for its responses is
+ * byte for byte what `curl -s -D - -o /dev/null` records. Skips loudly without nginx or curl.
+ */
+import assert from "node:assert/strict";
+import { execFile, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { test } from "node:test";
+import { promisify } from "node:util";
+import { HeadwireClient } from "../../src/client/headwire-client.js";
+import { startServer, tempDir } from "../helpers.js";
+
+const execFileAsync = promisify(execFile);
+const NGINX = ["/usr/sbin/nginx", "nginx"].find((path) => !spawnSync(path, ["-v"]).error);
+
+async function freePort(): Promise<number> {
+  const probe = createServer().listen(0, "127.0.0.1");
+  await once(probe, "listening");
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+async function startNginx(t: Parameters<typeof tempDir>[0] & { after: (fn: () => void) => void }, dir: string) {
+  const port = await freePort();
+  await mkdir(join(dir, "html"), { recursive: true });
+  await writeFile(join(dir, "html", "index.html"), "<h1>hello from nginx</h1>\n");
+  await writeFile(join(dir, "html", "style.css"), "body { color: red }\n");
+  // nginx's workers run as an unprivileged user: they must reach the files.
+  await chmod(dir, 0o755);
+  await chmod(join(dir, ".."), 0o755);
+  await writeFile(
+    join(dir, "nginx.conf"),
+    `
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/tmp-body; proxy_temp_path ${dir}/tmp-proxy; fastcgi_temp_path ${dir}/tmp-fcgi;
+  uwsgi_temp_path ${dir}/tmp-uwsgi; scgi_temp_path ${dir}/tmp-scgi;
+  types { text/html html; text/css css; }
+  server {
+    listen 127.0.0.1:${port};
+    root ${dir}/html;
+    location = /moved { return 301 /index.html; }
+    location = /cached { add_header Cache-Control "public, max-age=600"; add_header X-Custom "a"; add_header X-Custom "b"; try_files /index.html =404; }
+    location = /teapot { return 418; }
+  }
+}
+`,
+  );
+  const nginx = spawn(NGINX!, ["-p", dir, "-c", join(dir, "nginx.conf"), "-g", "daemon off;"], { stdio: "ignore" });
+  t.after(() => nginx.kill("SIGKILL"));
+  // Ready when it answers.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const ok = await execFileAsync("curl", ["-q", "-s", "-o", "/dev/null", `http://127.0.0.1:${port}/`]).then(
+      () => true,
+      () => false,
+    );
+    if (ok) return port;
+    if (Date.now() > deadline) throw new Error("nginx did not start");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+test("nginx as an origin: headwire delivers exactly what curl records", async (t) => {
+  if (!NGINX) return t.skip("nginx not installed: apt-get install nginx");
+  if (spawnSync("curl", ["--version"]).error) return t.skip("curl not installed: apt-get install curl");
+  const dir = await tempDir(t);
+  const port = await startNginx(t, join(dir, "nginx"));
+  const server = await startServer(dir, {}, t);
+  const client = await HeadwireClient.connect({ serverPort: server.controlPort, outDir: join(dir, "out") });
+  t.after(() => client.destroy());
+  for (const path of ["/", "/index.html", "/style.css", "/moved", "/cached", "/teapot", "/missing"]) {
+    const url = `http://127.0.0.1:${port}${path}`;
+    // curl first: nginx's Date header changes by the second, so compare within one second.
+    for (let attempt = 0; ; attempt++) {
+      const { stdout: curl } = await execFileAsync(
+        "curl",
+        // The same request headwire sends: with keep-alive nginx would answer "Connection: keep-alive".
+        ["-q", "--noproxy", "*", "-s", "-H", "Connection: close", "-D", "-", "-o", "/dev/null", url],
+        { encoding: "buffer" },
+      );
+      await server.purge(url);
+      const ours = await client.query({ url, write: false });
+      assert.equal(ours.error, undefined, `${path}: ${JSON.stringify(ours.error)}`);
+      if (ours.header!.equals(curl) || attempt === 2) {
+        assert.equal(ours.header!.toString("latin1"), curl.toString("latin1"), path);
+        break;
+      }
+    }
+  }
+});
