@@ -22,6 +22,11 @@ export interface ServerConfig {
   maxQueuedQueriesPerSession: number;
   /** How long a delivery ticket can be collected over UDP. */
   ticketTtlMs: number;
+  /**
+   * Live tickets one session may hold; a new one revokes the session's oldest. Keeps a fast
+   * client from holding ticketTtlMs × its query rate of headers in memory.
+   */
+  maxTicketsPerSession: number;
   /** Largest UDP payload the server sends. 1200 keeps clear of IP fragmentation on any path. */
   maxDatagramBytes: number;
   /** Kernel receive queue of the UDP socket: a burst of requests from many clients must fit. */
@@ -72,6 +77,7 @@ export const DEFAULT_SERVER_CONFIG: ServerConfig = {
   maxSessions: 20_000,
   maxQueuedQueriesPerSession: 32,
   ticketTtlMs: 10_000,
+  maxTicketsPerSession: 64,
   maxDatagramBytes: 1200,
   dataReceiveBufferBytes: 4 * 1024 * 1024,
   retransmitBudget: 4,
@@ -144,6 +150,7 @@ const SERVER_BOUNDS: Record<NumericKeys<ServerConfig>, Bound> = {
   maxSessions: { min: 1, max: 1_000_000 },
   maxQueuedQueriesPerSession: { min: 1, max: 10_000 },
   ticketTtlMs: { min: 1, max: 3_600_000 },
+  maxTicketsPerSession: { min: 1, max: 100_000 },
   maxDatagramBytes: { min: 256, max: 65_507 },
   dataReceiveBufferBytes: { min: 65_536, max: 1024 * 1024 * 1024 },
   retransmitBudget: { min: 1, max: 64 },

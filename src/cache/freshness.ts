@@ -37,7 +37,9 @@ class ClockedPolicy extends CachePolicy {
 
 interface Parsed {
   policy: ClockedPolicy;
-  explicit: boolean;
+  /** Until when the entry is fresh: fixed for an entry, since its age grows with the clock. */
+  freshUntilMs: number;
+  validators: ConditionalFields | undefined;
 }
 
 /** RFC 9111 §3.2: fields a 304 must not overwrite in the stored response. */
@@ -55,14 +57,10 @@ export class Freshness {
   }
 
   assess(entry: CacheEntry): Assessment {
-    const { policy, explicit } = this.parse(entry);
-    const now = this.options.now();
-    const freshUntilMs = explicit
-      ? now + (policy.maxAge() - policy.age()) * 1000
-      : entry.storedAtMs + this.options.defaultTtlMs;
+    const { freshUntilMs, validators } = this.parse(entry);
     return {
-      fresh: now < freshUntilMs,
-      validators: validatorsOf(policy),
+      fresh: this.options.now() < freshUntilMs,
+      validators,
       staleUntilMs: freshUntilMs + this.options.maxStaleMs,
     };
   }
@@ -99,7 +97,11 @@ export class Freshness {
       policy.clock = this.options.now;
       const cacheControl = String(headers["cache-control"] ?? "");
       const explicit = /(^|[\s,])(s-maxage|max-age|no-cache)\b/i.test(cacheControl) || headers.expires !== undefined;
-      parsed = { policy, explicit };
+      // Age grows with the clock as fast as "now" does, so now + remaining lifetime is a constant.
+      const freshUntilMs = explicit
+        ? this.options.now() + (policy.maxAge() - policy.age()) * 1000
+        : entry.storedAtMs + this.options.defaultTtlMs;
+      parsed = { policy, freshUntilMs, validators: validatorsOf(policy) };
       this.parsed.set(entry, parsed);
     }
     return parsed;

@@ -89,6 +89,11 @@ export class ControlConnection {
     return this.failure;
   }
 
+  /** "IPv4" or "IPv6": the family of the server address this session reached. */
+  get remoteFamily(): string | undefined {
+    return this.socket.remoteFamily;
+  }
+
   get localPort(): number {
     return this.socket.localPort ?? 0;
   }

@@ -39,15 +39,32 @@ export interface ReceiveStats {
  */
 const REASK_COPIES = 2;
 
+/** A UDP socket on a fresh ephemeral port, bound and ready. */
+export async function bindFreshPort(family: "udp4" | "udp6"): Promise<Socket> {
+  const socket = createSocket(family);
+  socket.on("error", () => {});
+  socket.bind(0);
+  await once(socket, "listening");
+  return socket;
+}
+
+/**
+ * Collects the ticket's header. `prebound` is a fresh socket bound while the ticket was awaited
+ * (binding is off the critical path then); it is used when its family fits, and closed either way.
+ */
 export async function receiveHeader(
   ticket: Ticket,
   options: ReceiveOptions,
   trace?: ClientTrace,
+  prebound?: Promise<Socket>,
 ): Promise<{ header: Buffer; stats: ReceiveStats }> {
-  const socket = createSocket(isIP(ticket.udpHost) === 6 ? "udp6" : "udp4");
-  socket.on("error", () => {});
-  socket.bind(0);
-  await once(socket, "listening");
+  const family = isIP(ticket.udpHost) === 6 ? "udp6" : "udp4";
+  let socket = await prebound?.catch(() => undefined);
+  if (socket && socket.address().family !== (family === "udp6" ? "IPv6" : "IPv4")) {
+    socket.close();
+    socket = undefined;
+  }
+  socket ??= await bindFreshPort(family);
   try {
     return await new Reassembly(socket, ticket, options, trace).run();
   } finally {

@@ -10,7 +10,7 @@ import { HeadwireError, toHeadwireError, type ErrorCode } from "../errors.js";
 import type { CacheOutcome, QueryOptions } from "../protocol/control.js";
 import { ControlConnection, type ClientTrace } from "./control-connection.js";
 import { headerFileName } from "./file-name.js";
-import { receiveHeader } from "./header-receiver.js";
+import { bindFreshPort, receiveHeader } from "./header-receiver.js";
 
 export interface QueryResult {
   url: string;
@@ -79,7 +79,23 @@ export class HeadwireClient {
   async query(request: QueryRequest): Promise<QueryResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
-    const reply = await this.connection.query(request.url, request.options);
+    // The fresh UDP port is bound while the server answers, not after.
+    const prebound = bindFreshPort(this.connection.remoteFamily === "IPv6" ? "udp6" : "udp4");
+    let reply;
+    try {
+      reply = await this.connection.query(request.url, request.options);
+    } catch (error) {
+      void prebound.then(
+        (socket) => socket.close(),
+        () => {},
+      );
+      throw error;
+    }
+    if (reply.kind !== "ticket")
+      void prebound.then(
+        (socket) => socket.close(),
+        () => {},
+      );
     if (reply.kind === "error") {
       return { url: request.url, ms: elapsed(), error: { code: reply.code, message: reply.message } };
     }
@@ -90,7 +106,7 @@ export class HeadwireClient {
       const target = this.dataAddress
         ? { ...ticket, udpHost: this.dataAddress.host, udpPort: this.dataAddress.port }
         : ticket;
-      const { header } = await receiveHeader(target, this.config, this.trace);
+      const { header } = await receiveHeader(target, this.config, this.trace, prebound);
       const result: QueryResult = {
         url: request.url,
         status: ticket.status,

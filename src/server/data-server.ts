@@ -107,7 +107,14 @@ export class DataServer {
     });
     if (ticket.bytesSent + datagram.length > ticket.budgetBytes) return false;
     ticket.bytesSent += datagram.length;
-    ticket.chunksSentOnce.add(index);
+    if (ticket.chunkCount === 1) ticket.distinctChunksSent = 1;
+    else {
+      ticket.sentOnce ??= new Uint8Array(ticket.chunkCount);
+      if (!ticket.sentOnce[index]) {
+        ticket.sentOnce[index] = 1;
+        ticket.distinctChunksSent++;
+      }
+    }
     this.stats.chunksSent++;
     this.stats.bytesSent += datagram.length;
     this.socket.send(datagram, remote.port, remote.address);

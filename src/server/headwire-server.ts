@@ -4,6 +4,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import tls from "node:tls";
+import { LRUCache } from "lru-cache";
 import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
 import { readFile } from "node:fs/promises";
@@ -81,7 +82,11 @@ export class HeadwireServer {
       ? new RedisCacheStore({ url: this.config.cacheUrl, commandTimeoutMs: 1000 })
       : undefined;
     this.cache = this.redis ?? this.store;
-    this.tickets = new TicketRegistry({ ticketTtlMs: this.config.ticketTtlMs, now: this.now });
+    this.tickets = new TicketRegistry({
+      ticketTtlMs: this.config.ticketTtlMs,
+      maxTicketsPerSession: this.config.maxTicketsPerSession,
+      now: this.now,
+    });
     this.fetcher = options.fetcher;
     this.service = new HeaderService({
       store: this.cache,
@@ -215,7 +220,7 @@ export class HeadwireServer {
   private async query(url: string, options: QueryOptions, session: SessionContext): Promise<string> {
     this.inFlightQueries++;
     try {
-      const target = parseTarget(url);
+      const target = this.parseTargetMemo(url);
       const { entry, cache, storeUnavailable } = await this.service.answer(target, options);
       const payloadBytes = chunkPayloadBytes(this.config.maxDatagramBytes);
       const chunks = chunkCount(entry.header.length, payloadBytes);
@@ -279,6 +284,14 @@ export class HeadwireServer {
     this.log(
       this.redis ? "stopped" : `stopped; cache persisted to ${this.config.cacheFile} (${this.store.size} entries)`,
     );
+  }
+
+  /** Parsing a URL costs more than the rest of a cached lookup: recent inputs are remembered. */
+  private readonly targets = new LRUCache<string, FetchTarget>({ max: 10_000 });
+  private parseTargetMemo(url: string): FetchTarget {
+    let target = this.targets.get(url);
+    if (!target) this.targets.set(url, (target = parseTarget(url)));
+    return target;
   }
 
   private authorize(token: string): boolean {

@@ -18,12 +18,18 @@ export interface DeliveryTicket {
   /** UDP payload bytes sent for this ticket so far, and the most that may ever be sent. */
   bytesSent: number;
   budgetBytes: number;
-  /** Distinct chunks sent at least once; at chunkCount the ticket has been delivered once. */
-  chunksSentOnce: Set<number>;
+  /**
+   * Which chunks were sent at least once (allocated on the first send of a multi-chunk header),
+   * and how many: at chunkCount the ticket has been delivered once.
+   */
+  sentOnce: Uint8Array | undefined;
+  distinctChunksSent: number;
 }
 
 export interface TicketRegistryOptions {
   ticketTtlMs: number;
+  /** Live tickets one session may hold; issuing one more revokes its oldest. */
+  maxTicketsPerSession: number;
   now?: () => number;
 }
 
@@ -52,7 +58,9 @@ export class TicketRegistry {
     return token;
   }
 
-  issue(fields: Omit<DeliveryTicket, "token" | "expiresAtMs" | "bytesSent" | "chunksSentOnce">): DeliveryTicket {
+  issue(
+    fields: Omit<DeliveryTicket, "token" | "expiresAtMs" | "bytesSent" | "sentOnce" | "distinctChunksSent">,
+  ): DeliveryTicket {
     const ticket: DeliveryTicket = {
       token: this.newToken(),
       header: fields.header,
@@ -63,13 +71,18 @@ export class TicketRegistry {
       chunkCount: fields.chunkCount,
       bytesSent: 0,
       budgetBytes: fields.budgetBytes,
-      chunksSentOnce: new Set(),
+      sentOnce: undefined,
+      distinctChunksSent: 0,
     };
     const key = ticket.token.toString("hex");
     this.tickets.set(key, ticket);
     let keys = this.bySession.get(ticket.sessionId);
     if (!keys) this.bySession.set(ticket.sessionId, (keys = new Set()));
     keys.add(key);
+    if (keys.size > this.options.maxTicketsPerSession) {
+      const oldest = keys.values().next().value as string;
+      this.remove(oldest, this.tickets.get(oldest)!);
+    }
     return ticket;
   }
 
@@ -105,7 +118,7 @@ export class TicketRegistry {
   pendingDeliveries(): number {
     this.sweep();
     let pending = 0;
-    for (const ticket of this.tickets.values()) if (ticket.chunksSentOnce.size < ticket.chunkCount) pending++;
+    for (const ticket of this.tickets.values()) if (ticket.distinctChunksSent < ticket.chunkCount) pending++;
     return pending;
   }
 

@@ -134,3 +134,26 @@ test("worst-case amplification of one request is the documented factor (64 chunk
   // The server sends a request's chunks in one go, so its count is final once 64 have arrived.
   assert.equal(server.dataStats!.chunksSent, 64, "no more than 64 chunks for one request");
 });
+
+test("a session holds at most maxTicketsPerSession live tickets: a new one revokes its oldest", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start({
+    "/h": { header: "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\r\n" },
+  });
+  t.after(() => origin.close());
+  const server = await startServer(dir, { maxTicketsPerSession: 2 }, t);
+  const session = await RawSession.open(server.controlPort);
+  t.after(() => session.close());
+  await session.next();
+  const tickets = [];
+  for (let i = 0; i < 3; i++) tickets.push(await ticketFor(session, `127.0.0.1:${origin.port}/h`));
+  const socket = await udpSocket(t);
+  const inbox = collector(socket);
+  for (const ticket of tickets) {
+    socket.send(encodeRequest(ticket.token, [{ first: 0, count: 1 }]), ticket.udpPort, ticket.udpHost);
+  }
+  await inbox.until(2);
+  const delivered = inbox.received.map((d) => decodeDatagram(d)!.token.toString("hex")).sort();
+  assert.deepEqual(delivered, [tickets[1]!.token.toString("hex"), tickets[2]!.token.toString("hex")].sort());
+  assert.equal(server.dataStats!.dropped.unknownToken, 1, "the first ticket was revoked");
+});
