@@ -12,8 +12,19 @@ export function cacheCommand(): Command {
   const cache = new Command("cache")
     .summary("look into or purge a server's cache")
     .description(
-      "Work on a cache file while its server is down (list, purge), or ask a running server to purge\n" +
+      "Work on a cache file while its server is down (list, purge), or ask a running server to purge " +
         "over its control channel (purge --server).",
+    )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  headwire cache list --cache-file /var/lib/headwire/cache.txt
+  headwire cache purge www.twitch.tv
+  headwire cache purge --server 127.0.0.1:50366 --all
+
+Exit status: 0 done, 1 the file is owned by a running server (or the server refused),
+2 bad usage, 3 the server could not be reached.`,
     );
   cache
     .command("list")
@@ -31,9 +42,9 @@ export function cacheCommand(): Command {
   cache
     .command("purge")
     .description(
-      "Drop one URL's entries (every query variant) or all of them.\n" +
-        "Without --server it edits the cache file, which only works while no server owns it.\n" +
-        "With --server it sends PURGE to a running server: allowed from loopback, or with --token.",
+      "Drop one URL's entries (every query variant) or all of them. Without --server it edits the cache " +
+        "file, which only works while no server owns it. With --server it sends PURGE to a running " +
+        "server: allowed from loopback, or with --token.",
     )
     .argument("[url]", "the URL to drop")
     .option("--all", "drop every entry")

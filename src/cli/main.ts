@@ -11,6 +11,22 @@ const exitOnUsageError = (error: CommanderError) => process.exit(error.exitCode 
 const program = new Command("headwire")
   .description("Fetch, cache and deliver HTTP response headers over a TCP control channel and a UDP data channel.")
   .version(VERSION, "-V, --version")
+  .addHelpText(
+    "after",
+    `
+A server fetches the HTTP response header of each URL its clients ask for (or takes it from
+its cache), and a client collects it over UDP and writes it, byte for byte, to <URL>.txt.
+
+Examples:
+  headwire demo                          # everything on this machine, offline
+  headwire server                        # TCP 50366 and UDP 50367
+  headwire client www.twitch.tv          # writes ./www.twitch.tv.txt
+  headwire client --batch urls.txt -j 16 # many URLs over 16 sessions
+  headwire cache purge --all             # empty a stopped server's cache file
+
+Exit status: 0 success, 1 a query or step failed, 2 bad usage, 3 server unreachable or
+session lost (client). "headwire <command> --help" tells more; docs/ has the protocol.`,
+  )
   .showHelpAfterError()
   .exitOverride(exitOnUsageError);
 

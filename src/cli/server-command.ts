@@ -8,8 +8,11 @@ export function serverCommand(): Command {
   return new Command("server")
     .summary("run the headwire server")
     .description(
-      "Listen for clients on a TCP control port and a UDP data port, fetch the HTTP response header of\n" +
-        "each URL they ask for (or take it from the cache), and deliver it over UDP.",
+      "Listen for clients on a TCP control port and a UDP data port, fetch the HTTP response header of " +
+        "each URL they ask for (or take it from the cache, RFC 9111 freshness), and deliver it over UDP " +
+        "to the address of the TCP session only. The cache lives in memory and in --cache-file (written " +
+        "shortly after each change and at TERMINATE), or in Redis for a fleet (--cache). An outbound " +
+        "guard refuses origins on loopback, private and other non-public addresses unless allowed.",
     )
     .addOption(new Option("--host <address>", "address to bind both ports to").env("HEADWIRE_HOST").default(d.host))
     .addOption(
@@ -59,6 +62,23 @@ export function serverCommand(): Command {
     .addOption(limit("--ticket-ttl-ms <ms>", "how long a delivery ticket can be collected", d.ticketTtlMs))
     .addOption(limit("--idle-timeout-ms <ms>", "close sessions idle this long", d.idleTimeoutMs))
     .addOption(limit("--max-sessions <n>", "sessions held at once", d.maxSessions))
+    .addOption(
+      limit(
+        "--max-queued-queries-per-session <n>",
+        "pipelined queries one session may have waiting",
+        d.maxQueuedQueriesPerSession,
+      ),
+    )
+    .addOption(
+      limit(
+        "--max-tickets-per-session <n>",
+        "live tickets per session; more revoke the oldest",
+        d.maxTicketsPerSession,
+      ),
+    )
+    .addOption(
+      limit("--data-receive-buffer-bytes <n>", "kernel receive queue of the UDP socket", d.dataReceiveBufferBytes),
+    )
     .addOption(limit("--max-line-bytes <n>", "longest control line", d.maxLineBytes))
     .addOption(limit("--connect-timeout-ms <ms>", "connect timeout towards origins", d.connectTimeoutMs))
     .addOption(limit("--header-timeout-ms <ms>", "time allowed for an origin's whole header", d.headerTimeoutMs))
@@ -74,12 +94,23 @@ export function serverCommand(): Command {
       "after",
       `
 Every option can also be set with the environment variable shown beside it, or
-HEADWIRE_<OPTION_IN_CAPITALS> for the limits (e.g. HEADWIRE_TICKET_TTL_MS).
+HEADWIRE_<OPTION_IN_CAPITALS> for the limits (e.g. HEADWIRE_TICKET_TTL_MS). Bad values
+stop the server at start with a precise message.
+
+Files:
+  <cache-file>        the cache, human-readable (format in docs/operations.md)
+  <cache-file>.lock   the PID of the server that owns the cache file; a second server is refused
+
+Exit status:
+  0  stopped by SIGINT or SIGTERM, cache persisted
+  1  could not start (port in use, cache file owned by another server, bad configuration)
+  2  bad usage
 
 Examples:
   headwire server                                  # ports 50366/tcp and 50367/udp on all addresses
   headwire server --port 0 --data-port 0           # ephemeral ports, printed on the ready line
   headwire server --allow-private --cache-file /var/lib/headwire/cache.txt
+  headwire server --cache redis://10.0.0.5:6379/0 --advertise 203.0.113.7   # one of a fleet
 
 On SIGINT or SIGTERM the server stops accepting sessions, finishes the queries in flight,
 persists the cache and exits 0.`,
@@ -104,6 +135,9 @@ persists the cache and exits 0.`,
         ticketTtlMs: opts.ticketTtlMs,
         idleTimeoutMs: opts.idleTimeoutMs,
         maxSessions: opts.maxSessions,
+        maxQueuedQueriesPerSession: opts.maxQueuedQueriesPerSession,
+        maxTicketsPerSession: opts.maxTicketsPerSession,
+        dataReceiveBufferBytes: opts.dataReceiveBufferBytes,
         maxLineBytes: opts.maxLineBytes,
         connectTimeoutMs: opts.connectTimeoutMs,
         headerTimeoutMs: opts.headerTimeoutMs,
