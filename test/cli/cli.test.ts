@@ -5,31 +5,11 @@ import { readFile, readdir } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/testing/crafted-origin.js";
 import { startServer, tempDir } from "../helpers.js";
+import { BIN, runCli } from "./run-cli.js";
 
-const BIN = fileURLToPath(new URL("../../../bin/headwire", import.meta.url));
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], options: { cwd: string; stdin?: string; env?: NodeJS.ProcessEnv }): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: options.cwd,
-    env: { ...process.env, NO_COLOR: "1", ...options.env },
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
-  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-  child.stdin.end(options.stdin ?? "");
-  return new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })));
-}
+const run = runCli;
 
 test("client: URLs on stdin, one a line, like a person typing; files byte-exact", async (t) => {
   const dir = await tempDir(t);

@@ -52,6 +52,18 @@ function fleetRoutes(): Record<string, CraftedResponse> {
   return routes;
 }
 
+/**
+ * Three instances sharing one Redis. Each advertises where its own UDP port is: a ticket must be
+ * collected from the instance that issued it.
+ */
+async function startFleet(t: Parameters<typeof tempDir>[0], dir: string, cacheUrl: string): Promise<HeadwireServer[]> {
+  const servers: HeadwireServer[] = [];
+  for (let n = 0; n < 3; n++) {
+    servers.push(await startServer(join(dir, `server-${n}`), { cacheUrl, advertiseHost: "127.0.0.1" }, t));
+  }
+  return servers;
+}
+
 function headerOf(routes: Record<string, CraftedResponse>, path: string): Buffer {
   const route = routes[path];
   assert.ok(route, `no route ${path}`);
@@ -66,13 +78,7 @@ test("300 clients over 3 servers sharing Redis: each URL fetched once, files byt
   const origin = await CraftedOrigin.start(routes);
   t.after(() => origin.close());
   const dir = await tempDir(t);
-  const servers: HeadwireServer[] = [];
-  for (let n = 0; n < 3; n++) {
-    // Each instance advertises where its own UDP port is: a ticket must be collected from the
-    // instance that issued it.
-    const options = { cacheUrl: redis.url(2), advertiseHost: "127.0.0.1" };
-    servers.push(await startServer(join(dir, `server-${n}`), options, t));
-  }
+  const servers = await startFleet(t, dir, redis.url(2));
 
   const CLIENTS = 300;
   const QUERIES_PER_CLIENT = 4;
@@ -358,10 +364,7 @@ test("behind a TCP load balancer: UDP goes to the instance that issued the ticke
   const origin = await CraftedOrigin.start(routes);
   t.after(() => origin.close());
   const dir = await tempDir(t);
-  const servers: HeadwireServer[] = [];
-  for (let n = 0; n < 3; n++) {
-    servers.push(await startServer(join(dir, `server-${n}`), { cacheUrl: redis.url(), advertiseHost: "127.0.0.1" }, t));
-  }
+  const servers = await startFleet(t, dir, redis.url());
   const ports = servers.map((server) => server.controlPort);
 
   // Client addresses preserved: every query works, whichever instance the session landed on.
