@@ -27,7 +27,12 @@ export interface ColdResult {
   /** `curl --version`: what starting a curl process costs, with no network at all. */
   curlStartup?: ColdSummary;
   warmupSamples: number;
+  /** The same comparison against an origin that answers after REMOTE_ORIGIN_DELAY_MS. */
+  remote?: { delayMs: number; headwire: ColdSummary; nodeHttp: ColdSummary };
 }
+
+/** A typical origin's distance on the internet; the loopback origin answers in ~0.1 ms. */
+export const REMOTE_ORIGIN_DELAY_MS = 20;
 
 export function summarizeMs(values: number[], failures = 0): ColdSummary {
   const sorted = [...values].sort((a, b) => a - b);

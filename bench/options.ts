@@ -2,6 +2,7 @@
  * The benchmark's settings: every duration and size is a flag, and `--quick` (or BENCH_QUICK=1)
  * picks a set that finishes in about a minute. Checked once, at start.
  */
+import { DEFAULT_SERVER_CONFIG } from "../src/config.js";
 import { availableParallelism } from "node:os";
 
 export const PHASES = ["throughput", "idle", "cold", "soak"] as const;
@@ -55,8 +56,8 @@ const HELP = `Usage: npm run bench -- [options]
   --profile               CPU-profile the headwire server in each measured window (.cpuprofile files
                           under the results directory; the profiler slows the server a little)
   --heap-snapshot         heap snapshot of the server holding the idle sessions
-  --floor-rcvbuf <bytes>  the floor's UDP receive buffer (default 0: the kernel's); keep it equal to
-                          headwire's data socket's so that both drop (or not) alike
+  --floor-rcvbuf <bytes>  the floor's UDP receive buffer (default: headwire's dataReceiveBufferBytes,
+                          4 MiB) so that both drop (or not) alike; 0 for the kernel's default
   --out <dir>             results directory (default bench/results)
 `;
 
@@ -80,7 +81,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     pin: availableParallelism() >= 2,
     profile: false,
     heapSnapshot: false,
-    floorUdpRecvBufferBytes: 0,
+    floorUdpRecvBufferBytes: DEFAULT_SERVER_CONFIG.dataReceiveBufferBytes,
     out: "bench/results",
   };
   for (let i = 0; i < argv.length; i++) {

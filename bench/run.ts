@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { encodeRequest } from "../src/protocol/datagram.js";
 import { CraftedOrigin, REALISTIC_HEADERS, type CraftedResponse } from "../src/testing/crafted-origin.js";
 import { BenchChild } from "./child.js";
-import { curlAvailable, measureColdPath, type ColdResult } from "./cold-path.js";
+import { curlAvailable, measureColdPath, REMOTE_ORIGIN_DELAY_MS, type ColdResult } from "./cold-path.js";
 import type { RunResult } from "./load-generator.js";
 import { parseOptions, type BenchOptions } from "./options.js";
 import { coreShare, cpuSeconds, machineBusySeconds, memory } from "./process-stats.js";
@@ -426,7 +426,29 @@ class Bench {
         `cold: headwire p50 ${fixed(result.headwire.p50Ms, 3)} ms, node http p50 ${fixed(result.nodeHttp.p50Ms, 3)} ms` +
           (result.curl ? `, curl p50 ${fixed(result.curl.p50Ms, 3)} ms` : ""),
       );
-      return { ...result, curlMissing: !useCurl };
+      // The same, with the origin as far away as a real one: what a user sees.
+      this.origin.responseDelayMs = REMOTE_ORIGIN_DELAY_MS;
+      let remote;
+      try {
+        remote = await measureColdPath(
+          this.origin,
+          benchHeader("x"),
+          { host: HOST, controlPort: Number(server.ready.controlPort) },
+          Math.max(10, Math.round(this.options.coldSamples / 5)),
+          false,
+        );
+      } finally {
+        this.origin.responseDelayMs = 0;
+      }
+      log(
+        `cold, origin ${REMOTE_ORIGIN_DELAY_MS} ms away: headwire p50 ${fixed(remote.headwire.p50Ms, 3)} ms, ` +
+          `node http p50 ${fixed(remote.nodeHttp.p50Ms, 3)} ms`,
+      );
+      return {
+        ...result,
+        remote: { delayMs: REMOTE_ORIGIN_DELAY_MS, headwire: remote.headwire, nodeHttp: remote.nodeHttp },
+        curlMissing: !useCurl,
+      };
     } finally {
       await this.stopServer(server);
     }
@@ -649,6 +671,7 @@ function targetChecks(
   const hwIdle = idle?.find((r) => r.server === "headwire");
   const coldNode = ratio(cold?.headwire.p50Ms, cold?.nodeHttp.p50Ms);
   const coldCurl = ratio(cold?.headwire.p50Ms, cold?.curl?.p50Ms);
+  const coldRemote = ratio(cold?.remote?.headwire.p50Ms, cold?.remote?.nodeHttp.p50Ms);
   const soakGrowth = soak?.rssTrend.relativeGrowth;
   return [
     {
@@ -677,6 +700,12 @@ function targetChecks(
       target: "p50 ≤ 1.2 × direct",
       measured: coldNode === undefined ? "not run" : `${fixed(coldNode)} ×`,
       pass: coldNode === undefined ? undefined : coldNode <= 1.2,
+    },
+    {
+      name: `cold path vs bare Node request, origin ${REMOTE_ORIGIN_DELAY_MS} ms away`,
+      target: "p50 ≤ 1.2 × direct",
+      measured: coldRemote === undefined ? "not run" : `${fixed(coldRemote)} ×`,
+      pass: coldRemote === undefined ? undefined : coldRemote <= 1.2,
     },
     {
       name: "cold path vs curl (process start-up included)",
@@ -785,6 +814,22 @@ async function main(): Promise<void> {
         summary.failures,
       ];
     });
+    if (cold.remote) {
+      const { delayMs, headwire, nodeHttp } = cold.remote;
+      for (const [name, summary] of [
+        [`headwire, origin ${delayMs} ms away`, headwire],
+        [`bare Node http.get, origin ${delayMs} ms away`, nodeHttp],
+      ] as const) {
+        rowsCold.push([
+          name,
+          fixed(summary.p50Ms, 3),
+          fixed(summary.p99Ms, 3),
+          fixed(summary.meanMs, 3),
+          fixed(ratio(headwire.p50Ms, summary.p50Ms)),
+          summary.failures,
+        ]);
+      }
+    }
     out.push(markdownTable(["method", "p50 ms", "p99 ms", "mean ms", "headwire p50 ÷ this", "failures"], rowsCold));
     if (cold.curlMissing) out.push("\ncurl is NOT installed: the curl comparison was skipped.");
     else

@@ -20,6 +20,8 @@ export class CraftedOrigin {
   readonly requests = new Map<string, number>();
   /** The last raw request (request line and header) received, by path. */
   readonly lastRequest = new Map<string, string>();
+  /** Answer this long after the request, like an origin across a network (0: at once). */
+  responseDelayMs = 0;
   private readonly sockets = new Set<Socket>();
 
   private constructor(
@@ -70,7 +72,9 @@ export class CraftedOrigin {
         header: "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\n",
         body: "not found\n",
       };
-      socket.end(Buffer.concat([Buffer.from(route.header as string), Buffer.from(route.body ?? "")]));
+      const response = Buffer.concat([Buffer.from(route.header as string), Buffer.from(route.body ?? "")]);
+      if (this.responseDelayMs > 0) setTimeout(() => socket.end(response), this.responseDelayMs);
+      else socket.end(response);
     });
   }
 
@@ -109,6 +113,20 @@ export const REALISTIC_HEADERS: Record<string, CraftedResponse> = {
       'Cache-Control: public, max-age=600, s-maxage=3600\r\nETag: "5f3a-1c9e"\r\n' +
       "Last-Modified: Mon, 04 May 2020 10:00:00 GMT\r\nAge: 12\r\nVia: 1.1 varnish\r\nX-Cache: HIT\r\n\r\n",
     body: "x".repeat(5120),
+  },
+  "/news": {
+    // A news site's front page: a long header that needs several UDP chunks.
+    header:
+      "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/html; charset=utf-8\r\n" +
+      "Cache-Control: public, max-age=60\r\nVary: Accept-Encoding, Cookie\r\n" +
+      "Content-Security-Policy: default-src 'self'; script-src 'self' https://cdn.example.net https://ads.example.com; " +
+      "img-src * data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; report-uri /csp-report\r\n" +
+      Array.from(
+        { length: 24 },
+        (_, i) =>
+          `Set-Cookie: tracker_${i}=${"v".repeat(40)}${i}; Path=/; Domain=.news.example; Max-Age=31536000; Secure; SameSite=Lax\r\n`,
+      ).join("") +
+      "Strict-Transport-Security: max-age=63072000; includeSubDomains; preload\r\nX-Cache: MISS\r\n\r\n",
   },
   "/legacy": {
     // An HTTP/1.0 origin with bare LF line ends and a non-ASCII byte in a value.

@@ -181,3 +181,20 @@ test("an origin error is shared by those waiting, remembered briefly, and never 
   assert.match((await session.next()) ?? "", /^TICKET .* cache=MISS status=200 /);
   assert.equal(origin.requests.get("/flaky"), 2);
 });
+
+test("a header larger than cacheMaxEntryBytes is delivered whole but not cached", async (t) => {
+  const dir = await tempDir(t);
+  const big = `HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nX-Pad: ${"p".repeat(3000)}\r\n\r\n`;
+  const origin = await CraftedOrigin.start({ "/big": { header: big } });
+  t.after(() => origin.close());
+  const server = await startServer(dir, { cacheMaxEntryBytes: 2048 }, t);
+  const client = await HeadwireClient.connect({ serverPort: server.controlPort, outDir: dir });
+  t.after(() => client.destroy());
+  const url = `127.0.0.1:${origin.port}/big`;
+  for (let i = 0; i < 2; i++) {
+    const result = await client.query({ url });
+    assert.equal(result.cache, "MISS");
+    assert.equal((await readFile(result.file!)).toString(), big);
+  }
+  assert.equal(origin.requests.get("/big"), 2);
+});
