@@ -65,7 +65,8 @@ function tooLong(maxLineBytes: number): HeadwireError {
   return new HeadwireError("LINE_TOO_LONG", `line longer than ${maxLineBytes} bytes`);
 }
 
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a byte-order mark is kept, so "\uFEFFPING" is not silently read as PING.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function decodeLine(raw: Buffer, maxLineBytes: number): LineEvent {
   const line = raw.length > 0 && raw[raw.length - 1] === 0x0d ? raw.subarray(0, raw.length - 1) : raw;
@@ -202,7 +203,10 @@ export function formatTicket(t: Ticket): string {
 
 export function formatError(error: HeadwireError): string {
   // The message is one line of text: no line ends can leak into the stream.
-  const message = error.message.replace(/[\u0000-\u001f\u007f]+/g, " ").slice(0, 512);
+  // Cut by code points, so a character outside the BMP is never split in half.
+  const message = Array.from(error.message.replace(/[\u0000-\u001f\u007f]+/g, " "))
+    .slice(0, 512)
+    .join("");
   return `ERROR ${error.code} ${message}\n`;
 }
 

@@ -325,9 +325,9 @@ test("formatError → parseServerMessage round trip, with line ends neutralised"
 
 test("an error line survives the wire: bytes → LineDecoder → parseServerMessage", () => {
   const code = fc.constantFrom(...(Object.keys(ERROR_CODES) as ErrorCode[]));
-  // At most 400 UTF-16 units, so the 512-unit cut in formatError never splits a surrogate pair.
+  // Longer than formatError's 512 code points: the cut never splits a character.
   fc.assert(
-    fc.property(code, fc.string({ unit: "binary", maxLength: 200 }), (c, message) => {
+    fc.property(code, fc.string({ unit: "binary", maxLength: 600 }), (c, message) => {
       const events = new LineDecoder(8192).push(Buffer.from(formatError(new HeadwireError(c, message))));
       assert.equal(events.length, 1);
       const [event] = events;
@@ -336,7 +336,9 @@ test("an error line survives the wire: bytes → LineDecoder → parseServerMess
       assert.deepEqual(parseServerMessage(event.text), {
         kind: "error",
         code: c,
-        message: message.replace(/[\u0000-\u001f\u007f]+/g, " "),
+        message: Array.from(message.replace(/[\u0000-\u001f\u007f]+/g, " "))
+          .slice(0, 512)
+          .join(""),
       });
     }),
   );
@@ -364,3 +366,11 @@ test("every error code is known to isErrorCode, and nothing else is", () => {
 function assertCode(fn: () => unknown, code: ErrorCode, label?: string): void {
   assert.throws(fn, (e: unknown) => e instanceof HeadwireError && e.code === code, label);
 }
+
+test("a byte-order mark is kept, so it cannot smuggle a command past the parser", () => {
+  const [event] = new LineDecoder(8192).push(Buffer.from("\uFEFFPING\n"));
+  assert.equal(event?.kind, "line");
+  if (event?.kind !== "line") return;
+  assert.equal(event.text, "\uFEFFPING");
+  assertCode(() => parseClientMessage(event.text), "UNKNOWN_COMMAND");
+});
