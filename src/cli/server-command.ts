@@ -3,9 +3,37 @@ import { DEFAULT_SERVER_CONFIG, type ServerConfig } from "../config.js";
 import { HeadwireServer } from "../server/headwire-server.js";
 import { integer } from "./parse.js";
 
+/** Every numeric limit is a flag named after its setting (ticketTtlMs → --ticket-ttl-ms), and HEADWIRE_TICKET_TTL_MS. */
+const LIMITS: ReadonlyArray<[LimitKey, string]> = [
+  ["cacheMaxBytes", "header bytes kept in the LRU cache in all"],
+  ["cacheMaxEntryBytes", "larger headers are delivered but not cached"],
+  ["defaultTtlMs", "lifetime of responses without freshness information"],
+  ["maxStaleMs", "serve stale this long past freshness when the origin fails"],
+  ["negativeTtlMs", "remember an origin failure this long"],
+  ["fillLockMs", "fleet: how long one server may claim a URL's fetch"],
+  ["persistDelayMs", "write the cache file this long after a change"],
+  ["ticketTtlMs", "how long a delivery ticket can be collected"],
+  ["idleTimeoutMs", "close sessions idle this long"],
+  ["maxSessions", "sessions held at once"],
+  ["maxQueuedQueriesPerSession", "pipelined queries one session may have waiting"],
+  ["maxTicketsPerSession", "live tickets per session; more revoke the oldest"],
+  ["dataReceiveBufferBytes", "kernel receive queue of the UDP socket"],
+  ["maxLineBytes", "longest control line"],
+  ["connectTimeoutMs", "connect timeout towards origins"],
+  ["headerTimeoutMs", "time allowed for an origin's whole header"],
+  ["maxHeaderBytes", "largest header accepted from an origin"],
+  ["maxDatagramBytes", "largest UDP payload sent"],
+  ["retransmitBudget", "full deliveries one ticket may cost at most"],
+  ["shutdownGraceMs", "longest wait for in-flight work at shutdown"],
+];
+
+type LimitKey = {
+  [K in keyof ServerConfig]: ServerConfig[K] extends number ? K : never;
+}[keyof ServerConfig];
+
 export function serverCommand(): Command {
   const d = DEFAULT_SERVER_CONFIG;
-  return new Command("server")
+  const command = new Command("server")
     .summary("run the headwire server")
     .description(
       "Listen for clients on a TCP control port and a UDP data port, fetch the HTTP response header of " +
@@ -45,47 +73,11 @@ export function serverCommand(): Command {
         .argParser(integer)
         .default(d.cacheMaxEntries),
     )
-    .addOption(limit("--cache-max-bytes <n>", "header bytes kept in the LRU cache in all", d.cacheMaxBytes))
-    .addOption(
-      limit("--cache-max-entry-bytes <n>", "larger headers are delivered but not cached", d.cacheMaxEntryBytes),
-    )
-    .addOption(limit("--default-ttl-ms <ms>", "lifetime of responses without freshness information", d.defaultTtlMs))
-    .addOption(limit("--max-stale-ms <ms>", "serve stale this long past freshness when the origin fails", d.maxStaleMs))
-    .addOption(limit("--negative-ttl-ms <ms>", "remember an origin failure this long", d.negativeTtlMs))
-    .addOption(limit("--fill-lock-ms <ms>", "fleet: how long one server may claim a URL's fetch", d.fillLockMs))
-    .addOption(limit("--persist-delay-ms <ms>", "write the cache file this long after a change", d.persistDelayMs))
     .addOption(
       new Option("--admin-token <token>", "lets remote sessions use PURGE after AUTH <token> (≥ 16 characters)").env(
         "HEADWIRE_ADMIN_TOKEN",
       ),
     )
-    .addOption(limit("--ticket-ttl-ms <ms>", "how long a delivery ticket can be collected", d.ticketTtlMs))
-    .addOption(limit("--idle-timeout-ms <ms>", "close sessions idle this long", d.idleTimeoutMs))
-    .addOption(limit("--max-sessions <n>", "sessions held at once", d.maxSessions))
-    .addOption(
-      limit(
-        "--max-queued-queries-per-session <n>",
-        "pipelined queries one session may have waiting",
-        d.maxQueuedQueriesPerSession,
-      ),
-    )
-    .addOption(
-      limit(
-        "--max-tickets-per-session <n>",
-        "live tickets per session; more revoke the oldest",
-        d.maxTicketsPerSession,
-      ),
-    )
-    .addOption(
-      limit("--data-receive-buffer-bytes <n>", "kernel receive queue of the UDP socket", d.dataReceiveBufferBytes),
-    )
-    .addOption(limit("--max-line-bytes <n>", "longest control line", d.maxLineBytes))
-    .addOption(limit("--connect-timeout-ms <ms>", "connect timeout towards origins", d.connectTimeoutMs))
-    .addOption(limit("--header-timeout-ms <ms>", "time allowed for an origin's whole header", d.headerTimeoutMs))
-    .addOption(limit("--max-header-bytes <n>", "largest header accepted from an origin", d.maxHeaderBytes))
-    .addOption(limit("--max-datagram-bytes <n>", "largest UDP payload sent", d.maxDatagramBytes))
-    .addOption(limit("--retransmit-budget <n>", "full deliveries one ticket may cost at most", d.retransmitBudget))
-    .addOption(limit("--shutdown-grace-ms <ms>", "longest wait for in-flight work at shutdown", d.shutdownGraceMs))
     .option("--allow-private", "let origins be loopback or private addresses (never on a public server)", false)
     .option("--allow <cidr...>", "let origins be in these address ranges too")
     .option("--insecure", "do not verify origins' TLS certificates", false)
@@ -117,6 +109,7 @@ persists the cache and exits 0.`,
     )
     .action(async (opts) => {
       const overrides: Partial<ServerConfig> = {
+        ...Object.fromEntries(LIMITS.map(([key]) => [key, opts[key]])),
         host: opts.host,
         controlPort: opts.port,
         dataPort: opts.dataPort,
@@ -124,27 +117,7 @@ persists the cache and exits 0.`,
         cacheFile: opts.cacheFile,
         cacheMaxEntries: opts.cacheEntries,
         cacheUrl: opts.cache ?? "",
-        cacheMaxBytes: opts.cacheMaxBytes,
-        cacheMaxEntryBytes: opts.cacheMaxEntryBytes,
-        defaultTtlMs: opts.defaultTtlMs,
-        maxStaleMs: opts.maxStaleMs,
-        negativeTtlMs: opts.negativeTtlMs,
-        fillLockMs: opts.fillLockMs,
-        persistDelayMs: opts.persistDelayMs,
         adminToken: opts.adminToken ?? "",
-        ticketTtlMs: opts.ticketTtlMs,
-        idleTimeoutMs: opts.idleTimeoutMs,
-        maxSessions: opts.maxSessions,
-        maxQueuedQueriesPerSession: opts.maxQueuedQueriesPerSession,
-        maxTicketsPerSession: opts.maxTicketsPerSession,
-        dataReceiveBufferBytes: opts.dataReceiveBufferBytes,
-        maxLineBytes: opts.maxLineBytes,
-        connectTimeoutMs: opts.connectTimeoutMs,
-        headerTimeoutMs: opts.headerTimeoutMs,
-        maxHeaderBytes: opts.maxHeaderBytes,
-        maxDatagramBytes: opts.maxDatagramBytes,
-        retransmitBudget: opts.retransmitBudget,
-        shutdownGraceMs: opts.shutdownGraceMs,
       };
       let server: HeadwireServer;
       try {
@@ -176,9 +149,15 @@ persists the cache and exits 0.`,
       process.once("SIGINT", () => stop("SIGINT"));
       process.once("SIGTERM", () => stop("SIGTERM"));
     });
+  for (const [key, description] of LIMITS) command.addOption(limitOption(key, description));
+  return command;
 }
 
-function limit(flags: string, description: string, fallback: number): Option {
-  const name = flags.split(" ")[0]!.replace(/^--/, "").toUpperCase().replace(/-/g, "_");
-  return new Option(flags, description).env(`HEADWIRE_${name}`).argParser(integer).default(fallback);
+function limitOption(key: LimitKey, description: string): Option {
+  const flag = key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+  const unit = key.endsWith("Ms") ? "<ms>" : "<n>";
+  return new Option(`--${flag} ${unit}`, description)
+    .env(`HEADWIRE_${flag.toUpperCase().replace(/-/g, "_")}`)
+    .argParser(integer)
+    .default(DEFAULT_SERVER_CONFIG[key]);
 }
