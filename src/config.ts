@@ -120,6 +120,8 @@ export interface ClientConfig {
   maxDeliveryAttempts: number;
   /** Chunks asked for at once (the receive window). */
   windowChunks: number;
+  /** Largest header the client accepts a ticket for (a hostile server cannot make it allocate more). */
+  maxHeaderBytes: number;
 }
 
 export const DEFAULT_CLIENT_CONFIG: ClientConfig = {
@@ -133,6 +135,7 @@ export const DEFAULT_CLIENT_CONFIG: ClientConfig = {
   maxChunkTimeoutMs: 1000,
   maxDeliveryAttempts: 12,
   windowChunks: 32,
+  maxHeaderBytes: 16 * 1024 * 1024,
 };
 
 type NumericKeys<T> = { [K in keyof T]: T[K] extends number ? K : never }[keyof T];
@@ -177,6 +180,7 @@ const CLIENT_BOUNDS: Record<NumericKeys<ClientConfig>, Bound> = {
   maxChunkTimeoutMs: { min: 1, max: 60_000 },
   maxDeliveryAttempts: { min: 1, max: 1000 },
   windowChunks: { min: 1, max: 4096 },
+  maxHeaderBytes: { min: 1024, max: 1024 * 1024 * 1024 },
 };
 
 export class ConfigError extends Error {

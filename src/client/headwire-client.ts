@@ -102,6 +102,14 @@ export class HeadwireClient {
     if (reply.kind !== "ticket")
       throw new HeadwireError("PROTOCOL_ERROR", `unexpected reply to a query: ${reply.kind}`);
     const { ticket } = reply;
+    if (ticket.bytes > this.config.maxHeaderBytes || ticket.chunks > Math.max(1, ticket.bytes)) {
+      void prebound.then(
+        (socket) => socket.close(),
+        () => {},
+      );
+      const failure = `a ticket for ${ticket.bytes} bytes in ${ticket.chunks} chunks (this client accepts ${this.config.maxHeaderBytes})`;
+      return { url: request.url, ms: elapsed(), error: { code: "PROTOCOL_ERROR", message: failure } };
+    }
     try {
       const target = this.dataAddress
         ? { ...ticket, udpHost: this.dataAddress.host, udpPort: this.dataAddress.port }

@@ -52,6 +52,8 @@ export function cacheKeyFor(target: FetchTarget, options: QueryOptions): string 
 }
 
 const FILL_POLL_MS = 20;
+/** Distinct failing URLs remembered at once (negative caching). */
+const MAX_REMEMBERED_FAILURES = 10_000;
 
 export class HeaderService {
   private readonly inFlight = new Map<string, Promise<HeaderAnswer>>();
@@ -103,10 +105,7 @@ export class HeaderService {
         return { entry: stale, cache: "STALE", storeUnavailable: false };
       }
       const failure = error instanceof HeadwireError ? error : new HeadwireError("ORIGIN_ERROR", String(error));
-      if (this.options.negativeTtlMs > 0) {
-        this.failures.set(key, { error: failure, untilMs: this.options.now() + this.options.negativeTtlMs });
-        this.pruneFailures();
-      }
+      if (this.options.negativeTtlMs > 0) this.rememberFailure(key, failure);
       throw failure;
     } finally {
       if (claimed) await this.releaseFill(key);
@@ -219,8 +218,18 @@ export class HeaderService {
     this.options.log("cache store available again");
   }
 
-  private pruneFailures(): void {
+  /**
+   * Every failure lives negativeTtlMs, so the map's insertion order is expiry order: expired ones
+   * are dropped from the front, and the oldest beyond MAX_REMEMBERED_FAILURES too. O(1) amortized,
+   * however many distinct URLs fail.
+   */
+  private rememberFailure(key: string, error: HeadwireError): void {
     const now = this.options.now();
-    for (const [key, failure] of this.failures) if (failure.untilMs <= now) this.failures.delete(key);
+    this.failures.delete(key);
+    this.failures.set(key, { error, untilMs: now + this.options.negativeTtlMs });
+    for (const [oldest, failure] of this.failures) {
+      if (failure.untilMs > now && this.failures.size <= MAX_REMEMBERED_FAILURES) break;
+      this.failures.delete(oldest);
+    }
   }
 }

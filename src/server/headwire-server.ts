@@ -286,8 +286,15 @@ export class HeadwireServer {
     );
   }
 
-  /** Parsing a URL costs more than the rest of a cached lookup: recent inputs are remembered. */
-  private readonly targets = new LRUCache<string, FetchTarget>({ max: 10_000 });
+  /**
+   * Parsing a URL costs more than the rest of a cached lookup: recent inputs are remembered,
+   * bounded by count and by their length, so long URLs cannot make the memo large.
+   */
+  private readonly targets = new LRUCache<string, FetchTarget>({
+    max: 10_000,
+    maxSize: 4 * 1024 * 1024,
+    sizeCalculation: (target, input) => input.length + target.url.length,
+  });
   private parseTargetMemo(url: string): FetchTarget {
     let target = this.targets.get(url);
     if (!target) this.targets.set(url, (target = parseTarget(url)));
