@@ -8,7 +8,9 @@ import { HeadwireServer, type HeadwireServerOptions } from "../src/server/headwi
 
 export async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "headwire-test-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  // Hooks run in the order they were registered, so a server started later may still be writing
+  // its cache file here while this runs: rm retries on ENOTEMPTY/EBUSY.
+  t.after(() => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
   return dir;
 }
 

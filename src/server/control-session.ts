@@ -135,7 +135,13 @@ export class ControlSession {
     this.tail = this.tail.then(async () => {
       const line = await answer;
       this.queued--;
-      if (!this.socket.destroyed && this.socket.writable) this.socket.write(line);
+      if (this.socket.destroyed || !this.socket.writable) return;
+      // Backpressure: a client that sends queries but does not read the replies stops being read
+      // until it catches up, so unread replies cannot pile up in the server's memory.
+      if (!this.socket.write(line) && !this.socket.isPaused()) {
+        this.socket.pause();
+        this.socket.once("drain", () => this.socket.resume());
+      }
     });
   }
 

@@ -91,3 +91,38 @@ test("an origin failure is an ERROR reply with the origin's code", async (t) => 
   session.send("QUERY 127.0.0.1:1/\n");
   assert.match((await session.next()) ?? "", /^ERROR CONNECTION_REFUSED /);
 });
+
+test("a client that queries without reading is not read either: unread replies stay bounded", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
+  t.after(() => origin.close());
+  const server = await startServer(dir, { maxQueuedQueriesPerSession: 10_000 }, t);
+  const session = await RawSession.open(server.controlPort);
+  t.after(() => session.close());
+  await session.next();
+  session.socket.pause(); // never read
+  const line = `QUERY 127.0.0.1:${origin.port}/twitch\n`;
+  const writes: Promise<void>[] = [];
+  // 200,000 queries (about 8 MB); each answered with a ~200-byte ticket line if it were read.
+  for (let i = 0; i < 200; i++) {
+    writes.push(new Promise((resolve) => session.socket.write(line.repeat(1000), () => resolve())));
+  }
+  // The writes cannot all complete: the server stops reading once its replies back up, so the
+  // client's own buffer fills. Wait until the server has stopped taking queries.
+  const stalled = await Promise.race([
+    Promise.all(writes).then(() => false),
+    new Promise<boolean>((resolve) => {
+      const check = setInterval(() => {
+        if (session.socket.writableLength > 1_000_000) {
+          clearInterval(check);
+          resolve(true);
+        }
+      }, 20);
+    }),
+  ]);
+  assert.equal(stalled, true, "the server stopped reading a client that does not read");
+  assert.ok(server.service.originFetches <= 1);
+  // Once the client reads again, everything is answered in order.
+  session.socket.resume();
+  for (let i = 0; i < 100; i++) assert.match((await session.next()) ?? "", /^TICKET /);
+});
