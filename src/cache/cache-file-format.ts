@@ -20,18 +20,20 @@ export class CacheFileError extends Error {
   override name = "CacheFileError";
 }
 
-export function serializeCache(entries: readonly CacheEntry[]): Buffer {
-  const parts: Buffer[] = [Buffer.from(`${CACHE_FILE_MAGIC}\n`)];
+/** The file's bytes, piece by piece (a writer can yield between pieces). */
+export function* serializeCacheParts(entries: readonly CacheEntry[]): Generator<Buffer> {
+  yield Buffer.from(`${CACHE_FILE_MAGIC}\n`);
   for (const entry of entries) {
     const stored = new Date(entry.storedAtMs).toISOString();
-    parts.push(
-      Buffer.from(`entry url=${entry.key} status=${entry.status} stored=${stored} bytes=${entry.header.length}\n`),
-      entry.header,
-      Buffer.from("\n"),
-    );
+    yield Buffer.from(`entry url=${entry.key} status=${entry.status} stored=${stored} bytes=${entry.header.length}\n`);
+    yield entry.header;
+    yield Buffer.from("\n");
   }
-  parts.push(Buffer.from(`end entries=${entries.length}\n`));
-  return Buffer.concat(parts);
+  yield Buffer.from(`end entries=${entries.length}\n`);
+}
+
+export function serializeCache(entries: readonly CacheEntry[]): Buffer {
+  return Buffer.concat([...serializeCacheParts(entries)]);
 }
 
 const ENTRY_LINE = /^entry url=(\S+) status=(\d{3}) stored=(\S+) bytes=(\d{1,10})$/;

@@ -4,9 +4,13 @@
  * to a temporary file that is fsynced and renamed over cache.txt, so a crash leaves either the
  * old file or the new one, never a torn one.
  */
-import { open, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { open, readdir, readFile, rename, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, basename, join } from "node:path";
-import { CacheFileError, parseCache, serializeCache } from "./cache-file-format.js";
+import { CacheFileError, parseCache, serializeCacheParts } from "./cache-file-format.js";
+import type { CacheEntry } from "./cache-store.js";
+
+/** Bytes written per write call: the event loop runs between batches, so queries go on. */
+const WRITE_BATCH_BYTES = 256 * 1024;
 import type { MemoryCacheStore } from "./memory-cache-store.js";
 
 export interface CacheFileLog {
@@ -133,7 +137,7 @@ export class CacheFile {
       if (!this.dirty) return;
       this.dirty = false;
       try {
-        await this.writeAtomically(serializeCache(this.store.snapshot()));
+        await this.writeAtomically(this.store.snapshot());
         this.writes++;
         for (const resolve of this.writtenWaiters.splice(0)) resolve();
       } catch (error) {
@@ -149,11 +153,23 @@ export class CacheFile {
     return new Promise((resolve) => this.writtenWaiters.push(resolve));
   }
 
-  private async writeAtomically(data: Buffer): Promise<void> {
+  /** The snapshot is a list of references (entries are immutable); its bytes go out in batches. */
+  private async writeAtomically(entries: readonly CacheEntry[]): Promise<void> {
     const temporary = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.tmp`);
     const file = await open(temporary, "w", 0o644);
     try {
-      await file.writeFile(data);
+      let batch: Buffer[] = [];
+      let batchBytes = 0;
+      for (const part of serializeCacheParts(entries)) {
+        batch.push(part);
+        batchBytes += part.length;
+        if (batchBytes >= WRITE_BATCH_BYTES) {
+          await writeAll(file, Buffer.concat(batch, batchBytes));
+          batch = [];
+          batchBytes = 0;
+        }
+      }
+      if (batchBytes > 0) await writeAll(file, Buffer.concat(batch, batchBytes));
       await file.sync();
     } finally {
       await file.close();
@@ -171,6 +187,14 @@ export class CacheFile {
     } finally {
       await directory.close();
     }
+  }
+}
+
+/** A write may be partial: go on until every byte is out. */
+async function writeAll(file: FileHandle, data: Buffer): Promise<void> {
+  for (let offset = 0; offset < data.length;) {
+    const { bytesWritten } = await file.write(data, offset, data.length - offset);
+    offset += bytesWritten;
   }
 }
 
