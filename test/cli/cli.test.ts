@@ -129,3 +129,39 @@ test("--help and --version", async (t) => {
   const bad = await run(["client", "--nope"], { cwd: dir });
   assert.equal(bad.code, 2);
 });
+
+test("server: a query in flight at SIGTERM is still answered and collected, then the server exits 0", async (t) => {
+  const dir = await tempDir(t);
+  let originAsked!: () => void;
+  const asked = new Promise<void>((resolve) => (originAsked = resolve));
+  const origin = await CraftedOrigin.start({
+    "/slow": () => {
+      originAsked();
+      return { header: "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\r\n" };
+    },
+  });
+  origin.responseDelayMs = 300; // the origin is still answering when SIGTERM arrives
+  t.after(() => origin.close());
+  const server = spawn(
+    process.execPath,
+    [BIN, "server", "--host", "127.0.0.1", "--port", "0", "--data-port", "0", "--allow-private"],
+    { cwd: dir },
+  );
+  let stdout = "";
+  server.stdout.setEncoding("utf8");
+  const port = await new Promise<number>((resolve) =>
+    server.stdout.on("data", (text: string) => {
+      stdout += text;
+      const match = /control tcp port (\d+)/.exec(stdout);
+      if (match) resolve(Number(match[1]));
+    }),
+  );
+  const client = run(["client", "-s", `127.0.0.1:${port}`, `127.0.0.1:${origin.port}/slow`], { cwd: dir });
+  await asked;
+  server.kill("SIGTERM");
+  const [code] = await once(server, "close");
+  const result = await client;
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^HTTP\/1\.1 200 OK \| \d+ bytes \| MISS \|/);
+  assert.equal(code, 0);
+});
