@@ -77,6 +77,10 @@ export function clientCommand(): Command {
         .argParser(integer)
         .default(DEFAULT_CLIENT_CONFIG.replyTimeoutMs),
     )
+    .option(
+      "--udp-via <host:port>",
+      "send UDP requests there instead of where tickets say (a relay such as headwire relay, a port forward)",
+    )
     .version(VERSION, "-V, --version", "print the version and exit")
     .addHelpText("after", CLIENT_HELP)
     .action(async (urls: string[], opts: ClientOptions) => {
@@ -178,6 +182,7 @@ interface ClientOptions {
   chain: "all" | "last";
   chunkTimeoutMs: number;
   replyTimeoutMs: number;
+  udpVia?: string;
 }
 
 function usageError(text: string): number {
@@ -194,15 +199,25 @@ async function runClient(urls: string[], opts: ClientOptions): Promise<number> {
   }
   if (opts.batch !== undefined && urls.length > 0) return usageError("give URLs as arguments or --batch, not both");
   if (opts.redirects > 20) return usageError("--redirects must be from 0 to 20");
+  let udpVia: { host: string; port: number } | undefined;
+  try {
+    udpVia = opts.udpVia === undefined ? undefined : hostAndPort(opts.udpVia);
+  } catch (error) {
+    return usageError(`--udp-via ${opts.udpVia}: ${(error as Error).message}`);
+  }
   const mode: OutputMode = opts.json ? "json" : opts.print ? "print" : "lines";
   const connect = () =>
-    HeadwireClient.connect({
-      serverHost: server.host,
-      serverPort: server.port,
-      outDir: opts.out,
-      chunkTimeoutMs: opts.chunkTimeoutMs,
-      replyTimeoutMs: opts.replyTimeoutMs,
-    });
+    HeadwireClient.connect(
+      {
+        serverHost: server.host,
+        serverPort: server.port,
+        outDir: opts.out,
+        chunkTimeoutMs: opts.chunkTimeoutMs,
+        replyTimeoutMs: opts.replyTimeoutMs,
+      },
+      undefined,
+      udpVia,
+    );
   const queryOptions = { method: opts.method, redirects: opts.redirects, chain: opts.chain };
   exitQuietlyOnClosedStdout();
 

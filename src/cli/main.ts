@@ -3,6 +3,7 @@ import { VERSION } from "../version.js";
 import { cacheCommand } from "./cache-command.js";
 import { clientCommand } from "./client-command.js";
 import { demoCommand } from "./demo-command.js";
+import { relayCommand } from "./relay-command.js";
 import { serverCommand } from "./server-command.js";
 
 /** Usage errors exit 2 (as documented); --help and --version exit 0. */
@@ -30,7 +31,7 @@ session lost (client). "headwire <command> --help" tells more; docs/ has the pro
   .showHelpAfterError()
   .exitOverride(exitOnUsageError);
 
-for (const command of [serverCommand(), clientCommand(), cacheCommand(), demoCommand()]) {
+for (const command of [serverCommand(), clientCommand(), cacheCommand(), relayCommand(), demoCommand()]) {
   program.addCommand(command.copyInheritedSettings(program).exitOverride(exitOnUsageError));
 }
 

@@ -165,3 +165,44 @@ test("server: a query in flight at SIGTERM is still answered and collected, then
   assert.match(result.stdout, /^HTTP\/1\.1 200 OK \| \d+ bytes \| MISS \|/);
   assert.equal(code, 0);
 });
+
+test("relay: a client collects through `headwire relay` with 30% loss (--udp-via), and the relay reports its faults", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
+  t.after(() => origin.close());
+  const server = await startServer(dir, {}, t);
+  const relay = spawn(
+    process.execPath,
+    [BIN, "relay", "--target", `127.0.0.1:${server.dataPort}`, "--loss", "0.3", "--duplicate", "0.1", "--seed", "7"],
+    { cwd: dir },
+  );
+  let out = "";
+  relay.stdout.setEncoding("utf8");
+  const relayPort = await new Promise<number>((resolve) =>
+    relay.stdout.on("data", (text: string) => {
+      out += text;
+      const match = /ready: udp 127\.0\.0\.1:(\d+)/.exec(out);
+      if (match) resolve(Number(match[1]));
+    }),
+  );
+  const paths = ["/twitch", "/news", "/legacy", "/cdn"];
+  const result = await run(
+    [
+      "client",
+      "-s",
+      `127.0.0.1:${server.controlPort}`,
+      "--udp-via",
+      `127.0.0.1:${relayPort}`,
+      "-o",
+      "out",
+      ...paths.map((path) => `127.0.0.1:${origin.port}${path}`),
+    ],
+    { cwd: dir },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout.trim().split("\n").length, paths.length);
+  relay.kill("SIGTERM");
+  await once(relay, "close");
+  const stats = JSON.parse(out.trim().split("\n").at(-1)!) as { toClient: { received: number } };
+  assert.ok(stats.toClient.received > 0, out);
+});
