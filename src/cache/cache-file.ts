@@ -36,8 +36,6 @@ export class CacheFile {
   private writing: Promise<void> = Promise.resolve();
   private dirty = false;
   private writtenWaiters: Array<() => void> = [];
-  /** Completed writes, for tests and metrics. */
-  writes = 0;
 
   constructor(
     readonly path: string,
@@ -138,7 +136,6 @@ export class CacheFile {
       this.dirty = false;
       try {
         await this.writeAtomically(this.store.snapshot());
-        this.writes++;
         for (const resolve of this.writtenWaiters.splice(0)) resolve();
       } catch (error) {
         this.dirty = true;

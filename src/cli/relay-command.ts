@@ -4,7 +4,8 @@ import { hostAndPort, integer } from "./parse.js";
 
 function probability(value: string): number {
   const n = Number(value);
-  if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(value) || Number.isNaN(n)) throw new InvalidArgumentError("must be a probability from 0 to 1");
+  if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(value) || Number.isNaN(n))
+    throw new InvalidArgumentError("must be a probability from 0 to 1");
   return n;
 }
 

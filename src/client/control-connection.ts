@@ -94,10 +94,6 @@ export class ControlConnection {
     return this.socket.remoteFamily;
   }
 
-  get localPort(): number {
-    return this.socket.localPort ?? 0;
-  }
-
   query(url: string, options: Partial<QueryOptions> = {}): Promise<ServerMessage> {
     const reply = this.next();
     this.write(formatQuery(url, options));

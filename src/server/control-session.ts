@@ -80,11 +80,6 @@ export class ControlSession {
     socket.write(formatGreeting(serverName));
   }
 
-  /** True while a query of this session is being answered. */
-  get busy(): boolean {
-    return this.queued > 0;
-  }
-
   private onData(chunk: Buffer): void {
     for (const event of this.decoder.push(chunk)) {
       if (this.ending) return;

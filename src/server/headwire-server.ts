@@ -61,7 +61,6 @@ export class HeadwireServer {
   private control: Server | undefined;
   private data: DataServer | undefined;
   private nextSessionId = 1;
-  private inFlightQueries = 0;
   private stopping: Promise<void> | undefined;
   private fetcher: HeaderFetcher | undefined;
   private readonly options: HeadwireServerOptions;
@@ -218,7 +217,6 @@ export class HeadwireServer {
   };
 
   private async query(url: string, options: QueryOptions, session: SessionContext): Promise<string> {
-    this.inFlightQueries++;
     try {
       const target = this.parseTargetMemo(url);
       const { entry, cache, storeUnavailable } = await this.service.answer(target, options);
@@ -245,8 +243,6 @@ export class HeadwireServer {
       });
     } catch (error) {
       return formatError(toHeadwireError(error, "ORIGIN_ERROR"));
-    } finally {
-      this.inFlightQueries--;
     }
   }
 
@@ -303,11 +299,6 @@ export class HeadwireServer {
 
   private authorize(token: string): boolean {
     return this.config.adminToken !== "" && sameToken(token, this.config.adminToken);
-  }
-
-  /** Queries being answered right now. */
-  get busyQueries(): number {
-    return this.inFlightQueries;
   }
 }
 
