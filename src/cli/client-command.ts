@@ -247,6 +247,11 @@ async function runClient(urls: string[], opts: ClientOptions): Promise<number> {
     return result;
   };
   let ending = false;
+  // Reading the user's input, the session may end under us: that is a lost session (exit 3).
+  let endedWhileReading = false;
+  void client.closed.then(() => {
+    if (!ending && urls.length === 0) endedWhileReading = true;
+  });
   try {
     if (urls.length > 0) {
       for (const url of urls) await runQuery(url);
@@ -266,6 +271,7 @@ async function runClient(urls: string[], opts: ClientOptions): Promise<number> {
       lines.close();
     }
     ending = true;
+    if (endedWhileReading && client.lost) throw client.lost;
     await client.terminate();
   } catch (error) {
     reportFatal(toHeadwireError(error, "CONNECTION_LOST"));

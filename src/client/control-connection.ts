@@ -102,6 +102,9 @@ export class ControlConnection {
 
   /** Sends TERMINATE and waits for the server's BYE and close. */
   async terminate(): Promise<void> {
+    // A server that is stopping ends idle sessions itself, after answering what was asked: the
+    // session is over, nothing was lost.
+    if (this.failure?.code === "SHUTTING_DOWN") return;
     if (this.failure) throw this.failure;
     const bye = this.next().catch(() => undefined);
     this.write("TERMINATE\n");

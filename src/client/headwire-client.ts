@@ -67,6 +67,11 @@ export class HeadwireClient {
     return this.connection.serverName;
   }
 
+  /** Why the server (or the network) ended the session, once it has. */
+  get lost(): HeadwireError | undefined {
+    return this.connection.lost;
+  }
+
   /** Resolves when the server has closed the session. */
   get closed(): Promise<void> {
     return this.connection.closed;
