@@ -206,3 +206,31 @@ test("relay: a client collects through `headwire relay` with 30% loss (--udp-via
   const stats = JSON.parse(out.trim().split("\n").at(-1)!) as { toClient: { received: number } };
   assert.ok(stats.toClient.received > 0, out);
 });
+
+test("client: a server that stops while the client waits for input: a clear message and exit code 3", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
+  t.after(() => origin.close());
+  const server = await startServer(dir);
+  const client = spawn(process.execPath, [BIN, "client", "-s", `127.0.0.1:${server.controlPort}`], {
+    cwd: dir,
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  let stdout = "";
+  let stderr = "";
+  client.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  client.stdout.setEncoding("utf8");
+  const answered = new Promise<void>((resolve) =>
+    client.stdout.on("data", (text: string) => {
+      stdout += text;
+      if (stdout.includes("\n")) resolve();
+    }),
+  );
+  client.stdin.write(`127.0.0.1:${origin.port}/twitch\n`); // and stdin stays open: the client waits
+  await answered;
+  await server.stop();
+  const [code] = await once(client, "close");
+  assert.equal(code, 3);
+  assert.match(stderr, /\(SHUTTING_DOWN\)/);
+  assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
+});
