@@ -78,6 +78,10 @@ export function serverCommand(): Command {
         "HEADWIRE_ADMIN_TOKEN",
       ),
     )
+    .option(
+      "--no-loopback-admin",
+      "loopback sessions need AUTH for admin commands too (set it when a proxy on this host forwards clients)",
+    )
     .option("--allow-private", "let origins be loopback or private addresses (never on a public server)", false)
     .option("--allow <cidr...>", "let origins be in these address ranges too")
     .option("--insecure", "do not verify origins' TLS certificates", false)
@@ -118,6 +122,7 @@ persists the cache and exits 0.`,
         cacheMaxEntries: opts.cacheEntries,
         cacheUrl: opts.cache ?? "",
         adminToken: opts.adminToken ?? "",
+        loopbackIsAdmin: opts.loopbackAdmin,
       };
       let server: HeadwireServer;
       try {

@@ -171,3 +171,17 @@ test("headwire cache purge/list work on the file while the server is down, and r
   assert.match(purged.out, /purged 1 entries from cache\.txt/);
   assert.deepEqual(parseCache(await readFile(join(dir, "cache.txt"))), []);
 });
+
+test("--no-loopback-admin: even loopback sessions need AUTH", async (t) => {
+  const dir = await tempDir(t);
+  const server = await spawnServer(dir, ["--no-loopback-admin", "--admin-token", "0123456789abcdef0123"]);
+  t.after(() => server.child.kill());
+  const session = await RawSession.open(server.port);
+  t.after(() => session.close());
+  await session.next();
+  session.send("PURGE ALL\n");
+  assert.match((await session.next()) ?? "", /^ERROR FORBIDDEN /);
+  session.send("AUTH 0123456789abcdef0123\nPURGE ALL\n");
+  assert.equal(await session.next(), "AUTHORIZED");
+  assert.equal(await session.next(), "PURGED 0");
+});
