@@ -85,8 +85,11 @@ export class Freshness {
       const headers: Record<string, string | string[]> = {};
       for (const field of sectionFields(section)) {
         const previous = headers[field.name];
-        if (field.name === "set-cookie") headers[field.name] = [...((previous as string[]) ?? []), field.value];
-        else headers[field.name] = previous === undefined ? field.value : `${previous as string}, ${field.value}`;
+        // headwire never sends cookies or credentials, so a Set-Cookie is what any anonymous client
+        // gets: it must not stop sharing (http-cache-semantics would make such responses stale at once
+        // in a shared cache unless "public"), so the policy does not see it.
+        if (field.name === "set-cookie") continue;
+        headers[field.name] = previous === undefined ? field.value : `${previous as string}, ${field.value}`;
       }
       constructionTimeMs = entry.storedAtMs;
       const policy = new ClockedPolicy(

@@ -113,3 +113,11 @@ test("a 304 after interim responses updates only the final section", () => {
     "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nLink: </c>\r\n\r\n",
   );
 });
+
+test("Set-Cookie does not stop sharing: headwire sends no cookies, so every client would get one", () => {
+  const { freshness, entry, at } = setup();
+  const e = entry("Cache-Control: max-age=60\r\nSet-Cookie: id=1; Path=/\r\n");
+  assert.equal(freshness.storable(e), true);
+  at(59);
+  assert.equal(freshness.assess(e).fresh, true);
+});
