@@ -14,7 +14,7 @@ export interface ServerConfig {
   advertiseHost: string;
   /** Longest control line, in bytes, newline excluded. */
   maxLineBytes: number;
-  /** A session with no complete line for this long is closed with IDLE_TIMEOUT. */
+  /** A session with no complete line for this long (and no query being answered) is closed with IDLE_TIMEOUT. */
   idleTimeoutMs: number;
   /** Sessions beyond this are greeted with SERVER_BUSY and closed. */
   maxSessions: number;
@@ -31,7 +31,7 @@ export interface ServerConfig {
   maxDatagramBytes: number;
   /** Kernel receive queue of the UDP socket: a burst of requests from many clients must fit. */
   dataReceiveBufferBytes: number;
-  /** Bytes sent for one ticket stay below headerBytes * budget + one window of overhead. */
+  /** Bytes sent for one ticket stay within retransmitBudget × (header bytes + 40 × chunks): that many full deliveries. */
   retransmitBudget: number;
   /** Connect timeout towards origins. */
   connectTimeoutMs: number;

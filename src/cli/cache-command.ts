@@ -4,7 +4,7 @@ import { CacheFile, CacheFileOwnedError } from "../cache/cache-file.js";
 import { MemoryCacheStore } from "../cache/memory-cache-store.js";
 import { DEFAULT_SERVER_CONFIG } from "../config.js";
 import { HeadwireError, toHeadwireError } from "../errors.js";
-import { LineDecoder, parseServerMessage } from "../protocol/control.js";
+import { GREETING_PREFIX, LineDecoder, parseServerMessage, type ServerMessage } from "../protocol/control.js";
 import { parseTarget } from "../url/target.js";
 import { hostAndPort } from "./parse.js";
 
@@ -65,6 +65,15 @@ Examples:
         process.stderr.write("headwire cache purge: give a URL or --all\n");
         process.exitCode = 2;
         return;
+      }
+      if (url !== undefined) {
+        try {
+          parseTarget(url);
+        } catch (error) {
+          process.stderr.write(`headwire cache purge: ${url}: ${(error as Error).message}\n`);
+          process.exitCode = 2;
+          return;
+        }
       }
       process.exitCode = opts.server ? await purgeOnline(url, opts) : await purgeOffline(url, opts.cacheFile);
     });
@@ -164,6 +173,23 @@ function converse(host: string, port: number, lines: string[]): Promise<string[]
     socket.on("error", (error: NodeJS.ErrnoException) =>
       reject(new HeadwireError("SERVER_UNREACHABLE", `cannot reach ${host}:${port}: ${error.code ?? error.message}`)),
     );
-    socket.on("close", () => resolve(replies.slice(1)));
+    socket.on("close", () => {
+      // The first line must be the greeting; a server that refuses the session says why instead.
+      const [greeting, ...rest] = replies;
+      if (greeting === undefined || !greeting.startsWith(GREETING_PREFIX)) {
+        const refusal = greeting === undefined ? undefined : safeParse(greeting);
+        if (refusal?.kind === "error") return reject(new HeadwireError(refusal.code, refusal.message));
+        return reject(new HeadwireError("PROTOCOL_ERROR", `no greeting from ${host}:${port}`));
+      }
+      resolve(rest);
+    });
   });
+}
+
+function safeParse(line: string): ServerMessage | undefined {
+  try {
+    return parseServerMessage(line);
+  } catch {
+    return undefined;
+  }
 }

@@ -32,7 +32,7 @@ export function relayCommand(): Command {
       "after",
       `
 Example: 30 % loss both ways, then a client through it
-  headwire server --port 0 --data-port 50367 &
+  headwire server &                                   # TCP 50366, UDP 50367
   headwire relay --target 127.0.0.1:50367 --port 40000 --loss 0.3 --duplicate 0.1 --reorder 0.1 --seed 7
   headwire client --udp-via 127.0.0.1:40000 www.twitch.tv`,
     )

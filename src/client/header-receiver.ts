@@ -141,11 +141,22 @@ class Reassembly {
       };
       const arm = () => {
         clearTimeout(timeout);
-        timeout = setTimeout(onSilence, this.timer.timeoutMs(silentRounds));
+        const untilExpiry = Math.max(1, expiresAt - performance.now());
+        timeout = setTimeout(onSilence, Math.min(this.timer.timeoutMs(silentRounds), untilExpiry));
       };
+      // The server forgets the ticket after its ttl: asking later is pointless.
+      const expiresAt = this.ticket.ttlMs === undefined ? Infinity : performance.now() + this.ticket.ttlMs;
       const onSilence = () => {
         silentRounds++;
         this.stats.silentRounds++;
+        if (performance.now() >= expiresAt) {
+          return finish(
+            new HeadwireError(
+              "DELIVERY_FAILED",
+              `${this.receivedCount} of ${this.ticket.chunks} chunks arrived before the ticket expired (${this.ticket.ttlMs} ms)`,
+            ),
+          );
+        }
         if (silentRounds >= this.options.maxDeliveryAttempts) {
           return finish(
             new HeadwireError(

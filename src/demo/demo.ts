@@ -41,7 +41,7 @@ export async function runDemo(out: DemoOutput = (line) => process.stdout.write(`
       { say: "a miss: the server fetches the header from the origin", url: `${base}/twitch`, expect: "MISS" },
       { say: "the same URL again: a hit, served from the cache", url: `${base}/twitch`, expect: "HIT" },
       { say: "another site; its header says private, so it is never cached", url: `${base}/google`, expect: "MISS" },
-      { say: "a news site's 3 KiB header: three UDP chunks", url: `${base}/news`, expect: "MISS" },
+      { say: "a news site's long header (3.7 KiB): several UDP chunks", url: `${base}/news`, expect: "MISS" },
       { say: "an HTTP/1.0 origin with bare LF line ends, kept as sent", url: `${base}/legacy`, expect: "MISS" },
       { say: "an error: nothing listens on port 1", url: "127.0.0.1:1/", expect: "error" },
     ];

@@ -36,7 +36,7 @@ export interface OriginFetcherOptions {
   guard: OutboundGuard;
   /** Accept any certificate (tests, debugging). */
   insecureTls?: boolean;
-  /** Extra trusted CA certificates (PEM), replacing Node's default bundle. */
+  /** Trusted CA certificates (PEM); replaces Node's bundle, so callers that add to it pass both (the server does). */
   ca?: Buffer | string;
   /** Name resolution; defaults to the system resolver (dns.lookup, all addresses). */
   lookup?: AddressLookup;

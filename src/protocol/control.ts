@@ -77,8 +77,8 @@ function decodeLine(raw: Buffer, maxLineBytes: number): LineEvent {
   } catch {
     return { kind: "error", error: new HeadwireError("BAD_ENCODING", "line is not valid UTF-8") };
   }
-  // C0 controls (tab allowed) and DEL are never part of a command or a URL.
-  if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(text)) {
+  // C0 controls (tab allowed), DEL and C1 controls are never part of a command or a URL.
+  if (/[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/.test(text)) {
     return { kind: "error", error: new HeadwireError("BAD_ENCODING", "line contains control characters") };
   }
   return { kind: "line", text };
@@ -177,6 +177,8 @@ export interface Ticket {
   sha256: Buffer;
   /** Set when the shared cache store was unavailable and the origin was asked directly. */
   storeUnavailable?: boolean;
+  /** How long the ticket can be collected from now, in ms (absent from older servers). */
+  ttlMs?: number;
 }
 
 export type ServerMessage =
@@ -197,6 +199,7 @@ export function formatTicket(t: Ticket): string {
   return (
     `TICKET token=${t.token.toString("hex")} udp=${host}:${t.udpPort} bytes=${t.bytes} chunks=${t.chunks}` +
     ` cache=${t.cache} status=${t.status} sha256=${t.sha256.toString("hex")}` +
+    `${t.ttlMs !== undefined ? ` ttl=${t.ttlMs}` : ""}` +
     `${t.storeUnavailable ? " store=unavailable" : ""}\n`
   );
 }
@@ -269,6 +272,7 @@ function parseTicketFields(rest: string, line: string): Ticket {
     status: Number(need("status", /^\d{3}$/)),
     sha256: Buffer.from(need("sha256", /^[0-9a-f]{64}$/), "hex"),
     storeUnavailable: fields.get("store") === "unavailable",
+    ...(/^\d{1,9}$/.test(fields.get("ttl") ?? "") ? { ttlMs: Number(fields.get("ttl")) } : {}),
   };
 }
 

@@ -54,6 +54,7 @@ export class ControlSession {
   private tail: Promise<void> = Promise.resolve();
   private queued = 0;
   private ending = false;
+  private readonly idleTimer: NodeJS.Timeout;
 
   constructor(
     private readonly socket: Socket,
@@ -70,19 +71,28 @@ export class ControlSession {
     };
     this.decoder = new LineDecoder(limits.maxLineBytes);
     socket.setNoDelay(true);
-    socket.setTimeout(limits.idleTimeoutMs, () => this.end(new HeadwireError("IDLE_TIMEOUT")));
+    // Idle means no complete request: bytes dripped without a line end do not keep a session open.
+    this.idleTimer = setTimeout(() => this.onIdle(), limits.idleTimeoutMs);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("error", () => socket.destroy());
     socket.on("close", () => {
       this.ending = true;
+      clearTimeout(this.idleTimer);
       handler.closed(this.context);
     });
     socket.write(formatGreeting(serverName));
   }
 
+  private onIdle(): void {
+    // A session waiting for its own answers is not idle.
+    if (this.queued > 0) this.idleTimer.refresh();
+    else this.end(new HeadwireError("IDLE_TIMEOUT"));
+  }
+
   private onData(chunk: Buffer): void {
     for (const event of this.decoder.push(chunk)) {
       if (this.ending) return;
+      this.idleTimer.refresh();
       if (event.kind === "error") this.reply(async () => formatError(event.error));
       else this.onLine(event.text);
     }
@@ -98,10 +108,10 @@ export class ControlSession {
     }
     if (message.kind === "ping") return this.reply(async () => PONG_LINE);
     if (message.kind === "auth") {
-      if (this.handler.authorize(message.token)) this.context.admin = true;
-      const line = this.context.admin
-        ? AUTHORIZED_LINE
-        : formatError(new HeadwireError("FORBIDDEN", "wrong admin token"));
+      // A wrong token is refused even on a session that is already admin (from loopback).
+      const granted = this.handler.authorize(message.token);
+      if (granted) this.context.admin = true;
+      const line = granted ? AUTHORIZED_LINE : formatError(new HeadwireError("FORBIDDEN", "wrong admin token"));
       return this.reply(async () => line);
     }
     if (message.kind === "purge") {

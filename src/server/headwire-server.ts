@@ -240,6 +240,7 @@ export class HeadwireServer {
         status: entry.status,
         sha256: headerDigest(entry.header),
         storeUnavailable,
+        ttlMs: this.config.ticketTtlMs,
       });
     } catch (error) {
       return formatError(toHeadwireError(error, "ORIGIN_ERROR"));

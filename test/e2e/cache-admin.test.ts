@@ -185,3 +185,14 @@ test("--no-loopback-admin: even loopback sessions need AUTH", async (t) => {
   assert.equal(await session.next(), "AUTHORIZED");
   assert.equal(await session.next(), "PURGED 0");
 });
+
+test("headwire cache purge with an invalid URL is a usage error (exit 2), not a crash", async (t) => {
+  const dir = await tempDir(t);
+  const child = spawn(process.execPath, [BIN, "cache", "purge", "ftp://example.com/"], { cwd: dir });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  const [code] = await once(child, "exit");
+  assert.equal(code, 2);
+  assert.match(stderr, /unsupported scheme/);
+  assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
+});

@@ -124,3 +124,27 @@ test("when delivery finally fails: a clear error, no file at all, and the sessio
   assert.equal(again.error?.code, "DELIVERY_FAILED", "the session itself is still usable");
   await client.terminate();
 });
+
+test("the client stops asking once the ticket's ttl has passed, and says so", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start({ "/gone": { header: bigHeader("gone", 3000) } });
+  t.after(() => origin.close());
+  const server = await startServer(dir, { ticketTtlMs: 300 }, t);
+  const blackHole = await LossyRelay.start({
+    target: { host: "127.0.0.1", port: server.dataPort },
+    seed: SEED,
+    loss: 1,
+  });
+  t.after(() => blackHole.close());
+  const client = await HeadwireClient.connect(
+    { serverPort: server.controlPort, outDir: dir, maxDeliveryAttempts: 1000 },
+    undefined,
+    blackHole.address,
+  );
+  const started = performance.now();
+  const result = await client.query({ url: `127.0.0.1:${origin.port}/gone` });
+  assert.equal(result.error?.code, "DELIVERY_FAILED");
+  assert.match(result.error!.message, /before the ticket expired \(300 ms\)/);
+  assert.ok(performance.now() - started < 5000, "it did not go on for 1000 attempts");
+  await client.terminate();
+});

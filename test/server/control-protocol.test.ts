@@ -126,3 +126,29 @@ test("a client that queries without reading is not read either: unread replies s
   session.socket.resume();
   for (let i = 0; i < 100; i++) assert.match((await session.next()) ?? "", /^TICKET /);
 });
+
+test("bytes dripped without a line end do not keep a session from IDLE_TIMEOUT", async (t) => {
+  const dir = await tempDir(t);
+  const server = await startServer(dir, { idleTimeoutMs: 300 }, t);
+  const session = await greeted(server.controlPort);
+  t.after(() => session.close());
+  const drip = setInterval(() => session.send("x"), 50); // input, not synchronisation
+  t.after(() => clearInterval(drip));
+  const started = performance.now();
+  assert.match((await session.next()) ?? "", /^ERROR IDLE_TIMEOUT /);
+  clearInterval(drip);
+  assert.ok(performance.now() - started < 5000);
+});
+
+test("C1 control characters are refused like C0 ones; a wrong AUTH token is refused even from loopback", async (t) => {
+  const dir = await tempDir(t);
+  const server = await startServer(dir, { adminToken: "0123456789abcdef0123" }, t);
+  const session = await greeted(server.controlPort);
+  t.after(() => session.close());
+  session.send("QUERY http://a\u0085b/\n");
+  assert.match((await session.next()) ?? "", /^ERROR BAD_ENCODING /);
+  session.send("AUTH not-the-token-at-all\n");
+  assert.match((await session.next()) ?? "", /^ERROR FORBIDDEN /);
+  session.send("AUTH 0123456789abcdef0123\n");
+  assert.equal(await session.next(), "AUTHORIZED");
+});
