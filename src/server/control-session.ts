@@ -52,9 +52,12 @@ export class ControlSession {
   private readonly decoder: LineDecoder;
   /** Replies in the order their requests came: each waits for the one before. */
   private tail: Promise<void> = Promise.resolve();
-  private queued = 0;
   private ending = false;
   private readonly idleTimer: NodeJS.Timeout;
+  /** Queries asked and not answered yet (the SERVER_BUSY limit counts these only). */
+  private queuedQueries = 0;
+  private pendingReplies = 0;
+  private waitingForDrain = false;
 
   constructor(
     private readonly socket: Socket,
@@ -75,6 +78,8 @@ export class ControlSession {
     this.idleTimer = setTimeout(() => this.onIdle(), limits.idleTimeoutMs);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("error", () => socket.destroy());
+    // A client that half-closes (sends FIN after its last request) still gets every reply promised.
+    socket.on("end", () => this.end());
     socket.on("close", () => {
       this.ending = true;
       clearTimeout(this.idleTimer);
@@ -85,7 +90,7 @@ export class ControlSession {
 
   private onIdle(): void {
     // A session waiting for its own answers is not idle.
-    if (this.queued > 0) this.idleTimer.refresh();
+    if (this.queuedQueries > 0) this.idleTimer.refresh();
     else this.end(new HeadwireError("IDLE_TIMEOUT"));
   }
 
@@ -127,27 +132,46 @@ export class ControlSession {
         .then(() => void this.socket.end(BYE_LINE));
       return;
     }
-    if (this.queued >= this.limits.maxQueuedQueries) {
+    if (this.queuedQueries >= this.limits.maxQueuedQueries) {
       return this.reply(async () => formatError(new HeadwireError("SERVER_BUSY", "too many queries queued")));
     }
     const { url, options } = message;
-    this.reply(() => this.handler.query(url, options, this.context));
+    this.queuedQueries++;
+    this.reply(() => this.handler.query(url, options, this.context).finally(() => this.queuedQueries--));
+  }
+
+  /** Replies of any kind not written yet; beyond this the session is not read until they are. */
+  private get maxPendingReplies(): number {
+    return Math.max(64, 4 * this.limits.maxQueuedQueries);
   }
 
   private reply(produce: () => Promise<string>): void {
-    this.queued++;
+    this.pendingReplies++;
+    this.updateReading();
     const answer = produce().catch((error: unknown) => formatError(toHeadwireError(error, "ORIGIN_ERROR")));
     this.tail = this.tail.then(async () => {
       const line = await answer;
-      this.queued--;
-      if (this.socket.destroyed || !this.socket.writable) return;
+      this.pendingReplies--;
+      if (this.socket.destroyed || !this.socket.writable || line === "") return this.updateReading();
       // Backpressure: a client that sends queries but does not read the replies stops being read
       // until it catches up, so unread replies cannot pile up in the server's memory.
-      if (!this.socket.write(line) && !this.socket.isPaused()) {
-        this.socket.pause();
-        this.socket.once("drain", () => this.socket.resume());
+      if (!this.socket.write(line) && !this.waitingForDrain) {
+        this.waitingForDrain = true;
+        this.socket.once("drain", () => {
+          this.waitingForDrain = false;
+          this.updateReading();
+        });
       }
+      this.updateReading();
     });
+  }
+
+  /** Reads the client only while its replies are flowing: bounded memory whatever it sends. */
+  private updateReading(): void {
+    if (this.socket.destroyed) return;
+    const hold = this.waitingForDrain || this.pendingReplies >= this.maxPendingReplies;
+    if (hold && !this.socket.isPaused()) this.socket.pause();
+    else if (!hold && this.socket.isPaused()) this.socket.resume();
   }
 
   /** Ends the session after the replies already promised, with an optional last ERROR line. */

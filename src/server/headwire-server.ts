@@ -137,7 +137,8 @@ export class HeadwireServer {
       receiveBufferBytes: this.config.dataReceiveBufferBytes,
       maxChunksPerRequest: MAX_CHUNKS_PER_REQUEST,
     });
-    this.control = createServer((socket) => this.accept(socket));
+    // allowHalfOpen: a client may send its requests and FIN; it still gets the replies (ControlSession).
+    this.control = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     this.control.listen({ port: this.config.controlPort, host: this.config.host, ipv6Only: false });
     await Promise.race([
       once(this.control, "listening"),
@@ -220,6 +221,8 @@ export class HeadwireServer {
     try {
       const target = this.parseTargetMemo(url);
       const { entry, cache, storeUnavailable } = await this.service.answer(target, options);
+      // The session closed while the origin answered: no ticket for nobody (its tickets are revoked).
+      if (!this.sessions.has(session.id)) return "";
       const payloadBytes = chunkPayloadBytes(this.config.maxDatagramBytes);
       const chunks = chunkCount(entry.header.length, payloadBytes);
       const ticket = this.tickets.issue({
