@@ -58,6 +58,9 @@ export class ControlSession {
   private queuedQueries = 0;
   private pendingReplies = 0;
   private waitingForDrain = false;
+  private readingHeld = false;
+  /** Replies of any kind not written yet; beyond this the session is not read until they are. */
+  private readonly maxPendingReplies: number;
 
   constructor(
     private readonly socket: Socket,
@@ -73,6 +76,7 @@ export class ControlSession {
       admin: limits.loopbackIsAdmin && isLoopback(socket.remoteAddress ?? ""),
     };
     this.decoder = new LineDecoder(limits.maxLineBytes);
+    this.maxPendingReplies = Math.max(64, 4 * limits.maxQueuedQueries);
     socket.setNoDelay(true);
     // Idle means no complete request: bytes dripped without a line end do not keep a session open.
     this.idleTimer = setTimeout(() => this.onIdle(), limits.idleTimeoutMs);
@@ -140,11 +144,6 @@ export class ControlSession {
     this.reply(() => this.handler.query(url, options, this.context).finally(() => this.queuedQueries--));
   }
 
-  /** Replies of any kind not written yet; beyond this the session is not read until they are. */
-  private get maxPendingReplies(): number {
-    return Math.max(64, 4 * this.limits.maxQueuedQueries);
-  }
-
   private reply(produce: () => Promise<string>): void {
     this.pendingReplies++;
     this.updateReading();
@@ -168,10 +167,11 @@ export class ControlSession {
 
   /** Reads the client only while its replies are flowing: bounded memory whatever it sends. */
   private updateReading(): void {
-    if (this.socket.destroyed) return;
     const hold = this.waitingForDrain || this.pendingReplies >= this.maxPendingReplies;
-    if (hold && !this.socket.isPaused()) this.socket.pause();
-    else if (!hold && this.socket.isPaused()) this.socket.resume();
+    if (hold === this.readingHeld || this.socket.destroyed) return;
+    this.readingHeld = hold;
+    if (hold) this.socket.pause();
+    else this.socket.resume();
   }
 
   /** Ends the session after the replies already promised, with an optional last ERROR line. */
