@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/testing/crafted-origin.js";
 import { startServer, tempDir } from "../helpers.js";
-import { BIN, runCli } from "./run-cli.js";
+import { BIN, runCli, spawnServer } from "./run-cli.js";
 
 const run = runCli;
 
@@ -82,21 +82,7 @@ test("server: SIGTERM persists the cache and exits 0; the ready line gives the p
   const dir = await tempDir(t);
   const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
   t.after(() => origin.close());
-  const server = spawn(
-    process.execPath,
-    [BIN, "server", "--host", "127.0.0.1", "--port", "0", "--data-port", "0", "--allow-private"],
-    { cwd: dir, env: { ...process.env, HEADWIRE_CACHE_FILE: "my-cache.txt" } },
-  );
-  let stdout = "";
-  server.stdout.setEncoding("utf8");
-  const ready = new Promise<number>((resolve) =>
-    server.stdout.on("data", (text: string) => {
-      stdout += text;
-      const match = /control tcp port (\d+)/.exec(stdout);
-      if (match) resolve(Number(match[1]));
-    }),
-  );
-  const port = await ready;
+  const { child: server, port } = await spawnServer(dir, [], { HEADWIRE_CACHE_FILE: "my-cache.txt" });
   const client = await run(["client", "-s", `127.0.0.1:${port}`, `127.0.0.1:${origin.port}/legacy`], { cwd: dir });
   assert.equal(client.code, 0, client.stderr);
   server.kill("SIGTERM");
@@ -142,20 +128,7 @@ test("server: a query in flight at SIGTERM is still answered and collected, then
   });
   origin.responseDelayMs = 300; // the origin is still answering when SIGTERM arrives
   t.after(() => origin.close());
-  const server = spawn(
-    process.execPath,
-    [BIN, "server", "--host", "127.0.0.1", "--port", "0", "--data-port", "0", "--allow-private"],
-    { cwd: dir },
-  );
-  let stdout = "";
-  server.stdout.setEncoding("utf8");
-  const port = await new Promise<number>((resolve) =>
-    server.stdout.on("data", (text: string) => {
-      stdout += text;
-      const match = /control tcp port (\d+)/.exec(stdout);
-      if (match) resolve(Number(match[1]));
-    }),
-  );
+  const { child: server, port } = await spawnServer(dir);
   const client = run(["client", "-s", `127.0.0.1:${port}`, `127.0.0.1:${origin.port}/slow`], { cwd: dir });
   await asked;
   server.kill("SIGTERM");

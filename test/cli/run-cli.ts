@@ -1,5 +1,5 @@
 /** Runs bin/headwire as a child process, as a user or a script would, and collects what it prints. */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export const BIN = fileURLToPath(new URL("../../../bin/headwire", import.meta.url));
@@ -43,4 +43,36 @@ export function runCli(
       });
     }),
   );
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  port: number;
+  stderr: () => string;
+}
+
+/** Starts `headwire server` (loopback, ephemeral ports) as a child process and waits for its ready line. */
+export async function spawnServer(
+  dir: string,
+  extra: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<ServerProcess> {
+  const child = spawn(
+    process.execPath,
+    [BIN, "server", "--host", "127.0.0.1", "--port", "0", "--data-port", "0", "--allow-private", ...extra],
+    { cwd: dir, env: { ...process.env, ...env } },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  child.stdout.setEncoding("utf8");
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.on("data", (text: string) => {
+      stdout += text;
+      const match = /control tcp port (\d+)/.exec(stdout);
+      if (match) resolve(Number(match[1]));
+    });
+    child.on("exit", (code) => reject(new Error(`server exited ${code}: ${stderr}`)));
+  });
+  return { child, port, stderr: () => stderr };
 }

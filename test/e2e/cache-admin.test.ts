@@ -1,46 +1,17 @@
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { parseCache } from "../../src/cache/cache-file-format.js";
 import { CacheFileOwnedError } from "../../src/cache/cache-file.js";
 import { HeadwireClient } from "../../src/client/headwire-client.js";
 import { CraftedOrigin } from "../../src/testing/crafted-origin.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
+import { BIN, spawnServer } from "../cli/run-cli.js";
 
-const BIN = fileURLToPath(new URL("../../../bin/headwire", import.meta.url));
 const CACHEABLE = { header: "HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\n\r\n" };
-
-interface ServerProcess {
-  child: ChildProcess;
-  port: number;
-  stderr: () => string;
-}
-
-/** Starts `headwire server` as a child process and waits for its ready line. */
-async function spawnServer(dir: string, extra: string[] = []): Promise<ServerProcess> {
-  const child = spawn(
-    process.execPath,
-    [BIN, "server", "--host", "127.0.0.1", "--port", "0", "--data-port", "0", "--allow-private", ...extra],
-    { cwd: dir },
-  );
-  let stdout = "";
-  let stderr = "";
-  child.stderr!.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-  child.stdout!.setEncoding("utf8");
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on("data", (text: string) => {
-      stdout += text;
-      const match = /control tcp port (\d+)/.exec(stdout);
-      if (match) resolve(Number(match[1]));
-    });
-    child.on("exit", (code) => reject(new Error(`server exited ${code}: ${stderr}`)));
-  });
-  return { child, port, stderr: () => stderr };
-}
 
 test("SIGKILL at random moments during heavy churn: every restart loads a valid cache", async (t) => {
   const dir = await tempDir(t);
