@@ -33,6 +33,9 @@ export interface TicketRegistryOptions {
   now?: () => number;
 }
 
+/** A ticket not asked for this long after its issue is taken as abandoned by a stopping server. */
+const UNCOLLECTED_AFTER_MS = 1000;
+
 export class TicketRegistry {
   /** In insertion order, which is expiry order: every ticket lives the same ticketTtlMs. */
   private readonly tickets = new Map<string, DeliveryTicket>();
@@ -114,11 +117,21 @@ export class TicketRegistry {
     this.bySession.delete(sessionId);
   }
 
-  /** Tickets still live and not yet sent in full at least once. */
+  /**
+   * Tickets a stopping server waits for: live, not yet sent in full once, and being collected
+   * (or issued under UNCOLLECTED_AFTER_MS ago).
+   */
   pendingDeliveries(): number {
     this.sweep();
+    const now = this.now();
     let pending = 0;
-    for (const ticket of this.tickets.values()) if (ticket.distinctChunksSent < ticket.chunkCount) pending++;
+    for (const ticket of this.tickets.values()) {
+      if (ticket.distinctChunksSent >= ticket.chunkCount) continue;
+      // A client collects right after its TICKET: one that has not asked at all by now is not
+      // collecting, and a shutdown does not wait for it.
+      const issuedAtMs = ticket.expiresAtMs - this.options.ticketTtlMs;
+      if (ticket.bytesSent > 0 || now - issuedAtMs < UNCOLLECTED_AFTER_MS) pending++;
+    }
     return pending;
   }
 

@@ -157,3 +157,18 @@ test("a session holds at most maxTicketsPerSession live tickets: a new one revok
   assert.deepEqual(delivered, [tickets[1]!.token.toString("hex"), tickets[2]!.token.toString("hex")].sort());
   assert.equal(server.dataStats!.dropped.unknownToken, 1, "the first ticket was revoked");
 });
+
+test("a stopping server does not wait out its grace for a ticket nobody collects", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start({ "/h": { header: "HTTP/1.1 200 OK\r\n\r\n" } });
+  t.after(() => origin.close());
+  const server = await startServer(dir, { shutdownGraceMs: 20_000 });
+  const session = await RawSession.open(server.controlPort);
+  t.after(() => session.close());
+  await session.next();
+  await ticketFor(session, `127.0.0.1:${origin.port}/h`); // and never collected
+  const started = performance.now();
+  await server.stop();
+  assert.ok(performance.now() - started < 10_000, "stop() returned long before its 20 s grace");
+  assert.match((await session.next()) ?? "", /^ERROR SHUTTING_DOWN /);
+});
