@@ -55,7 +55,13 @@ http {
 `,
   );
   const nginx = spawn(NGINX!, ["-p", dir, "-c", join(dir, "nginx.conf"), "-g", "daemon off;"], { stdio: "ignore" });
-  t.after(() => nginx.kill("SIGKILL"));
+  // SIGTERM: the master stops its workers too (SIGKILL would leave them running, orphaned).
+  t.after(async () => {
+    if (nginx.exitCode !== null || nginx.signalCode !== null) return;
+    const exited = once(nginx, "exit");
+    nginx.kill("SIGTERM");
+    await exited;
+  });
   // Ready when it answers.
   const deadline = Date.now() + 10_000;
   for (;;) {
