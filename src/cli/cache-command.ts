@@ -5,6 +5,7 @@ import { MemoryCacheStore } from "../cache/memory-cache-store.js";
 import { DEFAULT_SERVER_CONFIG } from "../config.js";
 import { HeadwireError, toHeadwireError } from "../errors.js";
 import { GREETING_PREFIX, LineDecoder, parseServerMessage, type ServerMessage } from "../protocol/control.js";
+import { cacheKeyVariants } from "../server/header-service.js";
 import { parseTarget } from "../url/target.js";
 import { hostAndPort } from "./parse.js";
 
@@ -133,10 +134,8 @@ async function purgeOffline(url: string | undefined, path: string): Promise<numb
     let count: number;
     if (url === undefined) count = await store.clear();
     else {
-      const key = parseTarget(url).cacheKey;
-      const doomed = store.snapshot().filter((entry) => entry.key === key || entry.key.startsWith(`${key}#`));
-      for (const entry of doomed) await store.delete(entry.key);
-      count = doomed.length;
+      count = 0;
+      for (const key of cacheKeyVariants(parseTarget(url))) if (await store.delete(key)) count++;
     }
     process.stdout.write(`purged ${count} entries from ${file.path}\n`);
   });

@@ -9,7 +9,7 @@ import type { Assessment, Freshness } from "../cache/freshness.js";
 import { HeadwireError } from "../errors.js";
 import type { ConditionalFields, FetchResult } from "../fetch/origin-fetcher.js";
 import type { CacheOutcome, QueryOptions } from "../protocol/control.js";
-import { DEFAULT_QUERY_OPTIONS } from "../protocol/control.js";
+import { DEFAULT_QUERY_OPTIONS, MAX_REDIRECTS } from "../protocol/control.js";
 import type { FetchTarget } from "../url/target.js";
 
 export interface HeaderFetcher {
@@ -49,6 +49,19 @@ export function cacheKeyFor(target: FetchTarget, options: QueryOptions): string 
     extras.push(`redirects=${options.redirects}`, `chain=${options.chain}`);
   }
   return extras.length === 0 ? target.cacheKey : `${target.cacheKey}#${extras.join(",")}`;
+}
+
+/** Every cache key a URL can have: one per combination of query options (for purging it). */
+export function cacheKeyVariants(target: FetchTarget): string[] {
+  const keys: string[] = [];
+  for (const method of ["GET", "HEAD"] as const) {
+    for (let redirects = 0; redirects <= MAX_REDIRECTS; redirects++) {
+      for (const chain of redirects === 0 ? (["all"] as const) : (["all", "last"] as const)) {
+        keys.push(cacheKeyFor(target, { method, redirects, chain }));
+      }
+    }
+  }
+  return keys;
 }
 
 const FILL_POLL_MS = 20;

@@ -17,13 +17,13 @@ import { resolveServerConfig, type ServerConfig } from "../config.js";
 import { HeadwireError, toHeadwireError } from "../errors.js";
 import { OriginFetcher } from "../fetch/origin-fetcher.js";
 import { OutboundGuard } from "../fetch/outbound-guard.js";
-import { formatError, formatTicket, MAX_REDIRECTS, type QueryOptions } from "../protocol/control.js";
+import { formatError, formatTicket, type QueryOptions } from "../protocol/control.js";
 import { CHUNK_OVERHEAD_BYTES, chunkCount, chunkPayloadBytes } from "../protocol/datagram.js";
 import { parseTarget, type FetchTarget } from "../url/target.js";
 import { VERSION } from "../version.js";
 import { ControlSession, type SessionContext, type SessionHandler } from "./control-session.js";
 import { DataServer } from "./data-server.js";
-import { cacheKeyFor, HeaderService, type HeaderFetcher } from "./header-service.js";
+import { cacheKeyVariants, HeaderService, type HeaderFetcher } from "./header-service.js";
 import { TicketRegistry } from "./ticket-registry.js";
 
 export interface ServerLog {
@@ -170,16 +170,8 @@ export class HeadwireServer {
   /** Drops one URL's entries (every query option variant), or every entry; returns how many. */
   async purge(url: string | undefined): Promise<number> {
     if (url === undefined) return this.cache.clear();
-    const key = parseTarget(url).cacheKey;
     let count = 0;
-    for (const method of ["GET", "HEAD"] as const) {
-      for (let redirects = 0; redirects <= MAX_REDIRECTS; redirects++) {
-        for (const chain of redirects === 0 ? (["all"] as const) : (["all", "last"] as const)) {
-          const variant = cacheKeyFor({ cacheKey: key } as FetchTarget, { method, redirects, chain });
-          if (await this.cache.delete(variant)) count++;
-        }
-      }
-    }
+    for (const key of cacheKeyVariants(parseTarget(url))) if (await this.cache.delete(key)) count++;
     return count;
   }
 
