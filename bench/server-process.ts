@@ -37,7 +37,7 @@ const settings = JSON.parse(process.argv[3] ?? "{}") as HeadwireSettings & Floor
 const eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
 eventLoopDelay.enable();
 
-let stats: () => Record<string, unknown>;
+let stats: () => Promise<Record<string, unknown>>;
 let profiler: Session | undefined;
 let stop: () => Promise<void>;
 
@@ -53,12 +53,10 @@ if (kind === "headwire") {
     ...(settings.maxSessions !== undefined ? { maxSessions: settings.maxSessions } : {}),
     log: () => {},
   }).start();
-  stats = () => ({
-    sessions: server.sessionCount,
-    cacheEntries: server.store.size,
-    originFetches: server.service.originFetches,
-    data: server.dataStats,
-  });
+  stats = async () => {
+    const { sessions, originFetches, data } = server.stats();
+    return { sessions, cacheEntries: (await server.cacheStats()).entries, originFetches, data };
+  };
   stop = () => server.stop();
   process.send?.({ ready: true, controlPort: server.controlPort, dataPort: server.dataPort });
 } else if (kind === "floor") {
@@ -71,7 +69,7 @@ if (kind === "headwire") {
     },
     settings.udpRecvBufferBytes ?? 0,
   );
-  stats = () => ({ sessions: floor.sessionCount, ticketBytes: floor.ticketBytes });
+  stats = async () => ({ sessions: floor.sessionCount, ticketBytes: floor.ticketBytes });
   stop = () => floor.close();
   process.send?.({ ready: true, controlPort: floor.controlPort, dataPort: floor.dataPort });
 } else {
@@ -83,7 +81,7 @@ serveParent(async (request) => {
   switch (request.cmd) {
     case "stats": {
       const answer = {
-        ...stats(),
+        ...(await stats()),
         cpu: process.cpuUsage(),
         memory: process.memoryUsage(),
         eventLoopDelayMs: {

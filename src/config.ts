@@ -41,8 +41,13 @@ export interface ServerConfig {
   maxHeaderBytes: number;
   /** Path of the persisted cache file. */
   cacheFile: string;
-  /** Where the cache lives: "redis://host:port/db" for a fleet's shared cache; empty for memory + cacheFile. */
+  /**
+   * Where the cache lives: "redis://host:port/db" for a fleet's shared cache, "memory" for this
+   * process only (not persisted); empty for memory + cacheFile.
+   */
   cacheUrl: string;
+  /** Time allowed for connecting to Redis and for each command. */
+  redisCommandTimeoutMs: number;
   /** Entries kept in the LRU cache. */
   cacheMaxEntries: number;
   /** Header bytes kept in the LRU cache in all. */
@@ -86,6 +91,7 @@ export const DEFAULT_SERVER_CONFIG: ServerConfig = {
   maxHeaderBytes: 256 * 1024,
   cacheFile: "cache.txt",
   cacheUrl: "",
+  redisCommandTimeoutMs: 1000,
   cacheMaxEntries: 1000,
   cacheMaxBytes: 64 * 1024 * 1024,
   cacheMaxEntryBytes: 256 * 1024,
@@ -167,6 +173,7 @@ const SERVER_BOUNDS: Record<NumericKeys<ServerConfig>, Bound> = {
   maxStaleMs: { min: 0, max: 365 * 86_400_000 },
   negativeTtlMs: { min: 0, max: 3_600_000 },
   fillLockMs: { min: 1, max: 600_000 },
+  redisCommandTimeoutMs: { min: 1, max: 600_000 },
   persistDelayMs: { min: 0, max: 600_000 },
   shutdownGraceMs: { min: 0, max: 600_000 },
 };
@@ -203,9 +210,13 @@ export function resolveServerConfig(overrides: Partial<ServerConfig> = {}): Serv
   if (typeof config.cacheFile !== "string" || config.cacheFile === "") {
     throw new ConfigError("server.cacheFile must be a non-empty path");
   }
-  if (config.cacheUrl !== "" && !/^rediss?:\/\/[^/\s]+(\/\d{1,2})?$/.test(config.cacheUrl)) {
+  if (
+    config.cacheUrl !== "" &&
+    config.cacheUrl !== "memory" &&
+    !/^rediss?:\/\/[^/\s]+(\/\d{1,2})?$/.test(config.cacheUrl)
+  ) {
     throw new ConfigError(
-      `server.cacheUrl must be empty or redis://HOST:PORT/DB, got ${JSON.stringify(config.cacheUrl)}`,
+      `server.cacheUrl must be empty, memory or redis://HOST:PORT/DB, got ${JSON.stringify(config.cacheUrl)}`,
     );
   }
   if (config.adminToken !== "" && config.adminToken.length < 16) {

@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   SERVER_BUSY: "The server holds too many sessions or queries; retry later.",
   SHUTTING_DOWN: "The server is shutting down; retry on another server or later.",
   FORBIDDEN: "Admin commands need a session from loopback, or AUTH with the server's admin token.",
+  STORE_UNAVAILABLE: "The server's shared cache store cannot be reached; retry later.",
+  INTERNAL_ERROR: "The server failed on its own (a bug, logged there); the query can be retried.",
   // Fetching from the origin.
   DNS_NOT_FOUND: "The origin's host name does not resolve.",
   CONNECTION_REFUSED: "The origin refused the connection.",

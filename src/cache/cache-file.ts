@@ -1,8 +1,8 @@
 /**
- * Keeps cache.txt in step with a MemoryCacheStore: loads it at start, and writes it shortly after
- * every change (changes in between are written together), off the query path. Each write goes
- * to a temporary file that is fsynced and renamed over cache.txt, so a crash leaves either the
- * old file or the new one, never a torn one.
+ * cache.txt on disk: the owner lock, loading (a corrupt file is moved aside), and atomic writes.
+ * Each write goes to a temporary file that is fsynced and renamed over cache.txt, so a crash
+ * leaves either the old file or the new one, never a torn one. When to write is the file store's
+ * business (file-cache-store.ts); this module only knows how.
  */
 import { open, readdir, readFile, rename, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, basename, join } from "node:path";
@@ -11,14 +11,13 @@ import type { CacheEntry } from "./cache-store.js";
 
 /** Bytes written per write call: the event loop runs between batches, so queries go on. */
 const WRITE_BATCH_BYTES = 256 * 1024;
-import type { MemoryCacheStore } from "./memory-cache-store.js";
 
 export interface CacheFileLog {
   (message: string): void;
 }
 
 export interface LoadResult {
-  entries: number;
+  entries: CacheEntry[];
   /** Where a corrupt file was moved, if it was. */
   movedAsideTo?: string;
 }
@@ -32,15 +31,8 @@ export class CacheFileOwnedError extends Error {
 const ownedHere = new Set<string>();
 
 export class CacheFile {
-  private timer: NodeJS.Timeout | undefined;
-  private writing: Promise<void> = Promise.resolve();
-  private dirty = false;
-  private writtenWaiters: Array<() => void> = [];
-
   constructor(
     readonly path: string,
-    private readonly store: MemoryCacheStore,
-    private readonly persistDelayMs: number,
     private readonly log: CacheFileLog,
   ) {}
 
@@ -49,7 +41,7 @@ export class CacheFile {
   }
 
   /**
-   * Makes this server the file's only owner: creates `<file>.lock` holding our PID, exclusively.
+   * Makes this process the file's only owner: creates `<file>.lock` holding our PID, exclusively.
    * A lock left by a process that no longer runs (a crash, SIGKILL) is taken over; one held by a
    * live process is refused. Leftover temporary files of a crashed writer are removed.
    */
@@ -78,7 +70,7 @@ export class CacheFile {
     await this.removeLeftovers();
   }
 
-  /** Gives the file up (after the last flush). */
+  /** Gives the file up (after the last write). */
   async release(): Promise<void> {
     if (!ownedHere.delete(this.lockPath)) return;
     await unlink(this.lockPath).catch(() => {});
@@ -92,66 +84,28 @@ export class CacheFile {
     }
   }
 
-  /** Loads cache.txt into the store. A missing file is an empty cache; a corrupt one is moved aside. */
+  /** Reads cache.txt. A missing file is an empty cache; a corrupt one is moved aside. */
   async load(): Promise<LoadResult> {
     let data: Buffer;
     try {
       data = await readFile(this.path);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return { entries: 0 };
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return { entries: [] };
       throw error;
     }
     try {
-      const entries = parseCache(data);
-      this.store.load(entries);
-      return { entries: entries.length };
+      return { entries: parseCache(data) };
     } catch (error) {
       if (!(error instanceof CacheFileError)) throw error;
       const aside = `${this.path}.corrupt-${new Date().toISOString().replace(/[:.]/g, "-")}`;
       await rename(this.path, aside);
       this.log(`cache file ${this.path} is corrupt (${error.message}); moved aside to ${aside}, starting empty`);
-      return { entries: 0, movedAsideTo: aside };
+      return { entries: [], movedAsideTo: aside };
     }
   }
 
-  /** Schedules a write persistDelayMs from now, unless one is already scheduled. */
-  schedule(): void {
-    this.dirty = true;
-    if (this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.flush();
-    }, this.persistDelayMs);
-    this.timer.unref();
-  }
-
-  /** Writes now if anything changed since the last write; resolves when it is on disk. */
-  async flush(): Promise<void> {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
-    this.writing = this.writing.then(async () => {
-      if (!this.dirty) return;
-      this.dirty = false;
-      try {
-        await this.writeAtomically(this.store.snapshot());
-        for (const resolve of this.writtenWaiters.splice(0)) resolve();
-      } catch (error) {
-        this.dirty = true;
-        this.log(`cache file ${this.path} could not be written: ${(error as Error).message}`);
-      }
-    });
-    return this.writing;
-  }
-
-  /** Resolves after the next completed write. */
-  nextWrite(): Promise<void> {
-    return new Promise((resolve) => this.writtenWaiters.push(resolve));
-  }
-
-  /** The snapshot is a list of references (entries are immutable); its bytes go out in batches. */
-  private async writeAtomically(entries: readonly CacheEntry[]): Promise<void> {
+  /** The entries are references (entries are immutable); their bytes go out in batches. */
+  async write(entries: readonly CacheEntry[]): Promise<void> {
     const temporary = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.tmp`);
     const file = await open(temporary, "w", 0o644);
     try {

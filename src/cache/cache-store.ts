@@ -1,9 +1,11 @@
 /**
- * The cache contract. Callers hold a CacheStore and never know which one: memory (with the
- * cache.txt file behind it) on one server, Redis for a fleet.
+ * The cache contract. Callers hold a CacheStore and never know which one: memory, memory persisted
+ * to cache.txt (one server), or Redis (a fleet). One behavioural suite
+ * (test/cache/cache-store-contract.ts) runs against every implementation, so a difference between
+ * stores is a failing test, not a surprise in production.
  */
 export interface CacheEntry {
-  /** Normalized URL (see src/url/target.ts), with non-default query options after a `#`. */
+  /** Cache key (src/cache/cache-key.ts): the normalized URL, non-default query options after a `#`. */
   key: string;
   /** The origin's header block(s), byte for byte. */
   header: Buffer;
@@ -13,17 +15,45 @@ export interface CacheEntry {
   storedAtMs: number;
 }
 
+export type CacheStoreKind = "memory" | "file" | "redis";
+
+export interface CacheStoreStats {
+  kind: CacheStoreKind;
+  /** Entries held now (a fleet's shared store counts every server's). */
+  entries: number;
+  /** Header bytes held now; undefined where the store cannot tell cheaply (Redis). */
+  bytes: number | undefined;
+}
+
 export interface CacheStore {
+  readonly kind: CacheStoreKind;
+  /**
+   * Makes the store usable (loads a file, connects to Redis) and says what it found, for the
+   * start-up log. A store that cannot be reached still opens: every call then fails, and the
+   * server fetches from origins directly until it answers.
+   */
+  open(): Promise<string>;
   get(key: string): Promise<CacheEntry | undefined>;
-  /** Stores an entry to be kept for at most retentionMs (the store may evict it sooner). */
+  /**
+   * Stores an entry to be kept for at most retentionMs from now (the store may evict it sooner);
+   * retentionMs ≤ 0 stores nothing. Past it, get() answers undefined in every store.
+   */
   set(entry: CacheEntry, retentionMs: number): Promise<void>;
   delete(key: string): Promise<boolean>;
+  /** Deletes several keys at once (one round trip where the store is remote); returns how many existed. */
+  deleteMany(keys: readonly string[]): Promise<number>;
   clear(): Promise<number>;
+  /** The entries held, most recently used first where the store knows (for listing, not for queries). */
+  list(): Promise<CacheEntry[]>;
+  stats(): Promise<CacheStoreStats>;
+  /** Makes every change so far durable (the file store writes it); resolves when done. */
+  flush(): Promise<void>;
+  /** Flushes, then gives up what the store holds (file lock, connection). */
+  close(): Promise<void>;
   /**
    * Fleet-wide coalescing (optional): claims the right to fetch `key` for lockMs. A store shared
    * by several servers answers false while another server holds it.
    */
   claimFill?(key: string, lockMs: number): Promise<boolean>;
   releaseFill?(key: string): Promise<void>;
-  close(): Promise<void>;
 }

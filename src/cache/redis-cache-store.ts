@@ -10,7 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
-import type { CacheEntry, CacheStore } from "./cache-store.js";
+import type { CacheEntry, CacheStore, CacheStoreStats } from "./cache-store.js";
 
 const ENTRY_PREFIX = "headwire:1:entry:";
 const FILL_PREFIX = "headwire:1:fill:";
@@ -28,12 +28,16 @@ export interface RedisCacheStoreOptions {
   commandTimeoutMs: number;
 }
 
+/** Keys asked for per SCAN step (listing, counting, clearing). */
+const SCAN_COUNT = 500;
+
 export class RedisCacheStore implements CacheStore {
+  readonly kind = "redis" as const;
   private readonly redis: Redis;
   /** The value of each claim this server holds, by cache key. */
   private readonly claims = new Map<string, string>();
 
-  constructor(options: RedisCacheStoreOptions) {
+  constructor(private readonly options: RedisCacheStoreOptions) {
     this.redis = new Redis(options.url, {
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -57,13 +61,13 @@ export class RedisCacheStore implements CacheStore {
     }
   }
 
+  async open(): Promise<string> {
+    const connected = await this.connect();
+    return `${this.options.url}: ${connected ? "connected" : "unreachable; fetching directly until it answers"}`;
+  }
+
   async get(key: string): Promise<CacheEntry | undefined> {
-    const value = await this.redis.getBuffer(ENTRY_PREFIX + key);
-    if (!value) return undefined;
-    const newline = value.indexOf(0x0a);
-    const match = /^(\d{3}) (\d+)$/.exec(value.subarray(0, newline).toString("latin1"));
-    if (newline === -1 || !match) return undefined;
-    return { key, status: Number(match[1]), storedAtMs: Number(match[2]), header: value.subarray(newline + 1) };
+    return decodeEntry(key, await this.redis.getBuffer(ENTRY_PREFIX + key));
   }
 
   async set(entry: CacheEntry, retentionMs: number): Promise<void> {
@@ -76,15 +80,48 @@ export class RedisCacheStore implements CacheStore {
     return (await this.redis.del(ENTRY_PREFIX + key)) > 0;
   }
 
+  /** One DEL for every key: one round trip however many variants a purge names. */
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    return this.redis.del(...keys.map((key) => ENTRY_PREFIX + key));
+  }
+
   async clear(): Promise<number> {
     let deleted = 0;
+    for await (const keys of this.scanEntryKeys()) deleted += await this.redis.del(...keys);
+    return deleted;
+  }
+
+  /** Every server's entries, in Redis's order (it keeps no recency). */
+  async list(): Promise<CacheEntry[]> {
+    const entries: CacheEntry[] = [];
+    for await (const keys of this.scanEntryKeys()) {
+      const values = await this.redis.mgetBuffer(...keys);
+      keys.forEach((redisKey, i) => {
+        const entry = decodeEntry(redisKey.slice(ENTRY_PREFIX.length), values[i] ?? null);
+        if (entry) entries.push(entry);
+      });
+    }
+    return entries;
+  }
+
+  /** Counts entry keys with SCAN (bytes would cost a read of every entry: not reported). */
+  async stats(): Promise<CacheStoreStats> {
+    let entries = 0;
+    for await (const keys of this.scanEntryKeys()) entries += keys.length;
+    return { kind: this.kind, entries, bytes: undefined };
+  }
+
+  /** Every write is acknowledged by Redis before set() resolves: nothing is pending. */
+  async flush(): Promise<void> {}
+
+  private async *scanEntryKeys(): AsyncGenerator<string[]> {
     let cursor = "0";
     do {
-      const [next, keys] = await this.redis.scan(cursor, "MATCH", `${ENTRY_PREFIX}*`, "COUNT", 500);
+      const [next, keys] = await this.redis.scan(cursor, "MATCH", `${ENTRY_PREFIX}*`, "COUNT", SCAN_COUNT);
       cursor = next;
-      if (keys.length > 0) deleted += await this.redis.del(...keys);
+      if (keys.length > 0) yield keys;
     } while (cursor !== "0");
-    return deleted;
   }
 
   async claimFill(key: string, lockMs: number): Promise<boolean> {
@@ -113,4 +150,13 @@ export class RedisCacheStore implements CacheStore {
     }
     this.redis.disconnect();
   }
+}
+
+/** `<status> <storedAtMs>\n<header bytes>`; anything else (a foreign value) reads as absent. */
+function decodeEntry(key: string, value: Buffer | null): CacheEntry | undefined {
+  if (!value) return undefined;
+  const newline = value.indexOf(0x0a);
+  const match = /^(\d{3}) (\d+)$/.exec(value.subarray(0, newline).toString("latin1"));
+  if (newline === -1 || !match) return undefined;
+  return { key, status: Number(match[1]), storedAtMs: Number(match[2]), header: value.subarray(newline + 1) };
 }

@@ -1,11 +1,11 @@
 import { connect } from "node:net";
 import { Command, Option } from "commander";
-import { CacheFile, CacheFileOwnedError } from "../cache/cache-file.js";
-import { MemoryCacheStore } from "../cache/memory-cache-store.js";
+import { CacheFileOwnedError } from "../cache/cache-file.js";
+import { FileCacheStore } from "../cache/file-cache-store.js";
+import { purge } from "../cache/purge.js";
 import { DEFAULT_SERVER_CONFIG } from "../config.js";
 import { HeadwireError, toHeadwireError } from "../errors.js";
 import { GREETING_PREFIX, LineDecoder, parseServerMessage, type ServerMessage } from "../protocol/control.js";
-import { cacheKeyVariants } from "../server/header-service.js";
 import { parseTarget } from "../url/target.js";
 import { hostAndPort } from "./parse.js";
 
@@ -32,12 +32,13 @@ Exit status: 0 done, 1 the file is owned by a running server (or the server refu
     .description("List the entries of a cache file: URL, status, when stored, bytes.")
     .addOption(cacheFileOption())
     .action(async (opts: { cacheFile: string }) => {
-      process.exitCode = await offline(opts.cacheFile, async (file, store) => {
-        for (const entry of store.snapshot().reverse()) {
+      process.exitCode = await offline(opts.cacheFile, async (store) => {
+        const entries = await store.list();
+        for (const entry of entries) {
           const stored = new Date(entry.storedAtMs).toISOString();
           process.stdout.write(`${entry.key}\t${entry.status}\t${stored}\t${entry.header.length} bytes\n`);
         }
-        process.stderr.write(`${store.size} entries in ${file.path}\n`);
+        process.stderr.write(`${entries.length} entries in ${opts.cacheFile}\n`);
       });
     });
   cache
@@ -94,20 +95,22 @@ function cacheFileOption(): Option {
     .default(DEFAULT_SERVER_CONFIG.cacheFile);
 }
 
-/** Runs `work` on a cache file this process owns for the duration (so no server can use it meanwhile). */
-async function offline(
-  path: string,
-  work: (file: CacheFile, store: MemoryCacheStore) => Promise<void>,
-): Promise<number> {
-  let changed = false;
-  const store = new MemoryCacheStore({
+/**
+ * Runs `work` on a cache file this process owns for the duration (so no server can use it
+ * meanwhile), and writes what it changed. Every entry is listed, whatever its age: retention is
+ * the server's business, not the file's.
+ */
+async function offline(path: string, work: (store: FileCacheStore) => Promise<void>): Promise<number> {
+  const store = new FileCacheStore({
+    path,
     maxEntries: 10_000_000,
     maxTotalBytes: Number.MAX_SAFE_INTEGER,
-    onChange: () => (changed = true),
+    persistDelayMs: 0,
+    retentionOnLoadMs: () => Number.MAX_SAFE_INTEGER,
+    log: (message) => process.stderr.write(`headwire cache: ${message}\n`),
   });
-  const file = new CacheFile(path, store, 0, (message) => process.stderr.write(`headwire cache: ${message}\n`));
   try {
-    await file.acquire();
+    await store.open();
   } catch (error) {
     if (!(error instanceof CacheFileOwnedError)) throw error;
     process.stderr.write(
@@ -116,28 +119,17 @@ async function offline(
     return 1;
   }
   try {
-    await file.load();
-    changed = false;
-    await work(file, store);
-    if (changed) {
-      file.schedule();
-      await file.flush();
-    }
+    await work(store);
     return 0;
   } finally {
-    await file.release();
+    await store.close();
   }
 }
 
 async function purgeOffline(url: string | undefined, path: string): Promise<number> {
-  return offline(path, async (file, store) => {
-    let count: number;
-    if (url === undefined) count = await store.clear();
-    else {
-      count = 0;
-      for (const key of cacheKeyVariants(parseTarget(url))) if (await store.delete(key)) count++;
-    }
-    process.stdout.write(`purged ${count} entries from ${file.path}\n`);
+  return offline(path, async (store) => {
+    const count = await purge(store, url);
+    process.stdout.write(`purged ${count} entries from ${path}\n`);
   });
 }
 

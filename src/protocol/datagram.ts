@@ -35,6 +35,17 @@ export const MAX_RANGES_PER_REQUEST = 64;
 export const RANGE_BYTES = 6;
 export const MAX_RANGE_CHUNKS = 0xffff;
 
+/** Chunks one UDP request may ask for, across all its ranges (docs/protocol.md, "Budget and amplification"). */
+export const MAX_CHUNKS_PER_REQUEST = 64;
+
+/**
+ * The most UDP bytes one ticket may cause: `budget` full deliveries. docs/protocol.md derives the
+ * worst-case amplification factor from this.
+ */
+export function deliveryBudgetBytes(headerBytes: number, chunks: number, budget: number): number {
+  return budget * (headerBytes + chunks * CHUNK_OVERHEAD_BYTES);
+}
+
 export interface ChunkRange {
   first: number;
   count: number;

@@ -25,10 +25,12 @@ export interface SessionContext {
   localAddress: string;
   /** May use admin commands: the session comes from loopback, or said AUTH with the admin token. */
   admin: boolean;
+  /** False once the connection has closed (an answer that arrives later has nobody to go to). */
+  open: boolean;
 }
 
 export interface SessionHandler {
-  /** Answers one query with a reply line (TICKET ... or ERROR ...). */
+  /** Answers one query with a reply line (TICKET ... or ERROR ...); "" sends nothing. */
   query(url: string, options: QueryOptions, session: SessionContext): Promise<string>;
   /** AUTH: true when the token is the server's admin token. */
   authorize(token: string): boolean;
@@ -37,6 +39,8 @@ export interface SessionHandler {
   /** The client said TERMINATE: the seed's moment to persist the cache. BYE waits for it. */
   terminated(session: SessionContext): Promise<void>;
   closed(session: SessionContext): void;
+  /** A request failed with something that is not a HeadwireError: a bug of ours. Log it; the reply is INTERNAL_ERROR. */
+  internalError(error: unknown, session: SessionContext): void;
 }
 
 export interface SessionLimits {
@@ -74,6 +78,7 @@ export class ControlSession {
       peerAddress: canonicalAddress(socket.remoteAddress ?? ""),
       localAddress: canonicalAddress(socket.localAddress ?? ""),
       admin: limits.loopbackIsAdmin && isLoopback(socket.remoteAddress ?? ""),
+      open: true,
     };
     this.decoder = new LineDecoder(limits.maxLineBytes);
     this.maxPendingReplies = Math.max(64, 4 * limits.maxQueuedQueries);
@@ -85,6 +90,7 @@ export class ControlSession {
     // A client that half-closes (sends FIN after its last request) still gets every reply promised.
     socket.on("end", () => this.end());
     socket.on("close", () => {
+      this.context.open = false;
       this.ending = true;
       clearTimeout(this.idleTimer);
       handler.closed(this.context);
@@ -147,7 +153,11 @@ export class ControlSession {
   private reply(produce: () => Promise<string>): void {
     this.pendingReplies++;
     this.updateReading();
-    const answer = produce().catch((error: unknown) => formatError(toHeadwireError(error, "ORIGIN_ERROR")));
+    const answer = produce().catch((error: unknown) => {
+      if (error instanceof HeadwireError) return formatError(error);
+      this.handler.internalError(error, this.context);
+      return formatError(new HeadwireError("INTERNAL_ERROR"));
+    });
     this.tail = this.tail.then(async () => {
       const line = await answer;
       this.pendingReplies--;

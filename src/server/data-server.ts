@@ -105,16 +105,7 @@ export class DataServer {
       offset,
       payload,
     });
-    if (ticket.bytesSent + datagram.length > ticket.budgetBytes) return false;
-    ticket.bytesSent += datagram.length;
-    if (ticket.chunkCount === 1) ticket.distinctChunksSent = 1;
-    else {
-      ticket.sentOnce ??= new Uint8Array(ticket.chunkCount);
-      if (!ticket.sentOnce[index]) {
-        ticket.sentOnce[index] = 1;
-        ticket.distinctChunksSent++;
-      }
-    }
+    if (!this.tickets.charge(ticket, index, datagram.length)) return false;
     this.stats.chunksSent++;
     this.stats.bytesSent += datagram.length;
     this.socket.send(datagram, remote.port, remote.address);

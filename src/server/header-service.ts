@@ -4,12 +4,12 @@
  * because the origin failed (STALE). Concurrent misses on one key share one origin fetch, in this
  * process and, through the store's fill claim, across a fleet.
  */
+import { cacheKeyFor } from "../cache/cache-key.js";
 import type { CacheEntry, CacheStore } from "../cache/cache-store.js";
 import type { Assessment, Freshness } from "../cache/freshness.js";
 import { HeadwireError } from "../errors.js";
 import type { ConditionalFields, FetchResult } from "../fetch/origin-fetcher.js";
 import type { CacheOutcome, QueryOptions } from "../protocol/control.js";
-import { DEFAULT_QUERY_OPTIONS, MAX_REDIRECTS } from "../protocol/control.js";
 import type { FetchTarget } from "../url/target.js";
 
 export interface HeaderFetcher {
@@ -36,32 +36,6 @@ export interface HeaderServiceOptions {
   now: () => number;
   /** Told once when the store fails and once when it works again. */
   log: (message: string) => void;
-}
-
-/**
- * The cache key: the normalized URL for a plain GET, with the non-default query options after a
- * `#` (normalized URLs never carry a fragment, so the two cannot collide).
- */
-export function cacheKeyFor(target: FetchTarget, options: QueryOptions): string {
-  const extras: string[] = [];
-  if (options.method !== DEFAULT_QUERY_OPTIONS.method) extras.push(`method=${options.method}`);
-  if (options.redirects !== DEFAULT_QUERY_OPTIONS.redirects) {
-    extras.push(`redirects=${options.redirects}`, `chain=${options.chain}`);
-  }
-  return extras.length === 0 ? target.cacheKey : `${target.cacheKey}#${extras.join(",")}`;
-}
-
-/** Every cache key a URL can have: one per combination of query options (for purging it). */
-export function cacheKeyVariants(target: FetchTarget): string[] {
-  const keys: string[] = [];
-  for (const method of ["GET", "HEAD"] as const) {
-    for (let redirects = 0; redirects <= MAX_REDIRECTS; redirects++) {
-      for (const chain of redirects === 0 ? (["all"] as const) : (["all", "last"] as const)) {
-        keys.push(cacheKeyFor(target, { method, redirects, chain }));
-      }
-    }
-  }
-  return keys;
 }
 
 const FILL_POLL_MS = 20;
@@ -114,12 +88,13 @@ export class HeaderService {
       }
       return await this.fetchAndStore(key, target, query, stale, assessment);
     } catch (error) {
-      if (stale && assessment && this.options.now() < assessment.staleUntilMs) {
+      if (error instanceof HeadwireError && stale && assessment && this.options.now() < assessment.staleUntilMs) {
         return { entry: stale, cache: "STALE", storeUnavailable: false };
       }
-      const failure = error instanceof HeadwireError ? error : new HeadwireError("ORIGIN_ERROR", String(error));
-      if (this.options.negativeTtlMs > 0) this.rememberFailure(key, failure);
-      throw failure;
+      // Only the origin's failures are remembered and shared: anything else is a bug of ours,
+      // which the caller reports as INTERNAL_ERROR and which must not outlive this query.
+      if (error instanceof HeadwireError && this.options.negativeTtlMs > 0) this.rememberFailure(key, error);
+      throw error;
     } finally {
       if (claimed) await this.releaseFill(key);
     }

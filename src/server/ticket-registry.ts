@@ -44,6 +44,8 @@ export class TicketRegistry {
   private readonly sweeper: NodeJS.Timeout;
   private pool = Buffer.alloc(0);
   private poolOffset = 0;
+  /** Woken when a delivery completes or tickets go away (deliveriesSettled waits on it). */
+  private readonly settleWaiters = new Set<() => void>();
 
   constructor(private readonly options: TicketRegistryOptions) {
     this.now = options.now ?? Date.now;
@@ -100,6 +102,27 @@ export class TicketRegistry {
     return ticket;
   }
 
+  /**
+   * Charges one chunk datagram of `bytes` to the ticket's budget; false (nothing charged) when it
+   * would go over. Tracks which chunks went out at least once: a ticket whose every chunk did has
+   * been delivered once, which is what a stopping server waits for.
+   */
+  charge(ticket: DeliveryTicket, index: number, bytes: number): boolean {
+    if (ticket.bytesSent + bytes > ticket.budgetBytes) return false;
+    ticket.bytesSent += bytes;
+    const before = ticket.distinctChunksSent;
+    if (ticket.chunkCount === 1) ticket.distinctChunksSent = 1;
+    else {
+      ticket.sentOnce ??= new Uint8Array(ticket.chunkCount);
+      if (!ticket.sentOnce[index]) {
+        ticket.sentOnce[index] = 1;
+        ticket.distinctChunksSent++;
+      }
+    }
+    if (before < ticket.chunkCount && ticket.distinctChunksSent >= ticket.chunkCount) this.wakeSettleWaiters();
+    return true;
+  }
+
   private remove(key: string, ticket: DeliveryTicket): void {
     this.tickets.delete(key);
     const keys = this.bySession.get(ticket.sessionId);
@@ -115,6 +138,7 @@ export class TicketRegistry {
     if (!keys) return;
     for (const key of keys) this.tickets.delete(key);
     this.bySession.delete(sessionId);
+    this.wakeSettleWaiters();
   }
 
   /**
@@ -135,6 +159,49 @@ export class TicketRegistry {
     return pending;
   }
 
+  /**
+   * Resolves once no delivery is pending, or after timeoutMs. Woken by completed deliveries and
+   * revoked sessions, and by a timer at the next moment a pending ticket stops counting (it
+   * expires, or it goes uncollected past UNCOLLECTED_AFTER_MS): no polling.
+   */
+  async deliveriesSettled(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.pendingDeliveries() > 0) {
+      const remainingMs = deadline - Date.now();
+      if (remainingMs <= 0) return;
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          clearTimeout(timer);
+          this.settleWaiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(remainingMs, this.nextSettleChangeMs()));
+        timer.unref();
+        this.settleWaiters.add(wake);
+      });
+    }
+  }
+
+  /** How long until pendingDeliveries() can change without any delivery happening. */
+  private nextSettleChangeMs(): number {
+    const now = this.now();
+    let next = Infinity;
+    for (const ticket of this.tickets.values()) {
+      if (ticket.distinctChunksSent >= ticket.chunkCount) continue;
+      next = Math.min(next, ticket.expiresAtMs - now);
+      if (ticket.bytesSent === 0) {
+        const issuedAtMs = ticket.expiresAtMs - this.options.ticketTtlMs;
+        next = Math.min(next, issuedAtMs + UNCOLLECTED_AFTER_MS - now);
+      }
+    }
+    // At least 1 ms, so a clock that does not move (a test's) cannot spin the loop.
+    return Math.max(1, Math.ceil(next));
+  }
+
+  private wakeSettleWaiters(): void {
+    for (const wake of [...this.settleWaiters]) wake();
+  }
+
   get size(): number {
     return this.tickets.size;
   }
@@ -152,6 +219,7 @@ export class TicketRegistry {
     clearInterval(this.sweeper);
     this.tickets.clear();
     this.bySession.clear();
+    this.wakeSettleWaiters();
   }
 }
 

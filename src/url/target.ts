@@ -16,7 +16,8 @@
  *   a classic way to disguise the real host (`http://trusted.com@evil.example/`).
  * - Inputs longer than MAX_URL_CHARS, or containing control characters, are INVALID_URL.
  *
- * The cache key is the normalized URL string, so every spelling above shares one cache entry.
+ * The normalized URL is the base of the cache key (src/cache/cache-key.ts), so every spelling above
+ * shares one cache entry.
  */
 import { HeadwireError } from "../errors.js";
 
@@ -26,9 +27,8 @@ export const MAX_URL_CHARS = 8192;
 export type TargetScheme = "http" | "https";
 
 export interface FetchTarget {
-  /** The normalized absolute URL. */
+  /** The normalized absolute URL (the base of its cache key: src/cache/cache-key.ts). */
   url: string;
-  cacheKey: string;
   scheme: TargetScheme;
   /** ASCII (punycode) host name or IP literal; IPv6 without brackets. */
   host: string;
@@ -62,7 +62,6 @@ export function parseTarget(input: string): FetchTarget {
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   return {
     url: href,
-    cacheKey: href,
     scheme,
     host,
     port: url.port === "" ? DEFAULT_PORTS[scheme] : Number(url.port),
@@ -71,7 +70,7 @@ export function parseTarget(input: string): FetchTarget {
   };
 }
 
-/** The normalized form of a URL, as used for the cache key. */
+/** The normalized form of a URL. */
 export function normalizeUrl(input: string): string {
   return parseTarget(input).url;
 }

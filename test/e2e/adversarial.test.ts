@@ -22,16 +22,18 @@ import { HeadwireClient } from "../../src/client/headwire-client.js";
 import { parseServerMessage, type Ticket } from "../../src/protocol/control.js";
 import {
   CHUNK_OVERHEAD_BYTES,
+  type ChunkRange,
   CRC_BYTES,
+  decodeDatagram,
+  deliveryBudgetBytes,
+  encodeChunk,
+  encodeRequest,
+  MAX_CHUNKS_PER_REQUEST,
   MAX_RANGE_CHUNKS,
   MAX_RANGES_PER_REQUEST,
   TOKEN_BYTES,
-  decodeDatagram,
-  encodeChunk,
-  encodeRequest,
-  type ChunkRange,
 } from "../../src/protocol/datagram.js";
-import { deliveryBudgetBytes, MAX_CHUNKS_PER_REQUEST, type HeadwireServer } from "../../src/server/headwire-server.js";
+import type { HeadwireServer } from "../../src/server/headwire-server.js";
 import { CraftedOrigin } from "../../src/testing/crafted-origin.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
 
@@ -628,7 +630,7 @@ async function ticketFor(session: RawSession, url: string): Promise<Ticket> {
 }
 
 function handled(server: HeadwireServer): number {
-  const s = server.dataStats!;
+  const s = server.stats().data!;
   const d = s.dropped;
   // Each datagram lands in exactly one of these (overBudget is counted on top of requests).
   return s.requests + d.malformed + d.oversized + d.notRequest + d.unknownToken + d.foreignAddress;
@@ -680,7 +682,7 @@ test(
               from,
               buf: materialize(spec, tokens, Buffer.from(randomToken)),
             }));
-            const before = { handled: handled(server), chunks: server.dataStats!.chunksSent };
+            const before = { handled: handled(server), chunks: server.stats().data!.chunksSent };
             for (const { from, buf } of sent)
               (from === "owner" ? mine : thief).socket.send(buf, ticket.udpPort, "127.0.0.1");
             await waitUntil(
@@ -688,7 +690,7 @@ test(
               () => `${handled(server) - before.handled} of ${sent.length} datagrams handled`,
             );
             // Handling is synchronous: the count of chunks sent is final; wait for them to arrive.
-            const chunksSent = server.dataStats!.chunksSent - before.chunks;
+            const chunksSent = server.stats().data!.chunksSent - before.chunks;
             await waitUntil(
               () => mine.inbox.length >= chunksSent,
               () => `${mine.inbox.length} of ${chunksSent} chunks arrived`,
@@ -722,7 +724,7 @@ test(
       runs(200),
     );
     // The fuzz reached every way of being dropped, and some chunks were sent.
-    const stats = server.dataStats!;
+    const stats = server.stats().data!;
     assert.ok(stats.chunksSent > 0, "some chunks were sent");
     for (const [reason, count] of Object.entries(stats.dropped)) assert.ok(count > 0, `nothing dropped as ${reason}`);
     await assertStillServes(server, origin, dir);
@@ -787,7 +789,7 @@ test(
 
     // The in-flight fetches finish; nothing is left behind and the server still answers.
     await waitUntil(
-      () => (slow.requests.get("/slow") ?? 0) >= 1 && server.service.originFetches >= 1,
+      () => (slow.requests.get("/slow") ?? 0) >= 1 && server.stats().originFetches >= 1,
       () => "the slow origin was asked",
     );
     const client = await HeadwireClient.connect({ serverPort: port, outDir: join(dir, "out") });

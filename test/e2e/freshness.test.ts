@@ -151,7 +151,7 @@ test("1,000 concurrent queries for a cold URL cause exactly one origin request",
   assert.equal(all.length, 1000);
   for (const line of all) assert.match(line ?? "", /^TICKET .* status=200 /);
   assert.equal(origin.requests.get("/cold"), 1);
-  assert.equal(server.service.originFetches, 1);
+  assert.equal(server.stats().originFetches, 1);
 });
 
 test("an origin error is shared by those waiting, remembered briefly, and never cached as a success", async (t) => {

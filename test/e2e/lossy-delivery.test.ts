@@ -5,8 +5,7 @@ import { test } from "node:test";
 import { HeadwireClient } from "../../src/client/headwire-client.js";
 import { CraftedOrigin } from "../../src/testing/crafted-origin.js";
 import { LossyRelay, type LossyRelayOptions } from "../../src/testing/lossy-relay.js";
-import { deliveryBudgetBytes } from "../../src/server/headwire-server.js";
-import { chunkCount, chunkPayloadBytes } from "../../src/protocol/datagram.js";
+import { chunkCount, chunkPayloadBytes, deliveryBudgetBytes } from "../../src/protocol/datagram.js";
 import { startServer, tempDir } from "../helpers.js";
 
 /** Set HEADWIRE_RELAY_SEED to replay a failing run with the same faults. */
@@ -79,7 +78,7 @@ test(`a 200 KiB header crosses the lossy relay byte-exact, within its byte budge
   await client.terminate();
   const chunks = chunkCount(Buffer.byteLength(header), chunkPayloadBytes(server.config.maxDatagramBytes));
   const budget = deliveryBudgetBytes(Buffer.byteLength(header), chunks, server.config.retransmitBudget);
-  assert.ok(server.dataStats!.bytesSent <= budget, `${server.dataStats!.bytesSent} bytes sent, budget ${budget}`);
+  assert.ok(server.stats().data!.bytesSent <= budget, `${server.stats().data!.bytesSent} bytes sent, budget ${budget}`);
 });
 
 test(`100 concurrent deliveries through the lossy relay, all byte-exact (seed ${SEED})`, async (t) => {

@@ -113,7 +113,7 @@ test("300 clients over 3 servers sharing Redis: each URL fetched once, files byt
     assert.deepEqual(await readFile(result.file), headerOf(routes, path), `${path}: ${result.file} is byte-exact`);
   }
   for (const path of paths) assert.equal(origin.requests.get(path), 1, `${path} fetched from the origin once`);
-  const fetches = servers.map((server) => server.service.originFetches);
+  const fetches = servers.map((server) => server.stats().originFetches);
   assert.equal(
     fetches.reduce((a, b) => a + b, 0),
     paths.length,
@@ -383,7 +383,7 @@ test("behind a TCP load balancer: UDP goes to the instance that issued the ticke
       }
     }),
   );
-  for (const server of servers) assert.ok(server.dataStats!.requests > 0, "every instance delivered over UDP");
+  for (const server of servers) assert.ok(server.stats().data!.requests > 0, "every instance delivered over UDP");
   for (const path of paths) assert.equal(origin.requests.get(path), 1, `${path} fetched once`);
 
   // Client addresses hidden (the instance sees the balancer's 127.0.0.2): the instance answers the
@@ -398,7 +398,7 @@ test("behind a TCP load balancer: UDP goes to the instance that issued the ticke
   t.after(async () => client.destroy());
   const refused = await client.query({ url: `127.0.0.1:${origin.port}/asset/0` });
   assert.equal(refused.error?.code, "DELIVERY_FAILED");
-  const foreign = servers.reduce((sum, server) => sum + server.dataStats!.dropped.foreignAddress, 0);
+  const foreign = servers.reduce((sum, server) => sum + server.stats().data!.dropped.foreignAddress, 0);
   assert.ok(foreign > 0, "the datagrams were dropped as coming from a foreign address");
   // Ends the session, and with it the uncollected ticket the servers' shutdown would wait for.
   await client.terminate();
@@ -443,18 +443,14 @@ test("a fill that completes between another server's miss and its claim is not f
   const early = service(stores[0]!);
   // The late server's store runs the early server's whole fill just before its own claim.
   const lateStore = stores[1]!;
-  const late = service({
-    get: (key) => lateStore.get(key),
-    set: (entry, retentionMs) => lateStore.set(entry, retentionMs),
-    delete: (key) => lateStore.delete(key),
-    clear: () => lateStore.clear(),
-    claimFill: async (key, lockMs) => {
-      assert.equal((await early.answer(target, query)).cache, "MISS");
-      return lateStore.claimFill(key, lockMs);
-    },
-    releaseFill: (key) => lateStore.releaseFill(key),
-    close: () => lateStore.close(),
-  });
+  const late = service(
+    Object.assign(Object.create(lateStore) as RedisCacheStore, {
+      claimFill: async (key: string, lockMs: number) => {
+        assert.equal((await early.answer(target, query)).cache, "MISS");
+        return lateStore.claimFill(key, lockMs);
+      },
+    }),
+  );
   const answer = await late.answer(target, query);
   assert.equal(fetches, 1, "the URL was fetched once across both servers");
   assert.equal(answer.cache, "HIT");

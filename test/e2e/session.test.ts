@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readFile, writeFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { FileCacheStore } from "../../src/cache/file-cache-store.js";
 import { HeadwireClient } from "../../src/client/headwire-client.js";
 import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/testing/crafted-origin.js";
 import { startServer, tempDir } from "../helpers.js";
@@ -78,7 +79,7 @@ test("the cache survives a restart, and a hit never reaches the origin", async (
   assert.equal(origin.requestCount, 1);
 
   const second = await startServer(dir, {}, t);
-  assert.equal(second.store.size, 1);
+  assert.equal((await second.cacheStats()).entries, 1);
   const again = await HeadwireClient.connect({ serverPort: second.controlPort, outDir: join(dir, "again") });
   const hit = await again.query({ url });
   assert.equal(hit.cache, "HIT");
@@ -92,7 +93,7 @@ test("a corrupt cache file is moved aside and the server starts empty", async (t
   await writeFile(join(dir, "cache.txt"), "headwire-cache 1\nentry url=http://x/ status=200 stored=nonsense");
   const lines: string[] = [];
   const server = await startServer(dir, { log: (line) => lines.push(line) }, t);
-  assert.equal(server.store.size, 0);
+  assert.equal((await server.cacheStats()).entries, 0);
   const names = await readdir(dir);
   assert.ok(
     names.some((name) => name.startsWith("cache.txt.corrupt-")),
@@ -108,10 +109,18 @@ test("the cache is persisted shortly after a change, without any terminate", asy
   const dir = await tempDir(t);
   const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
   t.after(() => origin.close());
-  const server = await startServer(dir, { persistDelayMs: 10 }, t);
+  const store = new FileCacheStore({
+    path: join(dir, "cache.txt"),
+    maxEntries: 100,
+    maxTotalBytes: 1_000_000,
+    persistDelayMs: 10,
+    retentionOnLoadMs: () => 60_000,
+    log: () => {},
+  });
+  const server = await startServer(dir, { store }, t);
   const client = await HeadwireClient.connect({ serverPort: server.controlPort, outDir: dir });
   t.after(() => client.destroy());
-  const written = server.cacheFile.nextWrite();
+  const written = store.nextWrite();
   await client.query({ url: `127.0.0.1:${origin.port}/twitch` });
   await written; // the scheduled write, triggered by the change alone
   const persisted = await readFile(join(dir, "cache.txt"), "latin1");

@@ -121,7 +121,7 @@ test("a client that queries without reading is not read either: unread replies s
     }),
   ]);
   assert.equal(stalled, true, "the server stopped reading a client that does not read");
-  assert.ok(server.service.originFetches <= 1);
+  assert.ok(server.stats().originFetches <= 1);
   // Once the client reads again, everything is answered in order.
   session.socket.resume();
   for (let i = 0; i < 100; i++) assert.match((await session.next()) ?? "", /^TICKET /);

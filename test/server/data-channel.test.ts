@@ -3,8 +3,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { once } from "node:events";
 import { test } from "node:test";
 import { parseServerMessage, type Ticket } from "../../src/protocol/control.js";
-import { decodeDatagram, encodeRequest, TOKEN_BYTES } from "../../src/protocol/datagram.js";
-import { deliveryBudgetBytes } from "../../src/server/headwire-server.js";
+import { decodeDatagram, deliveryBudgetBytes, encodeRequest, TOKEN_BYTES } from "../../src/protocol/datagram.js";
 import { CraftedOrigin } from "../../src/testing/crafted-origin.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
 
@@ -63,7 +62,7 @@ test("a token replayed from another address (127.0.0.2) gets nothing, and is cou
   owner.send(request, ticket.udpPort, ticket.udpHost);
   await mine.until(ticket.chunks);
   // The server handles datagrams in arrival order: the thief's came first and got no reply.
-  assert.equal(server.dataStats?.dropped.foreignAddress, 1);
+  assert.equal(server.stats().data?.dropped.foreignAddress, 1);
   assert.equal(stolen.received.length, 0);
 });
 
@@ -80,14 +79,14 @@ test("expired, unknown, malformed and oversized datagrams get no reply, and are 
   tampered.writeUInt8(tampered.readUInt8(25) ^ 1, 25);
   socket.send(tampered, ticket.udpPort, ticket.udpHost);
   // Nothing comes back to wait for, so wait until the server has counted all five.
-  const dropped = server.dataStats!.dropped;
+  const dropped = server.stats().data!.dropped;
   await waitFor(() => dropped.unknownToken + dropped.malformed + dropped.oversized >= 5);
   assert.deepEqual(
     { unknownToken: dropped.unknownToken, malformed: dropped.malformed, oversized: dropped.oversized },
     { unknownToken: 2, malformed: 2, oversized: 1 },
   );
   assert.equal(inbox.received.length, 0);
-  assert.equal(server.dataStats!.chunksSent, 0);
+  assert.equal(server.stats().data!.chunksSent, 0);
 });
 
 test("bytes sent for one ticket never exceed its budget, however often it is asked", async (t) => {
@@ -97,7 +96,7 @@ test("bytes sent for one ticket never exceed its budget, however often it is ask
   const request = encodeRequest(ticket.token, [{ first: 0, count: ticket.chunks }]);
   for (let i = 0; i < 40; i++) socket.send(request, ticket.udpPort, ticket.udpHost);
   const budget = deliveryBudgetBytes(header.length, ticket.chunks, server.config.retransmitBudget);
-  const stats = server.dataStats!;
+  const stats = server.stats().data!;
   await waitFor(() => stats.requests + stats.dropped.overBudget >= 40);
   await inbox.until(Math.floor(budget / 1200));
   const sent = inbox.received.reduce((sum, d) => sum + d.length, 0);
@@ -132,7 +131,7 @@ test("worst-case amplification of one request is the documented factor (64 chunk
   // docs/protocol.md, "Budget and amplification": at most 64 × 1200 bytes for one 32-byte request.
   assert.ok(sent / request.length <= 2400, `factor ${sent / request.length}`);
   // The server sends a request's chunks in one go, so its count is final once 64 have arrived.
-  assert.equal(server.dataStats!.chunksSent, 64, "no more than 64 chunks for one request");
+  assert.equal(server.stats().data!.chunksSent, 64, "no more than 64 chunks for one request");
 });
 
 test("a session holds at most maxTicketsPerSession live tickets: a new one revokes its oldest", async (t) => {
@@ -155,7 +154,7 @@ test("a session holds at most maxTicketsPerSession live tickets: a new one revok
   await inbox.until(2);
   const delivered = inbox.received.map((d) => decodeDatagram(d)!.token.toString("hex")).sort();
   assert.deepEqual(delivered, [tickets[1]!.token.toString("hex"), tickets[2]!.token.toString("hex")].sort());
-  assert.equal(server.dataStats!.dropped.unknownToken, 1, "the first ticket was revoked");
+  assert.equal(server.stats().data!.dropped.unknownToken, 1, "the first ticket was revoked");
 });
 
 test("a stopping server does not wait out its grace for a ticket nobody collects", async (t) => {

@@ -10,7 +10,6 @@ function assertCode(fn: () => unknown, code: string): void {
 test("a bare host means http:// and gets the path /", () => {
   assert.deepEqual(parseTarget("www.twitch.tv"), {
     url: "http://www.twitch.tv/",
-    cacheKey: "http://www.twitch.tv/",
     scheme: "http",
     host: "www.twitch.tv",
     port: 80,
@@ -46,11 +45,10 @@ test("scheme and host are lowercased, default ports dropped, trailing dot droppe
   assert.equal(parseTarget("http://localhost./").host, "localhost");
 });
 
-test("fragments and empty queries are dropped; the cache key is the normalized URL", () => {
+test("fragments and empty queries are dropped", () => {
   const target = parseTarget("http://example.com/a?b=c#frag");
   assert.equal(target.url, "http://example.com/a?b=c");
   assert.equal(target.path, "/a?b=c");
-  assert.equal(target.cacheKey, target.url);
   assert.equal(normalizeUrl("http://example.com/?#x"), "http://example.com/");
   assert.equal(normalizeUrl("example.com"), normalizeUrl("HTTP://example.com.:80/#top"));
 });

@@ -1,0 +1,137 @@
+/**
+ * The query path: what the server does with each request a control session reads. A URL becomes
+ * a target (memoized), the header service answers it (cache or origin), a delivery ticket is
+ * issued for the session's address, and the TICKET line says where and how to collect it. Also
+ * the session's admin requests (AUTH, PURGE) and its end (TERMINATE persists the cache).
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { LRUCache } from "lru-cache";
+import type { CacheStore } from "../cache/cache-store.js";
+import { purge } from "../cache/purge.js";
+import { HeadwireError } from "../errors.js";
+import { formatError, formatTicket, type QueryOptions } from "../protocol/control.js";
+import { chunkCount, chunkPayloadBytes, deliveryBudgetBytes } from "../protocol/datagram.js";
+import { parseTarget, type FetchTarget } from "../url/target.js";
+import type { SessionContext, SessionHandler } from "./control-session.js";
+import type { HeaderService } from "./header-service.js";
+import type { TicketRegistry } from "./ticket-registry.js";
+
+export interface QueryHandlerOptions {
+  service: HeaderService;
+  tickets: TicketRegistry;
+  store: CacheStore;
+  /** Largest UDP payload: fixes the chunk size a ticket announces. */
+  maxDatagramBytes: number;
+  /** Full deliveries one ticket may cost (the byte budget). */
+  retransmitBudget: number;
+  ticketTtlMs: number;
+  /** Host clients send UDP to; "" means the address the session reached. */
+  advertiseHost: string;
+  /** The bound UDP port, known once the data listener is up. */
+  dataPort: () => number;
+  adminToken: string;
+  /** URL memo bounds: inputs remembered, and their characters in all. */
+  urlMemoEntries: number;
+  urlMemoBytes: number;
+  log: (message: string) => void;
+}
+
+export class QueryHandler implements SessionHandler {
+  /**
+   * Parsing a URL costs more than the rest of a cached lookup: recent inputs are remembered,
+   * bounded by count and by their length, so long URLs cannot make the memo large.
+   */
+  private readonly targets: LRUCache<string, FetchTarget>;
+
+  constructor(private readonly options: QueryHandlerOptions) {
+    this.targets = new LRUCache<string, FetchTarget>({
+      max: options.urlMemoEntries,
+      maxSize: options.urlMemoBytes,
+      sizeCalculation: (target, input) => Math.max(1, input.length + target.url.length),
+    });
+  }
+
+  async query(url: string, options: QueryOptions, session: SessionContext): Promise<string> {
+    try {
+      const target = this.target(url);
+      const { entry, cache, storeUnavailable } = await this.options.service.answer(target, options);
+      // The session closed while the origin answered: no ticket for nobody (its tickets are revoked).
+      if (!session.open) return "";
+      const payloadBytes = chunkPayloadBytes(this.options.maxDatagramBytes);
+      const chunks = chunkCount(entry.header.length, payloadBytes);
+      const ticket = this.options.tickets.issue({
+        header: entry.header,
+        peerAddress: session.peerAddress,
+        sessionId: session.id,
+        chunkPayloadBytes: payloadBytes,
+        chunkCount: chunks,
+        budgetBytes: deliveryBudgetBytes(entry.header.length, chunks, this.options.retransmitBudget),
+      });
+      return formatTicket({
+        token: ticket.token,
+        udpHost: this.options.advertiseHost || session.localAddress,
+        udpPort: this.options.dataPort(),
+        bytes: entry.header.length,
+        chunks,
+        cache,
+        status: entry.status,
+        sha256: headerDigest(entry.header),
+        storeUnavailable,
+        ttlMs: this.options.ticketTtlMs,
+      });
+    } catch (error) {
+      if (error instanceof HeadwireError) return formatError(error);
+      this.internalError(error, session);
+      return formatError(new HeadwireError("INTERNAL_ERROR"));
+    }
+  }
+
+  authorize(token: string): boolean {
+    return this.options.adminToken !== "" && sameToken(token, this.options.adminToken);
+  }
+
+  async purge(url: string | undefined): Promise<number> {
+    try {
+      return await purge(this.options.store, url);
+    } catch (error) {
+      if (error instanceof HeadwireError) throw error;
+      throw new HeadwireError("STORE_UNAVAILABLE", `purge failed: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /** The seed persisted its cache at TERMINATE; BYE waits for it. */
+  terminated(): Promise<void> {
+    return this.options.store.flush();
+  }
+
+  closed(session: SessionContext): void {
+    this.options.tickets.revokeSession(session.id);
+  }
+
+  /** Logged once, with its stack: the one place a bug of ours on the query path shows. */
+  internalError(error: unknown, session: SessionContext): void {
+    const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    this.options.log(`internal error in session ${session.id} (${session.peerAddress}): ${detail}`);
+  }
+
+  private target(url: string): FetchTarget {
+    let target = this.targets.get(url);
+    if (!target) this.targets.set(url, (target = parseTarget(url)));
+    return target;
+  }
+}
+
+/** Constant-time comparison, so the admin token cannot be guessed byte by byte from timings. */
+function sameToken(given: string, expected: string): boolean {
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/** SHA-256 of a header, computed once per cached header buffer (entries are immutable). */
+const digests = new WeakMap<Buffer, Buffer>();
+function headerDigest(header: Buffer): Buffer {
+  let digest = digests.get(header);
+  if (!digest) digests.set(header, (digest = createHash("sha256").update(header).digest()));
+  return digest;
+}
