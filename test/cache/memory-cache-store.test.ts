@@ -2,6 +2,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { CacheEntry } from "../../src/cache/cache-store.js";
 import { MemoryCacheStore } from "../../src/cache/memory-cache-store.js";
+import { cacheStoreContract } from "./cache-store-contract.js";
+
+cacheStoreContract("memory", async () => {
+  let now = 1_000_000;
+  const store = new MemoryCacheStore({ maxEntries: 100, maxTotalBytes: 1_000_000, now: () => now });
+  await store.open();
+  return { store, elapse: async (ms) => void (now += ms) };
+});
 
 const entry = (key: string, bytes: number): CacheEntry => ({
   key,
@@ -47,4 +55,15 @@ test("every change is announced (the cache file listens), loads are not", async 
 test("options are checked at construction", () => {
   assert.throws(() => new MemoryCacheStore({ maxEntries: -1, maxTotalBytes: 1 }), /options.maxEntries must be/);
   assert.throws(() => new MemoryCacheStore({ maxEntries: 1, maxTotalBytes: 1.5 }), /options.maxTotalBytes must be/);
+});
+
+test("past its retention an entry is gone, as from Redis: no revalidation of what should have expired", async () => {
+  let now = 0;
+  const store = new MemoryCacheStore({ maxEntries: 10, maxTotalBytes: 10_000, now: () => now });
+  await store.set(entry("a", 5), 100);
+  now = 99;
+  assert.ok(await store.get("a"));
+  now = 100;
+  assert.equal(await store.get("a"), undefined);
+  assert.deepEqual(store.snapshot(), [], "nor is it listed or persisted");
 });

@@ -5,6 +5,15 @@ import { test } from "node:test";
 import type { CacheEntry } from "../../src/cache/cache-store.js";
 import { RedisCacheStore } from "../../src/cache/redis-cache-store.js";
 import { startRedis } from "../redis-server.js";
+import { cacheStoreContract } from "./cache-store-contract.js";
+
+cacheStoreContract("redis", async (t) => {
+  const redis = await startRedis(t);
+  if (!redis) return undefined;
+  const store = await connectedStore(redis.url(1), t);
+  // Redis keeps its own time: the suite's waits for an expiry are real, and bounded by the suite.
+  return { store, elapse: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) };
+});
 
 function entry(key: string, header: Buffer | string, status = 200): CacheEntry {
   return { key, header: Buffer.from(header as string, "latin1"), status, storedAtMs: 1_588_400_000_123 };
