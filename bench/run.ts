@@ -19,7 +19,7 @@ import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { encodeRequest } from "../src/protocol/datagram.js";
-import { CraftedOrigin, REALISTIC_HEADERS, type CraftedResponse } from "../src/testing/crafted-origin.js";
+import { CraftedOrigin, REALISTIC_HEADERS, type CraftedResponse } from "../src/demo/crafted-origin.js";
 import { BenchChild } from "./child.js";
 import { curlAvailable, measureColdPath, REMOTE_ORIGIN_DELAY_MS, type ColdResult } from "./cold-path.js";
 import type { RunResult } from "./load-generator.js";

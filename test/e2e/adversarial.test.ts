@@ -32,7 +32,7 @@ import {
   type ChunkRange,
 } from "../../src/protocol/datagram.js";
 import { deliveryBudgetBytes, MAX_CHUNKS_PER_REQUEST, type HeadwireServer } from "../../src/server/headwire-server.js";
-import { CraftedOrigin } from "../../src/testing/crafted-origin.js";
+import { CraftedOrigin } from "../../src/demo/crafted-origin.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
 
 /** Set HEADWIRE_FUZZ_SEED=n to replay a run (fast-check also prints the failing run's path). */
