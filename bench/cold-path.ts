@@ -9,7 +9,7 @@ import { execFile, execFileSync } from "node:child_process";
 import { get } from "node:http";
 import { performance } from "node:perf_hooks";
 import { HeadwireClient } from "../src/client/headwire-client.js";
-import type { CraftedOrigin, CraftedResponse } from "../src/testing/crafted-origin.js";
+import type { CraftedOrigin, CraftedResponse } from "../src/demo/crafted-origin.js";
 
 export interface ColdSummary {
   samples: number;

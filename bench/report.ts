@@ -1,68 +1,229 @@
 /**
- * Turning measurements into the figures we track: ratios to the floor, the target checks, the
- * soak's trend, and Markdown tables (the terminal output pastes into docs/performance.md as is).
+ * The run's report: Markdown tables per phase and the targets' verdicts on the terminal (they
+ * paste into docs/performance.md as is), and every figure in bench/results/<timestamp>.json.
  */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { ColdSummary } from "./cold-path.js";
+import { fixed, markdownTable, thousands, verdict } from "./format.js";
+import type { BenchOptions } from "./options.js";
+import type { ProfileLine } from "./profile-summary.js";
+import type {
+  ColdPhaseResult,
+  ExchangeSizes,
+  IdleResult,
+  MachineInfo,
+  PhaseResults,
+  SoakResult,
+  ThroughputRow,
+} from "./results.js";
+import { ratio, type TargetCheck } from "./targets.js";
 
-export interface TargetCheck {
-  name: string;
-  target: string;
-  measured: string;
-  pass: boolean | undefined;
+export interface ProfileReport {
+  file: string;
+  top: ProfileLine[];
 }
 
-/** Least-squares slope of y over x (units of y per unit of x); 0 for fewer than two points. */
-export function slope(points: { x: number; y: number }[]): number {
-  const n = points.length;
-  if (n < 2) return 0;
-  const mx = points.reduce((a, p) => a + p.x, 0) / n;
-  const my = points.reduce((a, p) => a + p.y, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (const p of points) {
-    num += (p.x - mx) * (p.y - my);
-    den += (p.x - mx) ** 2;
+export interface ReportInput extends PhaseResults {
+  options: BenchOptions;
+  machine: MachineInfo;
+  exchange: ExchangeSizes;
+  checks: TargetCheck[];
+  profiles: ProfileReport[];
+}
+
+/** Writes `results` to <dir>/<start time>.json and returns the file's path. */
+export function writeResultsFile(dir: string, startedMs: number, results: Record<string, unknown>): string {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${new Date(startedMs).toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  return file;
+}
+
+/** The terminal report, line by line (phases that did not run are left out). */
+export function renderReport(input: ReportInput): string[] {
+  const { options, throughput, idle, cold, soak } = input;
+  const out: string[] = [...heading(input)];
+  if (throughput) {
+    out.push(`\n### Cached lookups (${options.durationSeconds} s per run after ${options.warmupSeconds} s warm-up)\n`);
+    out.push(throughputTables(throughput));
   }
-  return den === 0 ? 0 : num / den;
+  if (idle) {
+    out.push(`\n### Idle sessions\n`);
+    out.push(idleTable(idle));
+  }
+  if (cold) {
+    out.push(`\n### Cold path (${options.coldSamples} uncached lookups per method, distinct URLs)\n`);
+    out.push(coldTable(cold));
+    if (cold.curlMissing) out.push("\ncurl is NOT installed: the curl comparison was skipped.");
+    else
+      out.push(
+        "\ncurl's figure is mostly process start-up (see its `--version` row); the Node figure is the strict one.",
+      );
+  }
+  if (soak) out.push(...soakSection(soak, options));
+  out.push(`\n### Targets\n`);
+  out.push(
+    markdownTable(
+      ["target", "goal", "measured", "status"],
+      input.checks.map((c) => [c.name, c.target, c.measured, verdict(c.pass)]),
+    ),
+  );
+  for (const profile of input.profiles) {
+    out.push(`\nCPU profile ${profile.file} (self time):`);
+    for (const line of profile.top.slice(0, 15)) {
+      out.push(`  ${(line.share * 100).toFixed(1).padStart(5)}%  ${line.name}`);
+    }
+  }
+  return out;
 }
 
-export interface TrendVerdict {
-  /** Samples used: the first quarter is warm-up and left out. */
-  samples: number;
-  slopePerMinute: number;
-  /** Growth the slope predicts over the window, as a share of the mean. */
-  relativeGrowth: number;
-  mean: number;
+function heading({ options, machine: m, exchange: ex }: ReportInput): string[] {
+  return [
+    `\nheadwire benchmark, ${options.quick ? "quick" : "full"} mode — ${m.cpuModel}, ${m.cores} cores, ` +
+      `${m.memoryMiB} MiB, ${m.platform}, node ${m.node}; ${options.pin ? "server pinned to CPU 0, load generator to CPU 1" : "unpinned"}`,
+    `exchange per lookup: QUERY ${ex.queryBytes} B → TICKET ${ex.ticketBytes} B over TCP, REQUEST ${ex.requestBytes} B → CHUNK ${ex.chunkBytes} B over UDP`,
+  ];
 }
 
-export function trend(series: { atSeconds: number; value: number }[]): TrendVerdict {
-  const kept = series.slice(Math.floor(series.length / 4));
-  const points = kept.map((s) => ({ x: s.atSeconds / 60, y: s.value }));
-  const perMinute = slope(points);
-  const mean = points.length === 0 ? 0 : points.reduce((a, p) => a + p.y, 0) / points.length;
-  const windowMinutes = points.length < 2 ? 0 : points[points.length - 1]!.x - points[0]!.x;
-  return {
-    samples: points.length,
-    slopePerMinute: perMinute,
-    relativeGrowth: mean === 0 ? 0 : (perMinute * windowMinutes) / mean,
-    mean,
-  };
+export function throughputTables(rows: ThroughputRow[]): string {
+  const main = markdownTable(
+    [
+      "C",
+      "server",
+      "lookups/s",
+      "p50 ms",
+      "p99 ms",
+      "max ms",
+      "server CPU",
+      "server µs/lookup",
+      "generator CPU",
+      "other CPU",
+      "peak RSS MiB",
+      "resent",
+      "errors",
+    ],
+    rows.map((r) => [
+      r.concurrency,
+      r.server,
+      thousands(r.result.lookupsPerSecond),
+      fixed(r.result.latency.p50Ms, 3),
+      fixed(r.result.latency.p99Ms, 3),
+      fixed(r.result.latency.maxMs, 1),
+      fixed(r.serverCores),
+      fixed(r.serverCores === undefined ? undefined : (r.serverCores * 1e6) / r.result.lookupsPerSecond, 1),
+      fixed(r.result.generatorCores),
+      fixed(r.otherCores),
+      fixed((r.serverPeakRssKiB ?? NaN) / 1024, 1),
+      r.result.retransmits,
+      r.result.errors,
+    ]),
+  );
+  const concurrencies = [...new Set(rows.map((r) => r.concurrency))];
+  const ratios = markdownTable(
+    ["C", "throughput ÷ floor", "p50 ÷ floor", "p99 ÷ floor", "p99 ÷ p50 (headwire)", "CPU per lookup ÷ floor"],
+    concurrencies.flatMap((c) => {
+      const hw = rows.find((r) => r.concurrency === c && r.server === "headwire");
+      const fl = rows.find((r) => r.concurrency === c && r.server === "floor");
+      if (!hw || !fl) return [];
+      const cpuPerLookup = (r: ThroughputRow) =>
+        r.serverCores === undefined ? undefined : r.serverCores / r.result.lookupsPerSecond;
+      return [
+        [
+          c,
+          fixed(ratio(hw.result.lookupsPerSecond, fl.result.lookupsPerSecond)),
+          fixed(ratio(hw.result.latency.p50Ms, fl.result.latency.p50Ms)),
+          fixed(ratio(hw.result.latency.p99Ms, fl.result.latency.p99Ms)),
+          fixed(ratio(hw.result.latency.p99Ms, hw.result.latency.p50Ms)),
+          fixed(ratio(cpuPerLookup(hw), cpuPerLookup(fl))),
+        ],
+      ];
+    }),
+  );
+  const busy = rows.filter((r) => (r.otherCores ?? 0) > 0.25);
+  const warning =
+    busy.length === 0
+      ? ""
+      : `\n\nWARNING: other programs used CPU during ${busy.length} run(s) (see "other CPU"): on a 2-core ` +
+        "machine that distorts these figures; run again on a quiet machine.";
+  return `${main}\n\n${ratios}${warning}`;
 }
 
-export function markdownTable(head: string[], rows: (string | number)[][]): string {
-  const cells = rows.map((row) => row.map((c) => String(c)));
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? "").length)));
-  const line = (row: string[]) => `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
-  return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...cells.map(line)].join("\n");
+function idleTable(idle: IdleResult[]): string {
+  return markdownTable(
+    ["server", "sessions", "RSS before MiB", "RSS after MiB", "KiB/session", "JS heap B/session", "open time s"],
+    idle.map((r) => [
+      r.server,
+      `${r.opened}/${r.sessions}`,
+      fixed(r.rssBeforeKiB / 1024, 1),
+      fixed(r.rssAfterKiB / 1024, 1),
+      fixed(r.perSessionKiB),
+      thousands(r.heapPerSessionBytes),
+      fixed(r.openMs / 1000, 1),
+    ]),
+  );
 }
 
-export function fixed(value: number | undefined, digits = 2): string {
-  return value === undefined || !Number.isFinite(value) ? "n/a" : value.toFixed(digits);
+function coldTable(cold: ColdPhaseResult): string {
+  // Each method against headwire's p50 on the same origin: loopback rows, then the remote pair.
+  const row = (name: string, summary: ColdSummary, headwireP50Ms: number) => [
+    name,
+    fixed(summary.p50Ms, 3),
+    fixed(summary.p99Ms, 3),
+    fixed(summary.meanMs, 3),
+    fixed(ratio(headwireP50Ms, summary.p50Ms)),
+    summary.failures,
+  ];
+  const methods: [string, ColdSummary][] = [
+    ["headwire (session open, fresh UDP port)", cold.headwire],
+    ["bare Node http.get (fresh connection)", cold.nodeHttp],
+    ...(cold.curl ? ([["curl -s -D - -o /dev/null", cold.curl]] as [string, ColdSummary][]) : []),
+    ...(cold.curlStartup ? ([["curl --version (start-up only)", cold.curlStartup]] as [string, ColdSummary][]) : []),
+  ];
+  const rows = methods.map(([name, summary]) => row(name, summary, cold.headwire.p50Ms));
+  if (cold.remote) {
+    const { delayMs, headwire, nodeHttp } = cold.remote;
+    rows.push(row(`headwire, origin ${delayMs} ms away`, headwire, headwire.p50Ms));
+    rows.push(row(`bare Node http.get, origin ${delayMs} ms away`, nodeHttp, headwire.p50Ms));
+  }
+  return markdownTable(["method", "p50 ms", "p99 ms", "mean ms", "headwire p50 ÷ this", "failures"], rows);
 }
 
-export function thousands(value: number | undefined): string {
-  return value === undefined || !Number.isFinite(value) ? "n/a" : Math.round(value).toLocaleString("en-US");
-}
-
-export function verdict(pass: boolean | undefined): string {
-  return pass === undefined ? "SKIP" : pass ? "PASS" : "MISS";
+function soakSection(soak: SoakResult, options: BenchOptions): string[] {
+  const every = Math.max(1, Math.floor(soak.samples.length / 12));
+  const table = markdownTable(
+    [
+      "t s",
+      "lookups/s",
+      "p50 ms",
+      "p99 ms",
+      "RSS MiB",
+      "heap MiB",
+      "loop delay p99 ms",
+      "cache entries",
+      "origin fetches",
+    ],
+    soak.samples
+      .filter((_, i) => i % every === 0 || i === soak.samples.length - 1)
+      .map((s) => [
+        fixed(s.atSeconds, 0),
+        thousands(s.lookupsPerSecond),
+        fixed(s.p50Ms, 3),
+        fixed(s.p99Ms, 3),
+        fixed((s.rssKiB ?? NaN) / 1024, 1),
+        fixed(s.heapUsedBytes / 2 ** 20, 1),
+        fixed(s.eventLoopDelayP99Ms, 1),
+        s.cacheEntries,
+        s.originFetches,
+      ]),
+  );
+  return [
+    `\n### Soak (${soak.seconds} s at C=${soak.sessions} after ${options.soakWarmupSeconds} s of warm-up, ` +
+      `${fixed(soak.churnRatio * 100, 0)}% of queries outside the hot set)\n`,
+    table,
+    `\ntrends after the first quarter: RSS ${fixed(soak.rssTrend.slopePerMinute)} KiB/min (${fixed(soak.rssTrend.relativeGrowth * 100)}%), ` +
+      `heap ${fixed(soak.heapTrend.slopePerMinute / 1024)} KiB/min (${fixed(soak.heapTrend.relativeGrowth * 100)}%), ` +
+      `loop delay p99 ${fixed(soak.eventLoopDelayTrend.slopePerMinute, 3)} ms/min, ` +
+      `throughput ${fixed(soak.throughputTrend.relativeGrowth * 100)}%; ${soak.result.errors} errors, ${soak.result.retransmits} re-sent requests`,
+  ];
 }

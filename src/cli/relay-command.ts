@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from "commander";
-import { LossyRelay } from "../testing/lossy-relay.js";
+import { LossyRelay } from "../relay/lossy-relay.js";
 import { hostAndPort, integer } from "./parse.js";
 
 function probability(value: string): number {

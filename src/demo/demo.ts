@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HeadwireClient, type QueryResult } from "../client/headwire-client.js";
 import { HeadwireServer } from "../server/headwire-server.js";
-import { CraftedOrigin, REALISTIC_HEADERS } from "../testing/crafted-origin.js";
+import { CraftedOrigin, REALISTIC_HEADERS } from "./crafted-origin.js";
 
 export interface DemoOutput {
   (line: string): void;

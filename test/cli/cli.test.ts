@@ -5,7 +5,7 @@ import { readFile, readdir } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
-import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/testing/crafted-origin.js";
+import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/demo/crafted-origin.js";
 import { startServer, tempDir } from "../helpers.js";
 import { BIN, runCli, spawnServer } from "./run-cli.js";
 

@@ -34,7 +34,7 @@ import {
   TOKEN_BYTES,
 } from "../../src/protocol/datagram.js";
 import type { HeadwireServer } from "../../src/server/headwire-server.js";
-import { CraftedOrigin } from "../../src/testing/crafted-origin.js";
+import { CraftedOrigin } from "../../src/demo/crafted-origin.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
 
 /** Set HEADWIRE_FUZZ_SEED=n to replay a run (fast-check also prints the failing run's path). */

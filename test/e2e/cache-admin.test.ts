@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { parseCache } from "../../src/cache/cache-file-format.js";
 import { CacheFileOwnedError } from "../../src/cache/cache-file.js";
 import { HeadwireClient } from "../../src/client/headwire-client.js";
-import { CraftedOrigin } from "../../src/testing/crafted-origin.js";
+import { CraftedOrigin } from "../../src/demo/crafted-origin.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
 import { BIN, spawnServer } from "../cli/run-cli.js";
 

@@ -5,7 +5,7 @@ import { once } from "node:events";
 import { join } from "node:path";
 import { test } from "node:test";
 import { HeadwireClient } from "../../src/client/headwire-client.js";
-import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/testing/crafted-origin.js";
+import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/demo/crafted-origin.js";
 import { startServer, tempDir } from "../helpers.js";
 
 async function ipv6Available(): Promise<boolean> {

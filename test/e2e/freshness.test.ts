@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import { HeadwireClient } from "../../src/client/headwire-client.js";
-import { CraftedOrigin } from "../../src/testing/crafted-origin.js";
+import { CraftedOrigin } from "../../src/demo/crafted-origin.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
 
 /** A clock the test moves; the server's freshness and tickets follow it. */

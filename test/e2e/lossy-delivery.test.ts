@@ -3,8 +3,8 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { HeadwireClient } from "../../src/client/headwire-client.js";
-import { CraftedOrigin } from "../../src/testing/crafted-origin.js";
-import { LossyRelay, type LossyRelayOptions } from "../../src/testing/lossy-relay.js";
+import { CraftedOrigin } from "../../src/demo/crafted-origin.js";
+import { LossyRelay, type LossyRelayOptions } from "../../src/relay/lossy-relay.js";
 import { chunkCount, chunkPayloadBytes, deliveryBudgetBytes } from "../../src/protocol/datagram.js";
 import { startServer, tempDir } from "../helpers.js";
 

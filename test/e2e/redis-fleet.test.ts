@@ -18,7 +18,7 @@ import { resolveClientConfig } from "../../src/config.js";
 import { parseServerMessage, type Ticket } from "../../src/protocol/control.js";
 import { HeaderService, type HeaderFetcher } from "../../src/server/header-service.js";
 import type { HeadwireServer } from "../../src/server/headwire-server.js";
-import { CraftedOrigin, type CraftedResponse } from "../../src/testing/crafted-origin.js";
+import { CraftedOrigin, type CraftedResponse } from "../../src/demo/crafted-origin.js";
 import { parseTarget } from "../../src/url/target.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
 import { startRedis } from "../redis-server.js";

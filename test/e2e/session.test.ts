@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { FileCacheStore } from "../../src/cache/file-cache-store.js";
 import { HeadwireClient } from "../../src/client/headwire-client.js";
-import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/testing/crafted-origin.js";
+import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/demo/crafted-origin.js";
 import { startServer, tempDir } from "../helpers.js";
 
 function headerBytes(path: string): Buffer {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/testing/crafted-origin.js";
+import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/demo/crafted-origin.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
 
 async function greeted(port: number): Promise<RawSession> {

@@ -4,7 +4,7 @@ import { once } from "node:events";
 import { test } from "node:test";
 import { parseServerMessage, type Ticket } from "../../src/protocol/control.js";
 import { decodeDatagram, deliveryBudgetBytes, encodeRequest, TOKEN_BYTES } from "../../src/protocol/datagram.js";
-import { CraftedOrigin } from "../../src/testing/crafted-origin.js";
+import { CraftedOrigin } from "../../src/demo/crafted-origin.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
 
 async function udpSocket(t: { after: (fn: () => void) => void }, address = "127.0.0.1"): Promise<Socket> {

@@ -1,7 +1,8 @@
 /**
  * A real HTTP origin on loopback that answers each path with a header written byte for byte (any
- * line ends, case, duplicates), then a short body, and counts the requests it gets. The demo and
- * the tests use it; it listens on an ephemeral port.
+ * line ends, case, duplicates), then a short body, and counts the requests it gets. It lives with
+ * the demo, which ships in the product; the tests and the bench use it too. It listens on an
+ * ephemeral port.
  */
 import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
-import { LossyRelay, mulberry32, type LossyRelayOptions, type RelayStats } from "../../src/testing/lossy-relay.js";
+import { LossyRelay, mulberry32, type LossyRelayOptions, type RelayStats } from "../../src/relay/lossy-relay.js";
 
 const HOST = "127.0.0.1";
 const WAIT_MS = 5_000;

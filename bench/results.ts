@@ -1,0 +1,92 @@
+/**
+ * What each phase measures: the shapes the phases return, the target checks read, the report
+ * prints, and bench/results/<timestamp>.json keeps.
+ */
+import type { ColdResult } from "./cold-path.js";
+import type { RunResult } from "./load-generator.js";
+import type { TrendVerdict } from "./trend.js";
+
+/** The server under test: headwire, or the floor (bench/floor-server.ts) that replays its bytes. */
+export type ServerKind = "headwire" | "floor";
+
+export interface ThroughputRow {
+  concurrency: number;
+  server: ServerKind;
+  result: RunResult;
+  serverCores: number | undefined;
+  /** CPU used by everything else on the machine during the window, in cores. */
+  otherCores: number | undefined;
+  serverPeakRssKiB: number | undefined;
+  originFetchesDuringRun?: number;
+}
+
+export interface IdleResult {
+  server: ServerKind;
+  sessions: number;
+  opened: number;
+  openMs: number;
+  rssBeforeKiB: number;
+  rssAfterKiB: number;
+  heapBeforeBytes?: number;
+  heapAfterBytes?: number;
+  perSessionKiB: number;
+  heapPerSessionBytes?: number;
+  heapSnapshot?: string;
+}
+
+export type ColdPhaseResult = ColdResult & { curlMissing: boolean };
+
+export interface SoakSample {
+  atSeconds: number;
+  lookupsPerSecond: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  rssKiB: number | undefined;
+  heapUsedBytes: number;
+  eventLoopDelayP99Ms: number;
+  eventLoopDelayMaxMs: number;
+  cacheEntries: number;
+  originFetches: number;
+}
+
+export interface SoakResult {
+  seconds: number;
+  sessions: number;
+  churnRatio: number;
+  result: RunResult;
+  samples: SoakSample[];
+  rssTrend: TrendVerdict;
+  heapTrend: TrendVerdict;
+  eventLoopDelayTrend: TrendVerdict;
+  throughputTrend: TrendVerdict;
+  originFetches: number;
+}
+
+/** The phases' results; a phase that did not run is undefined. */
+export interface PhaseResults {
+  throughput?: ThroughputRow[] | undefined;
+  idle?: IdleResult[] | undefined;
+  cold?: ColdPhaseResult | undefined;
+  soak?: SoakResult | undefined;
+}
+
+/** The machine the run was on, as the report's first line and the results file give it. */
+export interface MachineInfo {
+  cpuModel: string;
+  cores: number;
+  availableParallelism: number;
+  memoryMiB: number;
+  platform: string;
+  node: string;
+  openFilesLimit: string | undefined;
+  hostname: string;
+}
+
+/** The bytes of one lookup on each channel. */
+export interface ExchangeSizes {
+  queryBytes: number;
+  ticketBytes: number;
+  requestBytes: number;
+  chunkBytes: number;
+}

@@ -1,0 +1,129 @@
+/**
+ * The targets headwire is held to (docs/performance.md), checked against a run's results: each
+ * check is measured against its floor, and a phase that did not run is a SKIP, never a pass.
+ * Pure: results in, verdicts out.
+ */
+import { REMOTE_ORIGIN_DELAY_MS, type ColdResult } from "./cold-path.js";
+import { fixed } from "./format.js";
+import type { IdleResult, PhaseResults, ServerKind, SoakResult, ThroughputRow } from "./results.js";
+
+export interface TargetCheck {
+  name: string;
+  target: string;
+  measured: string;
+  /** Undefined: the phase that measures it did not run (or could not, as curl missing). */
+  pass: boolean | undefined;
+}
+
+/** The floors, one per target. */
+export const TARGETS = {
+  /** headwire's cached lookups per second at C=100, as a share of the floor's: at least. */
+  throughputShareOfFloor: 0.7,
+  /** p99 ÷ p50 of headwire's cached lookups at C=1000: at most. */
+  tailP99OverP50: 5,
+  /** RSS per idle session: at most, in KiB. */
+  idleKiBPerSession: 10,
+  /** A cold lookup's p50 ÷ a direct fetch's p50: at most. */
+  coldOverDirect: 1.2,
+  /** The soak's RSS growth over the window, as a share of the mean: below. */
+  soakRssGrowth: 0.05,
+} as const;
+
+/** a ÷ b; undefined when either is missing or b is 0 (nothing to compare against). */
+export function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined || b === 0 ? undefined : a / b;
+}
+
+function rowAt(rows: ThroughputRow[] | undefined, concurrency: number, kind: ServerKind): ThroughputRow | undefined {
+  return rows?.find((r) => r.concurrency === concurrency && r.server === kind);
+}
+
+export function throughputCheck(rows: ThroughputRow[] | undefined): TargetCheck {
+  const share = ratio(
+    rowAt(rows, 100, "headwire")?.result.lookupsPerSecond,
+    rowAt(rows, 100, "floor")?.result.lookupsPerSecond,
+  );
+  return {
+    name: "cached throughput at C=100",
+    target: `≥ ${fixed(TARGETS.throughputShareOfFloor)} × floor`,
+    measured: share === undefined ? "not run" : `${fixed(share)} × floor`,
+    pass: share === undefined ? undefined : share >= TARGETS.throughputShareOfFloor,
+  };
+}
+
+export function tailCheck(rows: ThroughputRow[] | undefined): TargetCheck {
+  const latency = rowAt(rows, 1000, "headwire")?.result.latency;
+  const tail = ratio(latency?.p99Ms, latency?.p50Ms);
+  return {
+    name: "tail latency at C=1000",
+    target: `p99 ≤ ${TARGETS.tailP99OverP50} × p50`,
+    measured:
+      tail === undefined
+        ? "not run"
+        : `p99 ${fixed(latency!.p99Ms, 2)} ms = ${fixed(tail)} × p50 ${fixed(latency!.p50Ms, 2)} ms`,
+    pass: tail === undefined ? undefined : tail <= TARGETS.tailP99OverP50,
+  };
+}
+
+/** Passes only if every session asked for was opened: a server that refuses sessions holds fewer. */
+export function idleCheck(idle: IdleResult[] | undefined): TargetCheck {
+  const hwIdle = idle?.find((r) => r.server === "headwire");
+  return {
+    name: `idle sessions (${hwIdle?.sessions ?? 10_000})`,
+    target: `RSS ≤ ${TARGETS.idleKiBPerSession} KiB per session`,
+    measured: hwIdle === undefined ? "not run" : `${fixed(hwIdle.perSessionKiB)} KiB/session (${hwIdle.opened} open)`,
+    pass:
+      hwIdle === undefined
+        ? undefined
+        : hwIdle.opened === hwIdle.sessions && hwIdle.perSessionKiB <= TARGETS.idleKiBPerSession,
+  };
+}
+
+function coldCheck(name: string, share: number | undefined, missing = "not run"): TargetCheck {
+  return {
+    name,
+    target: `p50 ≤ ${TARGETS.coldOverDirect} × direct`,
+    measured: share === undefined ? missing : `${fixed(share)} ×`,
+    pass: share === undefined ? undefined : share <= TARGETS.coldOverDirect,
+  };
+}
+
+/** Against a bare Node request (on loopback, and with the origin as far as a real one), and curl. */
+export function coldChecks(cold: ColdResult | undefined): TargetCheck[] {
+  return [
+    coldCheck("cold path vs bare Node request", ratio(cold?.headwire.p50Ms, cold?.nodeHttp.p50Ms)),
+    coldCheck(
+      `cold path vs bare Node request, origin ${REMOTE_ORIGIN_DELAY_MS} ms away`,
+      ratio(cold?.remote?.headwire.p50Ms, cold?.remote?.nodeHttp.p50Ms),
+    ),
+    coldCheck(
+      "cold path vs curl (process start-up included)",
+      ratio(cold?.headwire.p50Ms, cold?.curl?.p50Ms),
+      cold ? "curl missing" : "not run",
+    ),
+  ];
+}
+
+export function soakCheck(soak: SoakResult | undefined): TargetCheck {
+  const growth = soak?.rssTrend.relativeGrowth;
+  return {
+    name: "soak: no RSS growth trend",
+    target: `< ${Math.round(TARGETS.soakRssGrowth * 100)}% growth over the window`,
+    measured:
+      growth === undefined
+        ? "not run"
+        : `${fixed(soak!.rssTrend.slopePerMinute)} KiB/min, ${fixed(growth * 100)}% of ${fixed(soak!.rssTrend.mean / 1024, 1)} MiB`,
+    pass: growth === undefined ? undefined : growth < TARGETS.soakRssGrowth,
+  };
+}
+
+/** Every target, in the report's order. */
+export function targetChecks(results: PhaseResults): TargetCheck[] {
+  return [
+    throughputCheck(results.throughput),
+    tailCheck(results.throughput),
+    idleCheck(results.idle),
+    ...coldChecks(results.cold),
+    soakCheck(results.soak),
+  ];
+}

@@ -1,0 +1,205 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { ColdSummary } from "../../bench/cold-path.js";
+import type { RunResult } from "../../bench/load-generator.js";
+import type { ColdPhaseResult, IdleResult, ServerKind, SoakResult, ThroughputRow } from "../../bench/results.js";
+import {
+  coldChecks,
+  idleCheck,
+  ratio,
+  soakCheck,
+  tailCheck,
+  targetChecks,
+  throughputCheck,
+} from "../../bench/targets.js";
+import type { TrendVerdict } from "../../bench/trend.js";
+
+function row(concurrency: number, server: ServerKind, lookupsPerSecond: number, p50Ms = 1, p99Ms = 2): ThroughputRow {
+  const result: RunResult = {
+    lookups: lookupsPerSecond,
+    errors: 0,
+    errorKinds: {},
+    retransmits: 0,
+    seconds: 1,
+    lookupsPerSecond,
+    latency: { count: lookupsPerSecond, p50Ms, p90Ms: p99Ms, p99Ms, maxMs: p99Ms, meanMs: p50Ms },
+    generatorCores: 0.5,
+    connectMs: 1,
+  };
+  return { concurrency, server, result, serverCores: 0.5, otherCores: 0, serverPeakRssKiB: 80_000 };
+}
+
+function idle(server: ServerKind, perSessionKiB: number, opened = 10_000, sessions = 10_000): IdleResult {
+  return { server, sessions, opened, openMs: 900, rssBeforeKiB: 60_000, rssAfterKiB: 100_000, perSessionKiB };
+}
+
+function summary(p50Ms: number): ColdSummary {
+  return { samples: 100, p50Ms, p99Ms: p50Ms * 3, meanMs: p50Ms, failures: 0 };
+}
+
+function cold(
+  headwireMs: number,
+  nodeMs: number,
+  extra: { curlMs?: number; remote?: [number, number] } = {},
+): ColdPhaseResult {
+  return {
+    headwire: summary(headwireMs),
+    nodeHttp: summary(nodeMs),
+    ...(extra.curlMs === undefined ? {} : { curl: summary(extra.curlMs) }),
+    warmupSamples: 5,
+    ...(extra.remote
+      ? { remote: { delayMs: 20, headwire: summary(extra.remote[0]), nodeHttp: summary(extra.remote[1]) } }
+      : {}),
+    curlMissing: extra.curlMs === undefined,
+  };
+}
+
+function soak(relativeGrowth: number): SoakResult {
+  const flat: TrendVerdict = { samples: 9, slopePerMinute: 0, relativeGrowth: 0, mean: 1 };
+  return {
+    seconds: 180,
+    sessions: 100,
+    churnRatio: 0.02,
+    result: row(100, "headwire", 10_000).result,
+    samples: [],
+    rssTrend: { samples: 27, slopePerMinute: 12.5, relativeGrowth, mean: 102_400 },
+    heapTrend: flat,
+    eventLoopDelayTrend: flat,
+    throughputTrend: flat,
+    originFetches: 300,
+  };
+}
+
+test("ratio: a ÷ b, and undefined when either side is missing or the divisor is 0", () => {
+  assert.equal(ratio(3, 4), 0.75);
+  assert.equal(ratio(0, 4), 0);
+  assert.equal(ratio(undefined, 4), undefined);
+  assert.equal(ratio(3, undefined), undefined);
+  assert.equal(ratio(3, 0), undefined);
+});
+
+test("with no phase run every target is a SKIP, never a pass, in the report's order", () => {
+  const checks = targetChecks({});
+  assert.deepEqual(
+    checks.map((c) => [c.name, c.target, c.measured, c.pass]),
+    [
+      ["cached throughput at C=100", "≥ 0.70 × floor", "not run", undefined],
+      ["tail latency at C=1000", "p99 ≤ 5 × p50", "not run", undefined],
+      ["idle sessions (10000)", "RSS ≤ 10 KiB per session", "not run", undefined],
+      ["cold path vs bare Node request", "p50 ≤ 1.2 × direct", "not run", undefined],
+      ["cold path vs bare Node request, origin 20 ms away", "p50 ≤ 1.2 × direct", "not run", undefined],
+      ["cold path vs curl (process start-up included)", "p50 ≤ 1.2 × direct", "not run", undefined],
+      ["soak: no RSS growth trend", "< 5% growth over the window", "not run", undefined],
+    ],
+  );
+});
+
+test("throughput at C=100: 0.70 × the floor passes, just under misses", () => {
+  const at = (headwire: number) => throughputCheck([row(100, "floor", 1000), row(100, "headwire", headwire)]);
+  assert.deepEqual(at(700), {
+    name: "cached throughput at C=100",
+    target: "≥ 0.70 × floor",
+    measured: "0.70 × floor",
+    pass: true,
+  });
+  assert.equal(at(699).pass, false);
+  assert.equal(at(699).measured, "0.70 × floor", "the figure is rounded, the verdict is not");
+  assert.equal(at(1500).pass, true);
+});
+
+test("throughput: only C=100 counts, and a missing or zero floor is a SKIP", () => {
+  const other = [row(10, "floor", 1000), row(10, "headwire", 100), row(1000, "headwire", 10)];
+  assert.equal(throughputCheck(other).pass, undefined);
+  assert.equal(throughputCheck(other).measured, "not run");
+  assert.equal(throughputCheck([row(100, "headwire", 900)]).pass, undefined, "headwire without the floor");
+  assert.equal(throughputCheck([row(100, "floor", 900)]).pass, undefined, "the floor without headwire");
+  assert.equal(throughputCheck([row(100, "floor", 0), row(100, "headwire", 900)]).pass, undefined);
+  assert.equal(throughputCheck([...other, row(100, "floor", 1000), row(100, "headwire", 800)]).pass, true);
+});
+
+test("tail at C=1000: p99 up to 5 × p50 passes, over it misses; headwire's own ratio, not the floor's", () => {
+  const at = (p50Ms: number, p99Ms: number) =>
+    tailCheck([row(1000, "floor", 1, 1, 100), row(1000, "headwire", 1, p50Ms, p99Ms)]);
+  assert.deepEqual(at(2, 10), {
+    name: "tail latency at C=1000",
+    target: "p99 ≤ 5 × p50",
+    measured: "p99 10.00 ms = 5.00 × p50 2.00 ms",
+    pass: true,
+  });
+  assert.equal(at(2, 10.01).pass, false);
+  assert.equal(at(0, 3).pass, undefined, "a p50 of 0 gives no ratio");
+  assert.equal(tailCheck([row(100, "headwire", 1, 1, 100)]).pass, undefined, "C=1000 not run");
+});
+
+test("idle: headwire's RSS per session up to 10 KiB passes only if every session was opened", () => {
+  assert.deepEqual(idleCheck([idle("floor", 50), idle("headwire", 10)]), {
+    name: "idle sessions (10000)",
+    target: "RSS ≤ 10 KiB per session",
+    measured: "10.00 KiB/session (10000 open)",
+    pass: true,
+  });
+  assert.equal(idleCheck([idle("headwire", 10.01)]).pass, false);
+  assert.equal(idleCheck([idle("headwire", 2, 9_999)]).pass, false, "a refused session is a miss, however small");
+  assert.equal(idleCheck([idle("headwire", 2, 500, 500)]).name, "idle sessions (500)");
+  assert.equal(idleCheck([idle("floor", 2)]).pass, undefined, "the floor's figure does not count");
+  assert.equal(idleCheck(undefined).measured, "not run");
+});
+
+test("idle: an RSS that could not be read is a miss, shown as n/a", () => {
+  const check = idleCheck([idle("headwire", NaN)]);
+  assert.equal(check.measured, "n/a KiB/session (10000 open)");
+  assert.equal(check.pass, false);
+});
+
+test("cold: each comparison passes up to 1.2 × the direct fetch's p50", () => {
+  const [node, remote, curl] = coldChecks(cold(1.2, 1, { curlMs: 10, remote: [25, 20] }));
+  assert.deepEqual(node, {
+    name: "cold path vs bare Node request",
+    target: "p50 ≤ 1.2 × direct",
+    measured: "1.20 ×",
+    pass: true,
+  });
+  assert.deepEqual([remote!.measured, remote!.pass], ["1.25 ×", false]);
+  assert.deepEqual([curl!.measured, curl!.pass], ["0.12 ×", true]);
+  assert.equal(coldChecks(cold(1.21, 1))[0]!.pass, false);
+});
+
+test("cold: curl not installed is its own SKIP, and a run without the remote pair skips that one", () => {
+  const [node, remote, curl] = coldChecks(cold(1, 1));
+  assert.equal(node!.pass, true);
+  assert.deepEqual([remote!.measured, remote!.pass], ["not run", undefined]);
+  assert.deepEqual([curl!.measured, curl!.pass], ["curl missing", undefined]);
+  assert.deepEqual(
+    coldChecks(undefined).map((c) => [c.measured, c.pass]),
+    [
+      ["not run", undefined],
+      ["not run", undefined],
+      ["not run", undefined],
+    ],
+  );
+});
+
+test("soak: RSS growth below 5% of the mean passes, 5% misses", () => {
+  assert.deepEqual(soakCheck(soak(0.0499)), {
+    name: "soak: no RSS growth trend",
+    target: "< 5% growth over the window",
+    measured: "12.50 KiB/min, 4.99% of 100.0 MiB",
+    pass: true,
+  });
+  assert.equal(soakCheck(soak(0.05)).pass, false);
+  assert.equal(soakCheck(soak(-0.2)).pass, true, "shrinking is no leak");
+  assert.equal(soakCheck(undefined).pass, undefined);
+});
+
+test("targetChecks puts each phase's results in its own check", () => {
+  const checks = targetChecks({
+    throughput: [row(100, "floor", 1000), row(100, "headwire", 800), row(1000, "headwire", 500, 1, 9)],
+    idle: [idle("headwire", 4)],
+    cold: cold(3, 1, { curlMs: 10, remote: [21, 20] }),
+    soak: soak(0.01),
+  });
+  assert.deepEqual(
+    checks.map((c) => c.pass),
+    [true, false, true, false, true, true, true],
+  );
+});
