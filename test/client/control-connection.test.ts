@@ -5,67 +5,24 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server } from "node:net";
 import { test } from "node:test";
 import { ControlConnection } from "../../src/client/control-connection.js";
 import { formatTicket, type Ticket } from "../../src/protocol/control.js";
+import { LinePeer } from "../line-peer.js";
 
 type Hooks = { after: (fn: () => void | Promise<void>) => void };
 
 const TIMEOUTS = { connectTimeoutMs: 5000, replyTimeoutMs: 5000 };
 
-/** The server's end of one session: the lines the client sent, in order, awaited one by one. */
-class ServerSide {
-  private buffered = "";
-  private readonly lines: string[] = [];
-  private waiting: ((line: string | null) => void) | undefined;
-  private ended = false;
-  readonly closed: Promise<void>;
-
-  constructor(readonly socket: Socket) {
-    socket.setEncoding("utf8");
-    socket.on("error", () => {});
-    socket.on("data", (text: string) => {
-      this.buffered += text;
-      for (let lf = this.buffered.indexOf("\n"); lf !== -1; lf = this.buffered.indexOf("\n")) {
-        this.push(this.buffered.slice(0, lf));
-        this.buffered = this.buffered.slice(lf + 1);
-      }
-    });
-    this.closed = once(socket, "close").then(() => {
-      this.ended = true;
-      this.waiting?.(null);
-    });
-  }
-
-  private push(line: string): void {
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    if (waiting) waiting(line);
-    else this.lines.push(line);
-  }
-
-  /** The client's next line, or null once it has closed. */
-  next(): Promise<string | null> {
-    const line = this.lines.shift();
-    if (line !== undefined) return Promise.resolve(line);
-    if (this.ended) return Promise.resolve(null);
-    return new Promise((resolve) => (this.waiting = resolve));
-  }
-
-  write(text: string): void {
-    this.socket.write(text);
-  }
-}
-
 /** A server on 127.0.0.1 port 0 whose sessions `script` plays; the port and the sessions it saw. */
 async function scriptedServer(
   t: Hooks,
-  script: (side: ServerSide) => void | Promise<void>,
-): Promise<{ port: number; server: Server; sessions: ServerSide[] }> {
-  const sessions: ServerSide[] = [];
+  script: (side: LinePeer) => void | Promise<void>,
+): Promise<{ port: number; server: Server; sessions: LinePeer[] }> {
+  const sessions: LinePeer[] = [];
   const server = createServer((socket) => {
-    const side = new ServerSide(socket);
+    const side = new LinePeer(socket);
     sessions.push(side);
     void script(side);
   });
