@@ -1,9 +1,35 @@
 #!/usr/bin/env node
-// Runs every compiled test file (dist/test/**/*.test.js) with Node's own test runner.
+// Runs the compiled test files (dist/test/**/*.test.js) with Node's own test runner.
 // Node 20's runner does not expand globs, so the list is built here.
+//
+//   node scripts/run-tests.mjs                 every test file
+//   node scripts/run-tests.mjs <substring>...  the files whose path contains one of the substrings
+//   node scripts/run-tests.mjs --unit [...]    only the unit tests (npm run test:unit)
+//
+// Unit tests need no server process, no Redis, nginx or tmux, and finish in seconds: they may
+// open loopback sockets of their own. Everything under test/e2e/ and the files listed below are
+// integration tests; every other test file is a unit test.
 import { readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative, sep } from "node:path";
 import { spawnSync } from "node:child_process";
+
+const TEST_ROOT = join("dist", "test");
+
+/** Integration tests outside test/e2e/: they start a headwire server, Redis, nginx or tmux. */
+const INTEGRATION_FILES = [
+  "cache/redis-cache-store.test.js", // Redis
+  "cli/cli.test.js", // the CLI as a process, servers
+  "cli/client-batch.test.js", // the CLI as a process, a server
+  "cli/client-terminal.test.js", // tmux
+  "fetch/nginx-origin.test.js", // nginx
+  "server/control-protocol.test.js", // a whole headwire server
+  "server/data-channel.test.js", // a whole headwire server
+];
+
+function isIntegration(file) {
+  const path = relative(TEST_ROOT, file).split(sep).join("/");
+  return path.startsWith("e2e/") || INTEGRATION_FILES.includes(path);
+}
 
 function findTests(dir) {
   const found = [];
@@ -15,8 +41,11 @@ function findTests(dir) {
   return found;
 }
 
-const filter = process.argv.slice(2);
-let files = findTests("dist/test").sort();
+const args = process.argv.slice(2);
+const unitOnly = args.includes("--unit");
+const filter = args.filter((arg) => arg !== "--unit");
+let files = findTests(TEST_ROOT).sort();
+if (unitOnly) files = files.filter((f) => !isIntegration(f));
 if (filter.length > 0) files = files.filter((f) => filter.some((pattern) => f.includes(pattern)));
 if (files.length === 0) {
   console.error("run-tests: no test files matched");

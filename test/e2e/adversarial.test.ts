@@ -37,8 +37,13 @@ import type { HeadwireServer } from "../../src/server/headwire-server.js";
 import { CraftedOrigin } from "../../src/demo/crafted-origin.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
 
-/** Set HEADWIRE_FUZZ_SEED=n to replay a run (fast-check also prints the failing run's path). */
+/**
+ * Set HEADWIRE_FUZZ_SEED=n to fuzz with another seed; a failure prints the seed and the failing
+ * run's path, and HEADWIRE_FUZZ_SEED=n HEADWIRE_FUZZ_PATH=p replays that one run (pick the test
+ * with `node --test --test-name-pattern=<name> dist/test/e2e/adversarial.test.js`).
+ */
 const SEED = parseSeed(process.env.HEADWIRE_FUZZ_SEED) ?? 20260517;
+const PATH = process.env.HEADWIRE_FUZZ_PATH?.trim() || undefined;
 const REPLAY = `seed ${SEED}, replay with HEADWIRE_FUZZ_SEED=${SEED}`;
 
 function parseSeed(text: string | undefined): number | undefined {
@@ -48,9 +53,65 @@ function parseSeed(text: string | undefined): number | undefined {
   return seed;
 }
 
-/** fast-check settings shared by every property: fixed seed, no shrinking (each run costs sockets). */
-function runs(numRuns: number): { seed: number; numRuns: number; endOnFailure: boolean } {
-  return { seed: SEED, numRuns, endOnFailure: true };
+/**
+ * A fuzz test's own timeout. Each property has a time budget well inside it: a slow or loaded
+ * machine makes fewer runs (the same first runs, as the seed is fixed) instead of timing out.
+ */
+const FUZZ_TEST_TIMEOUT_MS = 60_000;
+/** Tests without a property: their waits are guarded by WAIT_GUARD_MS, their whole by this. */
+const TEST_TIMEOUT_MS = 30_000;
+/** How long a wait for something the server does on its own may take before the test fails. */
+const WAIT_GUARD_MS = 20_000;
+
+interface FuzzOutcome {
+  /** Runs made; fewer than asked when the time budget ran out first. */
+  runs: number;
+  interrupted: boolean;
+}
+
+/**
+ * Checks a property with a fixed seed, no shrinking (each run costs sockets) and a time budget
+ * (runs stop being started after `budgetMs`). A failure throws the failing run's own error, its
+ * message ended with the run, the seed and path that replay it, and the input that failed.
+ */
+async function fuzz<Ts>(
+  property: fc.IAsyncPropertyWithHooks<Ts>,
+  { numRuns, budgetMs }: { numRuns: number; budgetMs: number },
+): Promise<FuzzOutcome> {
+  const details = await fc.check(property, {
+    seed: SEED,
+    ...(PATH === undefined ? {} : { path: PATH }),
+    numRuns,
+    endOnFailure: true,
+    interruptAfterTimeLimit: budgetMs,
+  });
+  if (details.failed) {
+    const replay =
+      `fuzz run ${details.numRuns} failed; replay it with ` +
+      `HEADWIRE_FUZZ_SEED=${details.seed} HEADWIRE_FUZZ_PATH=${details.counterexamplePath ?? ""}`;
+    const input = truncate(fc.stringify(details.counterexample), 2000);
+    const error = details.errorInstance;
+    if (error instanceof Error) {
+      // The error itself, so the runner shows its assertion (actual, expected) and its stack.
+      error.message = `${error.message}\n${replay}\ninput: ${input}`;
+      throw error;
+    }
+    throw new Error(`${String(error)}\n${replay}\ninput: ${input}`);
+  }
+  return { runs: details.numRuns, interrupted: details.interrupted };
+}
+
+function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text;
+}
+
+/**
+ * A check that the generators reached every case is about all the runs asked for: it is made when
+ * they were all made, and only reported when the time budget cut them short.
+ */
+function checkCoverage(t: { diagnostic: (message: string) => void }, outcome: FuzzOutcome, check: () => void): void {
+  if (!outcome.interrupted) return check();
+  t.diagnostic(`time budget reached after ${outcome.runs} runs: the coverage of the generators was not checked`);
 }
 
 type Hooks = Parameters<typeof tempDir>[0];
@@ -89,12 +150,16 @@ function sha256(bytes: Buffer): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-/** Waits for a condition the server reaches on its own; fails after `ms`. Polls, never sleeps blind. */
-async function waitUntil(condition: () => boolean, what: () => string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
+/**
+ * Waits for a condition the server reaches on its own; fails after `ms`. The server emits no event
+ * for its session count or its datagram counters, so this polls them, on a timer so that the
+ * server's own I/O runs in between; it returns as soon as the condition holds.
+ */
+async function waitUntil(condition: () => boolean, what: () => string, ms = WAIT_GUARD_MS): Promise<void> {
+  const deadline = performance.now() + ms;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`not reached in ${ms} ms: ${what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
+    if (performance.now() > deadline) throw new Error(`not reached in ${ms} ms: ${what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 
@@ -328,7 +393,8 @@ async function playSession(port: number, script: SessionScript, label: string, s
     } else {
       peer.socket.destroy(); // abrupt, often mid-line
     }
-    if (script.ending !== "destroy") await within(peer.closed, 8000, `${label}: the server closes the session`);
+    if (script.ending !== "destroy")
+      await within(peer.closed, WAIT_GUARD_MS, `${label}: the server closes the session`);
   } finally {
     peer.socket.destroy();
   }
@@ -345,7 +411,7 @@ async function playSession(port: number, script: SessionScript, label: string, s
 test(
   `control channel fuzz: garbage, floods, drips and abrupt ends never crash the server or break its replies (${REPLAY})`,
   {
-    timeout: 15_000,
+    timeout: FUZZ_TEST_TIMEOUT_MS,
   },
   async (t) => {
     const dir = await tempDir(t);
@@ -364,19 +430,20 @@ test(
     );
     let run = 0;
     const seen = new Set<string>();
-    await fc.assert(
+    const outcome = await fuzz(
       fc.asyncProperty(sessionScripts(origin.port), async (scripts) => {
         run++;
         await Promise.all(
           scripts.map((script, i) => playSession(server.controlPort, script, `run ${run} session ${i}`, seen)),
         );
       }),
-      runs(100),
+      { numRuns: 100, budgetMs: 20_000 },
     );
-    // The fuzz reached every kind of answer (a sanity check on the generators).
-    for (const kind of ["ticket", "pong", "bye", "LINE_TOO_LONG", "BAD_ENCODING", "UNKNOWN_COMMAND", "BAD_REQUEST"]) {
-      assert.ok(seen.has(kind), `no ${kind} reply in ${run} runs: ${[...seen].join(", ")}`);
-    }
+    // The fuzz reached every kind of answer (a sanity check on the generators, over all the runs).
+    const kinds = ["ticket", "pong", "bye", "LINE_TOO_LONG", "BAD_ENCODING", "UNKNOWN_COMMAND", "BAD_REQUEST"];
+    checkCoverage(t, outcome, () => {
+      for (const kind of kinds) assert.ok(seen.has(kind), `no ${kind} reply in ${run} runs: ${[...seen].join(", ")}`);
+    });
     await waitUntil(
       () => server.sessionCount === 0,
       () => `sessionCount ${server.sessionCount} after every fuzzing session closed`,
@@ -388,7 +455,7 @@ test(
 test(
   `control channel: pipelined valid queries within maxQueuedQueriesPerSession all get the right TICKET, in order (${REPLAY})`,
   {
-    timeout: 15_000,
+    timeout: FUZZ_TEST_TIMEOUT_MS,
   },
   async (t) => {
     const dir = await tempDir(t);
@@ -400,7 +467,7 @@ test(
       fc.constantFrom("", " method=HEAD", "\tchain=last", " method=GET redirects=0"),
       fc.constantFrom("\n", "\r\n"),
     );
-    await fc.assert(
+    await fuzz(
       fc.asyncProperty(
         fc.array(query, { minLength: 1, maxLength: MAX_QUEUED }),
         fc.boolean(),
@@ -413,7 +480,7 @@ test(
             if (tiny) for (const char of text) peer.write(char);
             else peer.write(text);
             peer.write("TERMINATE\n");
-            await within(peer.closed, 5000, "the session ends after BYE");
+            await within(peer.closed, WAIT_GUARD_MS, "the session ends after BYE");
             const texts = assertValidReplies(peer.lines(), "pipelined queries");
             assert.equal(
               texts.length,
@@ -435,7 +502,7 @@ test(
           }
         },
       ),
-      runs(30),
+      { numRuns: 30, budgetMs: 10_000 },
     );
     await assertStillServes(server, origin, dir);
   },
@@ -445,7 +512,7 @@ test(
 test(
   "control channel: PINGs and bad lines do not use up maxQueuedQueriesPerSession",
   {
-    timeout: 10_000,
+    timeout: TEST_TIMEOUT_MS,
   },
   async (t) => {
     const dir = await tempDir(t);
@@ -455,7 +522,7 @@ test(
     t.after(() => peer.socket.destroy());
     // Four PINGs, one bad line, then one query: one query queued, the limit is four.
     peer.write(`PING\nPING\nPING\nPING\nBOGUS\nQUERY 127.0.0.1:${origin.port}/small\nTERMINATE\n`);
-    await within(peer.closed, 5000, "the session ends after BYE");
+    await within(peer.closed, WAIT_GUARD_MS, "the session ends after BYE");
     const texts = assertValidReplies(peer.lines(), "pings then a query");
     assert.match(texts[6] ?? "", /^TICKET /, texts.join(" | "));
   },
@@ -465,7 +532,7 @@ test(
 test(
   "control channel: a client that half-closes after pipelining queries still gets every reply",
   {
-    timeout: 10_000,
+    timeout: TEST_TIMEOUT_MS,
   },
   async (t) => {
     const dir = await tempDir(t);
@@ -475,7 +542,7 @@ test(
     const peer = await RecordingPeer.open(server.controlPort);
     t.after(() => peer.socket.destroy());
     peer.socket.end(`QUERY 127.0.0.1:${origin.port}/small\nPING\n`);
-    await within(peer.closed, 5000, "the session ends");
+    await within(peer.closed, WAIT_GUARD_MS, "the session ends");
     const texts = assertValidReplies(peer.lines(), "half-closed session");
     assert.equal(texts.length, 3, texts.join(" | "));
     assert.match(texts[1] ?? "", /^TICKET /);
@@ -639,7 +706,7 @@ function handled(server: HeadwireServer): number {
 test(
   `data channel fuzz: no reply without a live token from its session's address, never over budget (${REPLAY})`,
   {
-    timeout: 15_000,
+    timeout: FUZZ_TEST_TIMEOUT_MS,
   },
   async (t) => {
     const dir = await tempDir(t);
@@ -662,7 +729,7 @@ test(
       () => `sessionCount ${server.sessionCount}`,
     );
 
-    await fc.assert(
+    const outcome = await fuzz(
       fc.asyncProperty(
         fc.constantFrom("/multi", "/small"),
         fc.array(fc.tuple(datagramSpec, fc.constantFrom<Sender>("owner", "owner", "thief")), {
@@ -721,12 +788,14 @@ test(
           }
         },
       ),
-      runs(200),
+      { numRuns: 200, budgetMs: 15_000 },
     );
-    // The fuzz reached every way of being dropped, and some chunks were sent.
+    // The fuzz reached every way of being dropped (over all the runs), and some chunks were sent.
     const stats = server.stats().data!;
     assert.ok(stats.chunksSent > 0, "some chunks were sent");
-    for (const [reason, count] of Object.entries(stats.dropped)) assert.ok(count > 0, `nothing dropped as ${reason}`);
+    checkCoverage(t, outcome, () => {
+      for (const [reason, count] of Object.entries(stats.dropped)) assert.ok(count > 0, `nothing dropped as ${reason}`);
+    });
     await assertStillServes(server, origin, dir);
     // Its tickets die with the session, so stop() has no delivery to wait for.
     owner.close();
@@ -742,7 +811,7 @@ test(
 test(
   "abandoned, silent and half-closed sessions are all forgotten, and the server keeps serving",
   {
-    timeout: 15_000,
+    timeout: TEST_TIMEOUT_MS,
   },
   async (t) => {
     const dir = await tempDir(t);
@@ -823,7 +892,7 @@ test(
 test(
   `many sessions opened and abandoned mid-query, in waves: sessionCount returns to the live ones (${REPLAY})`,
   {
-    timeout: 15_000,
+    timeout: FUZZ_TEST_TIMEOUT_MS,
   },
   async (t) => {
     const dir = await tempDir(t);
@@ -841,7 +910,7 @@ test(
       ),
       { minLength: 1, maxLength: 25 },
     );
-    await fc.assert(
+    await fuzz(
       fc.asyncProperty(wave, async (peers) => {
         await Promise.all(
           peers.map(async ([how, path, cut]) => {
@@ -859,7 +928,7 @@ test(
           () => `sessionCount ${server.sessionCount}, ${keepers.length} live sessions`,
         );
       }),
-      runs(15),
+      { numRuns: 15, budgetMs: 10_000 },
     );
     // The kept sessions are served, whatever they had half-written: end the line, then PING.
     await Promise.all(
@@ -882,16 +951,20 @@ test(
 );
 
 // A query answered after its session closed issues no ticket.
+const STOP_GRACE_MS = 8000;
 test(
   "a query whose session closed before the answer leaves no ticket: stop() has nothing to wait for",
   {
-    timeout: 10_000,
+    timeout: TEST_TIMEOUT_MS,
   },
   async (t) => {
     const dir = await tempDir(t);
     const origin = await startOrigin(t);
     origin.responseDelayMs = 100;
-    const server = await startServer(dir, { shutdownGraceMs: 2000 }, t);
+    // A frozen ticket clock: a ticket left behind would count as pending (issued "just now") for
+    // the whole grace, so a wrong stop() takes STOP_GRACE_MS, a right one a few milliseconds.
+    const frozen = Date.now();
+    const server = await startServer(dir, { shutdownGraceMs: STOP_GRACE_MS, now: () => frozen }, t);
     const peer = await RecordingPeer.open(server.controlPort);
     peer.write(`QUERY 127.0.0.1:${origin.port}/small\n`);
     await waitUntil(
@@ -916,6 +989,9 @@ test(
     const started = performance.now();
     await server.stop();
     const took = performance.now() - started;
-    assert.ok(took < 1000, `stop() took ${Math.round(took)} ms with no session and nothing to deliver`);
+    assert.ok(
+      took < STOP_GRACE_MS / 2,
+      `stop() took ${Math.round(took)} ms (grace ${STOP_GRACE_MS} ms) with no session and nothing to deliver`,
+    );
   },
 );

@@ -1,0 +1,239 @@
+/**
+ * ControlConnection against an in-test TCP server on loopback that speaks the control protocol
+ * line by line, as each test scripts it: no headwire server.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createServer, type Server } from "node:net";
+import { test } from "node:test";
+import { ControlConnection } from "../../src/client/control-connection.js";
+import { formatTicket, type Ticket } from "../../src/protocol/control.js";
+import { LinePeer } from "../line-peer.js";
+
+type Hooks = { after: (fn: () => void | Promise<void>) => void };
+
+const TIMEOUTS = { connectTimeoutMs: 5000, replyTimeoutMs: 5000 };
+
+/** A server on 127.0.0.1 port 0 whose sessions `script` plays; the port and the sessions it saw. */
+async function scriptedServer(
+  t: Hooks,
+  script: (side: LinePeer) => void | Promise<void>,
+): Promise<{ port: number; server: Server; sessions: LinePeer[] }> {
+  const sessions: LinePeer[] = [];
+  const server = createServer((socket) => {
+    const side = new LinePeer(socket);
+    sessions.push(side);
+    void script(side);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  t.after(async () => {
+    for (const side of sessions) side.socket.destroy();
+    server.close();
+    await once(server, "close");
+  });
+  return { port: (server.address() as { port: number }).port, server, sessions };
+}
+
+function ticket(bytes: number): Ticket {
+  return {
+    token: randomBytes(16),
+    udpHost: "127.0.0.1",
+    udpPort: 4000,
+    bytes,
+    chunks: 1,
+    cache: "MISS",
+    status: 200,
+    sha256: randomBytes(32),
+  };
+}
+
+const GREETING = "HEADWIRE/1 READY in-test/0.0.1\n";
+
+test("open reads the greeting: the server's name, and the family of the address reached", async (t) => {
+  const { port } = await scriptedServer(t, (side) => side.write(GREETING));
+  const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS);
+  t.after(() => connection.destroy());
+  assert.equal(connection.serverName, "in-test/0.0.1");
+  assert.equal(connection.remoteFamily, "IPv4");
+  assert.equal(connection.lost, undefined);
+});
+
+test("a greeting split over many writes (CRLF ends too) is read whole", async (t) => {
+  const { port } = await scriptedServer(t, (side) => {
+    for (const char of "HEADWIRE/1 READY slow/1\r\n") side.write(char);
+  });
+  const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS);
+  t.after(() => connection.destroy());
+  assert.equal(connection.serverName, "slow/1");
+});
+
+test("pipelined queries: each reply goes to its own query, in the order they were sent", async (t) => {
+  const tickets = [ticket(100), ticket(200), ticket(300)];
+  let asked: string[] = [];
+  const { port } = await scriptedServer(t, async (side) => {
+    side.write(GREETING);
+    // Read all five requests before answering any: the replies come in one burst.
+    asked = [];
+    for (let i = 0; i < 5; i++) asked.push((await side.next()) ?? "(closed)");
+    side.write(
+      `${formatTicket(tickets[0]!)}PONG\n` +
+        `${formatTicket(tickets[1]!)}ERROR INVALID_URL no such URL\n` +
+        formatTicket(tickets[2]!),
+    );
+  });
+  const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS);
+  t.after(() => connection.destroy());
+  const replies = await Promise.all([
+    connection.query("a.example/"),
+    connection.query("b.example/", { method: "HEAD" }),
+    connection.query("c.example/", { redirects: 3, chain: "last" }),
+    connection.query("d.example/"),
+    connection.query("e.example/"),
+  ]);
+  assert.deepEqual(asked, [
+    "QUERY a.example/",
+    "QUERY b.example/ method=HEAD",
+    "QUERY c.example/ redirects=3 chain=last",
+    "QUERY d.example/",
+    "QUERY e.example/",
+  ]);
+  assert.deepEqual(
+    replies.map((r) => (r.kind === "ticket" ? r.ticket.bytes : r.kind === "error" ? r.code : r.kind)),
+    [100, "pong", 200, "INVALID_URL", 300],
+  );
+  assert.ok(replies[0]!.kind === "ticket" && replies[0].ticket.token.equals(tickets[0]!.token));
+});
+
+test("a server that closes mid-session: the open query fails with CONNECTION_LOST, and so do later ones", async (t) => {
+  const { port } = await scriptedServer(t, async (side) => {
+    side.write(GREETING);
+    await side.next();
+    side.write(formatTicket(ticket(10)));
+    await side.next(); // the second query: closed without an answer
+    side.socket.end();
+  });
+  const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS);
+  t.after(() => connection.destroy());
+  const first = await connection.query("a.example/");
+  assert.equal(first.kind, "ticket");
+  await assert.rejects(connection.query("b.example/"), { name: "HeadwireError", code: "CONNECTION_LOST" });
+  await connection.closed;
+  assert.equal(connection.lost?.code, "CONNECTION_LOST");
+  await assert.rejects(connection.query("c.example/"), { code: "CONNECTION_LOST" });
+  await assert.rejects(connection.terminate(), { code: "CONNECTION_LOST" });
+});
+
+test("an unsolicited ERROR before the close (IDLE_TIMEOUT) is why the session was lost", async (t) => {
+  const { port } = await scriptedServer(t, (side) => {
+    side.write(GREETING);
+    side.socket.end("ERROR IDLE_TIMEOUT idle too long\n");
+  });
+  const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS);
+  t.after(() => connection.destroy());
+  await connection.closed;
+  assert.equal(connection.lost?.code, "IDLE_TIMEOUT");
+  assert.equal(connection.lost?.message, "idle too long");
+  await assert.rejects(connection.query("a.example/"), { code: "IDLE_TIMEOUT" });
+});
+
+test("terminate after a server's SHUTTING_DOWN resolves: nothing was lost", async (t) => {
+  const { port } = await scriptedServer(t, (side) => {
+    side.write(GREETING);
+    side.socket.end("ERROR SHUTTING_DOWN\n");
+  });
+  const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS);
+  t.after(() => connection.destroy());
+  await connection.closed;
+  assert.equal(connection.lost?.code, "SHUTTING_DOWN");
+  await connection.terminate();
+});
+
+test("terminate sends TERMINATE, waits for BYE, and ends when the server closes", async (t) => {
+  const { port, sessions } = await scriptedServer(t, async (side) => {
+    side.write(GREETING);
+    if ((await side.next()) === "TERMINATE") side.socket.end("BYE\n");
+  });
+  const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS);
+  await connection.terminate();
+  await sessions[0]!.closed;
+  assert.equal(connection.lost?.code, "CONNECTION_LOST", "after the close, the session is over");
+});
+
+for (const [what, greeting, code] of [
+  ["a garbage greeting", "HELLO THERE\n", "PROTOCOL_ERROR"],
+  ["another protocol version", "HEADWIRE/2 READY future/9\n", "PROTOCOL_ERROR"],
+  ["a greeting without READY", "HEADWIRE/1 BUSY\n", "PROTOCOL_ERROR"],
+  ["a reply that is not a greeting", "PONG\n", "PROTOCOL_ERROR"],
+  ["bytes that are not UTF-8", "HEADWIRE/1 READY \xff\xfe\n", "PROTOCOL_ERROR"],
+  ["a greeting longer than a reply may be", `HEADWIRE/1 READY ${"x".repeat(9000)}\n`, "PROTOCOL_ERROR"],
+  ["an ERROR instead of a greeting", "ERROR SERVER_BUSY too many sessions\n", "SERVER_BUSY"],
+] as const) {
+  test(`open refuses ${what}: ${code}`, async (t) => {
+    const { port } = await scriptedServer(t, (side) => {
+      side.socket.write(Buffer.from(greeting, "latin1"));
+    });
+    await assert.rejects(ControlConnection.open("127.0.0.1", port, TIMEOUTS), { name: "HeadwireError", code });
+  });
+}
+
+test("a reply line that is not a server message fails the session with PROTOCOL_ERROR and closes it", async (t) => {
+  const { port, sessions } = await scriptedServer(t, async (side) => {
+    side.write(GREETING);
+    await side.next();
+    side.write("TICKET token=nothex\n");
+  });
+  const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS);
+  await assert.rejects(connection.query("a.example/"), { code: "PROTOCOL_ERROR", message: /bad ticket field/ });
+  await sessions[0]!.closed;
+  assert.equal(connection.lost?.code, "PROTOCOL_ERROR");
+});
+
+test("reply timeout: no answer within replyTimeoutMs fails the query and drops the session", async (t) => {
+  const { port, sessions } = await scriptedServer(t, (side) => side.write(GREETING));
+  const connection = await ControlConnection.open("127.0.0.1", port, { connectTimeoutMs: 5000, replyTimeoutMs: 50 });
+  const started = performance.now();
+  await assert.rejects(connection.query("a.example/"), {
+    code: "CONNECTION_LOST",
+    message: "no reply within 50 ms",
+  });
+  assert.ok(performance.now() - started >= 49);
+  await sessions[0]!.closed; // the client closed the connection
+  await connection.closed;
+});
+
+test("a server that accepts but never greets: open fails after replyTimeoutMs", async (t) => {
+  const { port } = await scriptedServer(t, () => {});
+  await assert.rejects(ControlConnection.open("127.0.0.1", port, { connectTimeoutMs: 5000, replyTimeoutMs: 50 }), {
+    code: "CONNECTION_LOST",
+    message: "no reply within 50 ms",
+  });
+});
+
+test("nothing listening: SERVER_UNREACHABLE", async (t) => {
+  const { port, server } = await scriptedServer(t, () => {});
+  server.close(); // the port is free again, and refuses
+  await once(server, "close");
+  server.listen(0, "127.0.0.1"); // reopened elsewhere so the cleanup hook can close it
+  await once(server, "listening");
+  await assert.rejects(ControlConnection.open("127.0.0.1", port, TIMEOUTS), {
+    code: "SERVER_UNREACHABLE",
+    message: /ECONNREFUSED/,
+  });
+});
+
+test("the trace sees every line sent and received", async (t) => {
+  const { port } = await scriptedServer(t, async (side) => {
+    side.write(GREETING);
+    await side.next();
+    side.write("PONG\n");
+  });
+  const seen: string[] = [];
+  const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS, (channel, direction, text) =>
+    seen.push(`${channel} ${direction} ${text}`),
+  );
+  t.after(() => connection.destroy());
+  await connection.query("a.example/");
+  assert.deepEqual(seen, ["tcp recv HEADWIRE/1 READY in-test/0.0.1", "tcp send QUERY a.example/", "tcp recv PONG"]);
+});

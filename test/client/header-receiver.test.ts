@@ -1,0 +1,329 @@
+/**
+ * receiveHeader against a tiny UDP peer on loopback that answers REQUEST datagrams with CHUNKs
+ * built by the protocol's own encoder: no headwire server. Each test decides, per request, which
+ * chunks the peer sends (dropped, corrupt, twice, out of order), and waits on the receiver's
+ * promise; the timeouts given to the receiver are its own re-asking clock, not sleeps.
+ */
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { once } from "node:events";
+import { test } from "node:test";
+import fc from "fast-check";
+import { receiveHeader, type ReceiveOptions } from "../../src/client/header-receiver.js";
+import type { Ticket } from "../../src/protocol/control.js";
+import { chunkCount, decodeDatagram, encodeChunk } from "../../src/protocol/datagram.js";
+
+type Hooks = { after: (fn: () => void) => void };
+
+const PAYLOAD_BYTES = 100;
+
+/** Options under which nothing is asked again unless the peer stays silent for a whole second. */
+const PATIENT: ReceiveOptions = {
+  chunkTimeoutMs: 1000,
+  minChunkTimeoutMs: 1000,
+  maxChunkTimeoutMs: 2000,
+  maxDeliveryAttempts: 4,
+  windowChunks: 64,
+};
+
+/**
+ * Options under which a silence after some chunks came is noticed in milliseconds. The first wait
+ * (before any chunk has come, so before any round trip is measured) stays long: a loaded machine
+ * that is slow to answer the first request does not make the receiver ask again early.
+ */
+const QUICK: ReceiveOptions = {
+  chunkTimeoutMs: 1000,
+  minChunkTimeoutMs: 20,
+  maxChunkTimeoutMs: 80,
+  maxDeliveryAttempts: 4,
+  windowChunks: 64,
+};
+
+/** For peers that never answer: every wait is short (no answer can come early or late). */
+const SILENT: ReceiveOptions = { ...QUICK, chunkTimeoutMs: 20 };
+
+interface Request {
+  indices: number[];
+  from: RemoteInfo;
+}
+
+/**
+ * The peer: records every REQUEST (the chunk indices it asked for), then lets `answer` decide
+ * which datagrams go back for it (by default: every chunk asked for, once, in order).
+ */
+class ChunkPeer {
+  readonly requests: Request[] = [];
+  readonly token = randomBytes(16);
+  readonly chunks: number;
+  answer: (indices: number[], nth: number) => Buffer[] = (indices) => indices.map((i) => this.chunk(i));
+
+  private constructor(
+    readonly socket: Socket,
+    readonly header: Buffer,
+  ) {
+    this.chunks = chunkCount(header.length, PAYLOAD_BYTES);
+    socket.on("message", (message: Buffer, from: RemoteInfo) => {
+      const datagram = decodeDatagram(message);
+      assert.equal(datagram?.type, "request", "the receiver sends only well-formed REQUESTs");
+      if (datagram?.type !== "request") return;
+      assert.ok(datagram.token.equals(this.token), "with the ticket's token");
+      const indices = datagram.ranges.flatMap(({ first, count }) => Array.from({ length: count }, (_, k) => first + k));
+      this.requests.push({ indices, from });
+      for (const reply of this.answer(indices, this.requests.length - 1)) socket.send(reply, from.port, from.address);
+    });
+  }
+
+  static async start(t: Hooks, header: Buffer): Promise<ChunkPeer> {
+    const socket = createSocket("udp4");
+    socket.bind(0, "127.0.0.1");
+    await once(socket, "listening");
+    t.after(() => socket.close());
+    return new ChunkPeer(socket, header);
+  }
+
+  /** The ticket the server would have announced over TCP for this header. */
+  ticket(overrides: Partial<Ticket> = {}): Ticket {
+    return {
+      token: this.token,
+      udpHost: "127.0.0.1",
+      udpPort: this.socket.address().port,
+      bytes: this.header.length,
+      chunks: this.chunks,
+      cache: "MISS",
+      status: 200,
+      sha256: createHash("sha256").update(this.header).digest(),
+      ...overrides,
+    };
+  }
+
+  chunk(index: number, token = this.token): Buffer {
+    const offset = index * PAYLOAD_BYTES;
+    const payload = this.header.subarray(offset, offset + PAYLOAD_BYTES);
+    return encodeChunk({ token, index, count: this.chunks, total: this.header.length, offset, payload });
+  }
+
+  /** A chunk with one payload byte flipped after its CRC was computed. */
+  corrupt(index: number): Buffer {
+    const buf = this.chunk(index);
+    buf[40]! ^= 0x01;
+    return buf;
+  }
+
+  /** Every chunk index asked for, over all requests, with repeats. */
+  asked(): number[] {
+    return this.requests.flatMap((r) => r.indices);
+  }
+}
+
+function header(bytes: number): Buffer {
+  const start = "HTTP/1.1 200 OK\r\nX-Pad: ";
+  return Buffer.from(`${start}${"abcdefghij".repeat(bytes).slice(0, bytes - start.length - 4)}\r\n\r\n`);
+}
+
+test("collects a multi-chunk header when every chunk comes once, in order", async (t) => {
+  const peer = await ChunkPeer.start(t, header(950));
+  assert.equal(peer.chunks, 10);
+  const { header: got, stats } = await receiveHeader(peer.ticket(), PATIENT);
+  assert.deepEqual(got, peer.header);
+  assert.equal(stats.chunksReceived, 10);
+  assert.equal(stats.duplicates, 0);
+  assert.equal(stats.rejected, 0);
+  assert.equal(stats.silentRounds, 0);
+  assert.equal(stats.requestsSent, 1, "one request asks for the whole window");
+  assert.deepEqual(peer.asked(), [...Array(10).keys()]);
+});
+
+test("keeps at most windowChunks asked and missing: asks ahead one chunk per chunk received", async (t) => {
+  const peer = await ChunkPeer.start(t, header(950));
+  const { header: got } = await receiveHeader(peer.ticket(), { ...PATIENT, windowChunks: 3 });
+  assert.deepEqual(got, peer.header);
+  assert.deepEqual(peer.requests[0]!.indices, [0, 1, 2]);
+  assert.deepEqual(peer.asked(), [...Array(10).keys()], "each chunk asked for once");
+  assert.ok(peer.requests.every((r) => r.indices.length <= 3));
+});
+
+test("a one-chunk header, and an empty one, are one request each", async (t) => {
+  for (const bytes of [Buffer.from("HTTP/1.1 204 No Content\r\n\r\n"), Buffer.alloc(0)]) {
+    const peer = await ChunkPeer.start(t, bytes);
+    const { header: got, stats } = await receiveHeader(peer.ticket(), PATIENT);
+    assert.deepEqual(got, bytes);
+    assert.equal(stats.chunksReceived, 1);
+  }
+});
+
+test("reassembles whatever the order of arrival and however many duplicates", async (t) => {
+  const peer = await ChunkPeer.start(t, header(1250));
+  const n = peer.chunks;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.shuffledSubarray([...Array(n).keys()], { minLength: n, maxLength: n }),
+      fc.array(fc.nat(n - 1), { maxLength: 2 * n }),
+      async (order, duplicates) => {
+        // All at once in answer to this run's first request, the duplicates first.
+        const sequence = [...duplicates, ...order];
+        const first = peer.requests.length;
+        peer.answer = (_, nth) => (nth === first ? sequence.map((i) => peer.chunk(i)) : []);
+        const { header: got, stats } = await receiveHeader(peer.ticket(), PATIENT);
+        assert.deepEqual(got, peer.header);
+        assert.equal(stats.chunksReceived, n);
+        // Loopback keeps the order: the repeats that arrive before the header is whole are counted.
+        const seen = new Set<number>();
+        let repeats = 0;
+        for (const i of sequence) {
+          if (seen.size === n) break;
+          if (seen.has(i)) repeats++;
+          seen.add(i);
+        }
+        assert.equal(stats.duplicates, repeats, "every duplicate counted and dropped");
+        assert.equal(peer.requests.length - first, 1, "nothing asked again");
+      },
+    ),
+    { seed: 20260517, numRuns: 25, includeErrorInReport: true },
+  );
+});
+
+test("a corrupt chunk (bad CRC) is rejected, and asked for again after a silence", async (t) => {
+  const peer = await ChunkPeer.start(t, header(450));
+  peer.answer = (indices, nth) => indices.map((i) => (nth === 0 && i === 2 ? peer.corrupt(i) : peer.chunk(i)));
+  const { header: got, stats } = await receiveHeader(peer.ticket(), QUICK);
+  assert.deepEqual(got, peer.header);
+  assert.ok(stats.rejected >= 1, `rejected ${stats.rejected}`);
+  assert.equal(stats.silentRounds, 1);
+  assert.deepEqual(peer.requests[1]!.indices, [2], "only the corrupt chunk is asked again");
+});
+
+test("chunks of another ticket (token, count or total differ) are rejected, never stored", async (t) => {
+  const peer = await ChunkPeer.start(t, header(450));
+  const foreign = (i: number): Buffer[] => {
+    const right = peer.chunk(i);
+    const wrongToken = peer.chunk(i, randomBytes(16));
+    const payload = Buffer.alloc(PAYLOAD_BYTES, 0x58);
+    const wrongCount = encodeChunk({
+      token: peer.token,
+      index: i,
+      count: peer.chunks + 1,
+      total: 999,
+      offset: 0,
+      payload,
+    });
+    const wrongTotal = encodeChunk({
+      token: peer.token,
+      index: i,
+      count: peer.chunks,
+      total: 9999,
+      offset: 0,
+      payload,
+    });
+    const notAChunk = Buffer.from("not a datagram at all");
+    // The impostors come first: a receiver that stored one would hold the wrong bytes.
+    return [wrongToken, wrongCount, wrongTotal, notAChunk, right];
+  };
+  peer.answer = (indices) => indices.flatMap(foreign);
+  const { header: got, stats } = await receiveHeader(peer.ticket(), PATIENT);
+  assert.deepEqual(got, peer.header);
+  assert.equal(stats.rejected, 4 * peer.chunks);
+  assert.equal(stats.chunksReceived, peer.chunks);
+});
+
+test("a missing chunk is asked for again after a silence, alone, and with two copies of the request", async (t) => {
+  const peer = await ChunkPeer.start(t, header(950));
+  peer.answer = (indices, nth) => indices.filter((i) => nth > 0 || (i !== 3 && i !== 7)).map((i) => peer.chunk(i));
+  const { header: got, stats } = await receiveHeader(peer.ticket(), QUICK);
+  assert.deepEqual(got, peer.header);
+  assert.equal(stats.silentRounds, 1);
+  assert.deepEqual(peer.requests[1]!.indices, [3, 7], "the re-request names only the missing chunks");
+  // REASK_COPIES: the re-request goes out twice (the first copy's answers complete the header).
+  assert.equal(stats.requestsSent, 3);
+});
+
+test("the wait before asking again doubles on each silent round, within maxChunkTimeoutMs", async (t) => {
+  const peer = await ChunkPeer.start(t, header(250));
+  // Silent to the first request and to two re-requests (each sent twice), then it answers.
+  peer.answer = (indices, nth) => (nth >= 1 + 2 * 2 ? indices.map((i) => peer.chunk(i)) : []);
+  const stamps: number[] = [];
+  peer.socket.on("message", () => stamps.push(performance.now()));
+  const { header: got, stats } = await receiveHeader(peer.ticket(), { ...SILENT, maxDeliveryAttempts: 5 });
+  assert.deepEqual(got, peer.header);
+  assert.equal(stats.silentRounds, 3);
+  // Rounds start at requests 0, 1, 3, 5 (re-requests come in pairs): waits of 20, 40, 80 (capped) ms.
+  const waits = [stamps[1]! - stamps[0]!, stamps[3]! - stamps[1]!, stamps[5]! - stamps[3]!];
+  for (const [i, least] of [20, 40, 80].entries()) assert.ok(waits[i]! >= least - 2, `waits ${waits.join(", ")}`);
+});
+
+test("a header whose SHA-256 differs from the ticket's is refused with DELIVERY_FAILED", async (t) => {
+  const peer = await ChunkPeer.start(t, header(450));
+  const wrong = createHash("sha256").update("something else").digest();
+  await assert.rejects(receiveHeader(peer.ticket({ sha256: wrong }), PATIENT), {
+    name: "HeadwireError",
+    code: "DELIVERY_FAILED",
+    message: /SHA-256/,
+  });
+});
+
+test("a peer that never answers: DELIVERY_FAILED after maxDeliveryAttempts silent rounds", async (t) => {
+  const peer = await ChunkPeer.start(t, header(450));
+  peer.answer = () => [];
+  await assert.rejects(receiveHeader(peer.ticket(), { ...SILENT, maxDeliveryAttempts: 3 }), {
+    name: "HeadwireError",
+    code: "DELIVERY_FAILED",
+    message: /^0 of 5 chunks arrived after 3 attempts$/,
+  });
+  assert.ok(peer.requests.length >= 1);
+});
+
+test("a peer that stops half-way: the error says how many chunks came", async (t) => {
+  const peer = await ChunkPeer.start(t, header(450));
+  peer.answer = (indices, nth) => (nth === 0 ? indices.slice(0, 2).map((i) => peer.chunk(i)) : []);
+  await assert.rejects(receiveHeader(peer.ticket(), { ...QUICK, maxDeliveryAttempts: 2 }), {
+    code: "DELIVERY_FAILED",
+    message: /^2 of 5 chunks arrived after 2 attempts$/,
+  });
+});
+
+test("the ticket's ttl bounds the asking: DELIVERY_FAILED once it has passed", async (t) => {
+  const peer = await ChunkPeer.start(t, header(450));
+  peer.answer = () => [];
+  await assert.rejects(receiveHeader(peer.ticket({ ttlMs: 30 }), { ...PATIENT, maxDeliveryAttempts: 100 }), {
+    code: "DELIVERY_FAILED",
+    message: /before the ticket expired \(30 ms\)/,
+  });
+});
+
+// Today's behaviour: the receiver does not check the chunk's source address or port. A chunk is
+// accepted on its token (128 random bits, known only to the session) and its CRC.
+test("chunks from another source port are accepted when their token is the ticket's (today's behaviour)", async (t) => {
+  const peer = await ChunkPeer.start(t, header(450));
+  const elsewhere = createSocket("udp4");
+  elsewhere.bind(0, "127.0.0.1");
+  await once(elsewhere, "listening");
+  t.after(() => elsewhere.close());
+  assert.notEqual(elsewhere.address().port, peer.socket.address().port);
+  peer.answer = (indices, nth) => {
+    if (nth === 0) {
+      const { address, port } = peer.requests[0]!.from;
+      for (const i of indices) elsewhere.send(peer.chunk(i), port, address);
+    }
+    return [];
+  };
+  const { header: got, stats } = await receiveHeader(peer.ticket(), PATIENT);
+  assert.deepEqual(got, peer.header);
+  assert.equal(stats.rejected, 0);
+  assert.equal(peer.requests.length, 1, "the chunks from the other port were enough");
+});
+
+test("a prebound socket of the wrong family is closed and a fresh one used", async (t) => {
+  const peer = await ChunkPeer.start(t, header(250));
+  const udp6 = createSocket("udp6");
+  udp6.bind(0, "::1");
+  try {
+    await once(udp6, "listening");
+  } catch {
+    return t.skip("no IPv6 loopback");
+  }
+  const closed = once(udp6, "close");
+  const { header: got } = await receiveHeader(peer.ticket(), PATIENT, undefined, Promise.resolve(udp6));
+  assert.deepEqual(got, peer.header);
+  await closed;
+  assert.equal(peer.requests[0]!.from.family, "IPv4");
+});
