@@ -6,7 +6,7 @@
  */
 import CachePolicy from "http-cache-semantics";
 import type { ConditionalFields } from "../fetch/origin-fetcher.js";
-import { scanHeaderBlocks, sectionFields } from "../fetch/header-block.js";
+import { scanHeaderBlocks, sectionFields } from "../http/header-block.js";
 import type { CacheEntry } from "./cache-store.js";
 
 export interface FreshnessOptions {

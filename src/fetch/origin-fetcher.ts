@@ -16,7 +16,7 @@ import tls from "node:tls";
 import { HeadwireError, toHeadwireError, type ErrorCode } from "../errors.js";
 import type { HttpMethod, QueryOptions } from "../protocol/control.js";
 import { parseTarget, type FetchTarget } from "../url/target.js";
-import { fieldValues, HeaderBlockScanner } from "./header-block.js";
+import { fieldValues, HeaderBlockScanner } from "../http/header-block.js";
 import type { OutboundGuard } from "./outbound-guard.js";
 
 export interface ResolvedAddress {
