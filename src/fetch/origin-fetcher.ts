@@ -14,7 +14,7 @@ import { promises as dns } from "node:dns";
 import net from "node:net";
 import tls from "node:tls";
 import { HeadwireError, toHeadwireError, type ErrorCode } from "../errors.js";
-import type { HttpMethod, QueryOptions } from "../protocol/control.js";
+import type { HttpMethod, QueryOptions } from "../http/query-options.js";
 import { parseTarget, type FetchTarget } from "../url/target.js";
 import { fieldValues, HeaderBlockScanner } from "../http/header-block.js";
 import type { OutboundGuard } from "./outbound-guard.js";
