@@ -4,8 +4,7 @@
  * non-default query options after a `#`: normalized URLs never carry a fragment (RFC 9112 §3.2),
  * so the two parts cannot collide.
  */
-import type { QueryOptions } from "../protocol/control.js";
-import { DEFAULT_QUERY_OPTIONS, MAX_REDIRECTS } from "../protocol/control.js";
+import { DEFAULT_QUERY_OPTIONS, MAX_REDIRECTS, type QueryOptions } from "../http/query-options.js";
 import type { FetchTarget } from "../url/target.js";
 
 export function cacheKeyFor(target: FetchTarget, options: QueryOptions): string {

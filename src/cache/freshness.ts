@@ -5,8 +5,8 @@
  * Time comes from an injected clock, so tests move it instead of sleeping.
  */
 import CachePolicy from "http-cache-semantics";
-import type { ConditionalFields } from "../fetch/origin-fetcher.js";
-import { scanHeaderBlocks, sectionFields } from "../fetch/header-block.js";
+import { conditionalFieldsOf, type ConditionalFields } from "../http/conditional.js";
+import { scanHeaderBlocks, sectionFields } from "../http/header-block.js";
 import type { CacheEntry } from "./cache-store.js";
 
 export interface FreshnessOptions {
@@ -111,12 +111,9 @@ export class Freshness {
   }
 }
 
+/** RFC 9111 §4.3.1: the stored response's validators, as the fields of a conditional request. */
 function validatorsOf(policy: CachePolicy): ConditionalFields | undefined {
-  const headers = policy.revalidationHeaders({ url: "/", method: "GET", headers: {} });
-  const fields: ConditionalFields = {};
-  if (typeof headers["if-none-match"] === "string") fields["If-None-Match"] = headers["if-none-match"];
-  if (typeof headers["if-modified-since"] === "string") fields["If-Modified-Since"] = headers["if-modified-since"];
-  return Object.keys(fields).length > 0 ? fields : undefined;
+  return conditionalFieldsOf(policy.revalidationHeaders({ url: "/", method: "GET", headers: {} }));
 }
 
 /** The final response's section of a stored header (after any 1xx or redirect hops). */

@@ -8,7 +8,7 @@ import { stat } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { HeadwireError, toHeadwireError } from "../errors.js";
 import type { HeadwireClient, QueryResult } from "../client/headwire-client.js";
-import type { QueryOptions } from "../protocol/control.js";
+import type { QueryOptions } from "../http/query-options.js";
 import { BatchTally } from "./batch-tally.js";
 import { createProgress } from "./batch-progress.js";
 import { ResultPrinter, type OutputMode } from "./client-output.js";

@@ -4,13 +4,8 @@
  */
 import { connect, type Socket } from "node:net";
 import { HeadwireError } from "../errors.js";
-import {
-  formatQuery,
-  LineDecoder,
-  parseServerMessage,
-  type QueryOptions,
-  type ServerMessage,
-} from "../protocol/control.js";
+import type { QueryOptions } from "../http/query-options.js";
+import { formatQuery, LineDecoder, parseServerMessage, type ServerMessage } from "../protocol/control.js";
 
 /** Replies are short; anything longer than this from a server is a protocol error. */
 const MAX_REPLY_LINE_BYTES = 8192;

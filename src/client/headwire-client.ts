@@ -7,7 +7,9 @@ import { mkdir, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { resolveClientConfig, type ClientConfig } from "../config.js";
 import { HeadwireError, toHeadwireError, type ErrorCode } from "../errors.js";
-import type { CacheOutcome, QueryOptions } from "../protocol/control.js";
+import type { QueryOptions } from "../http/query-options.js";
+import { parseStatusLine } from "../http/status-line.js";
+import type { CacheOutcome } from "../protocol/control.js";
 import { ControlConnection, type ClientTrace } from "./control-connection.js";
 import { headerFileName } from "./file-name.js";
 import { bindFreshPort, receiveHeader } from "./header-receiver.js";
@@ -172,6 +174,6 @@ export class HeadwireClient {
 /** The final response's status line (after any 1xx or redirect hops), for display. */
 function finalStatusLine(header: Buffer): string {
   const lines = header.toString("latin1").split("\n");
-  const statusLines = lines.filter((line) => /^HTTP\/\d/.test(line));
+  const statusLines = lines.filter((line) => parseStatusLine(line) !== undefined);
   return (statusLines[statusLines.length - 1] ?? lines[0] ?? "").replace(/\r$/, "");
 }

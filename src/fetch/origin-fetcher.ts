@@ -9,14 +9,20 @@
  *
  * Time limits per hop: connectTimeoutMs covers name resolution, TCP and the TLS handshake;
  * headerTimeoutMs covers the whole header after that, so an origin dripping a byte a second fails.
+ *
+ * Only the I/O is here: the request bytes, the redirect rules and where the header ends are pure
+ * modules in http/.
  */
 import { promises as dns } from "node:dns";
 import net from "node:net";
 import tls from "node:tls";
 import { HeadwireError, toHeadwireError, type ErrorCode } from "../errors.js";
-import type { HttpMethod, QueryOptions } from "../protocol/control.js";
-import { parseTarget, type FetchTarget } from "../url/target.js";
-import { fieldValues, HeaderBlockScanner } from "./header-block.js";
+import type { ConditionalFields } from "../http/conditional.js";
+import { HeaderBlockScanner } from "../http/header-block.js";
+import type { HttpMethod, QueryOptions } from "../http/query-options.js";
+import { redirectLocation, redirectTarget } from "../http/redirect.js";
+import { buildRequest, isSendableFieldValue } from "../http/request.js";
+import type { FetchTarget } from "../url/target.js";
 import type { OutboundGuard } from "./outbound-guard.js";
 
 export interface ResolvedAddress {
@@ -51,12 +57,6 @@ export interface FetchResult {
   hops: number;
 }
 
-/** Validators for a conditional request (RFC 9110 §13.1). */
-export interface ConditionalFields {
-  "If-None-Match"?: string;
-  "If-Modified-Since"?: string;
-}
-
 interface HopResult {
   header: Buffer;
   status: number;
@@ -64,12 +64,8 @@ interface HopResult {
   finalSection: Buffer;
 }
 
-/** RFC 9110 §15.4: the redirect status codes whose Location is followed. */
-const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 const DNS_FAILURES: ReadonlySet<string> = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_NONAME", "EAI_NODATA", "EAI_FAIL"]);
 const CLOSED_FAILURES: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED"]);
-const HEADER_LINE_TEXT = /^[\x21-\x7e]+$/;
-const HEADER_VALUE_TEXT = /^[\x20-\x7e]+$/;
 
 const systemLookup: AddressLookup = (host) => dns.lookup(host, { all: true });
 
@@ -80,7 +76,7 @@ export class OriginFetcher {
     checkPositiveInteger("connectTimeoutMs", options.connectTimeoutMs);
     checkPositiveInteger("headerTimeoutMs", options.headerTimeoutMs);
     checkPositiveInteger("maxHeaderBytes", options.maxHeaderBytes);
-    if (typeof options.userAgent !== "string" || !HEADER_VALUE_TEXT.test(options.userAgent)) {
+    if (typeof options.userAgent !== "string" || !isSendableFieldValue(options.userAgent)) {
       throw new TypeError("options.userAgent must be non-empty printable ASCII text");
     }
     if (options.guard === undefined) throw new TypeError("options.guard is required");
@@ -101,7 +97,7 @@ export class OriginFetcher {
       if (query.chain === "last") delivered.length = 0;
       delivered.push(hop.header);
       deliveredBytes += hop.header.length;
-      const location = redirectLocation(hop);
+      const location = redirectLocation(hop.status, hop.finalSection);
       if (location === undefined || query.redirects === 0) {
         return { header: Buffer.concat(delivered), status: hop.status, hops };
       }
@@ -296,53 +292,6 @@ function readHeader(
     socket.on("data", onData).once("end", onEnd).once("close", onEnd).once("error", onError);
     socket.write(request);
   });
-}
-
-/** RFC 9112 §3: request-line, then Host (RFC 9112 §3.2 requires it) and a few fixed fields. */
-function buildRequest(
-  target: FetchTarget,
-  method: HttpMethod,
-  userAgent: string,
-  conditional: ConditionalFields,
-): Buffer {
-  if (!HEADER_LINE_TEXT.test(target.path) || !HEADER_LINE_TEXT.test(target.hostHeader)) {
-    throw new HeadwireError("INVALID_URL", "the URL's path or host has characters that cannot be sent");
-  }
-  const lines = [
-    `${method} ${target.path} HTTP/1.1`,
-    `Host: ${target.hostHeader}`,
-    `User-Agent: ${userAgent}`,
-    "Accept: */*",
-    "Connection: close",
-  ];
-  for (const [name, value] of Object.entries(conditional)) {
-    if (value === undefined) continue;
-    if (!HEADER_VALUE_TEXT.test(value)) throw new HeadwireError("ORIGIN_ERROR", `cannot send ${name}: ${value}`);
-    lines.push(`${name}: ${value}`);
-  }
-  return Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1");
-}
-
-/** The Location of a redirect response, or undefined when the response is not one to follow. */
-function redirectLocation(hop: HopResult): string | undefined {
-  if (!REDIRECT_STATUSES.has(hop.status)) return undefined;
-  const [location] = fieldValues(hop.finalSection, "location");
-  if (location === undefined || location === "") return undefined;
-  return Buffer.from(location, "latin1").toString("utf8");
-}
-
-/** RFC 9110 §10.2.2: Location is a URI reference, resolved against the URL that was requested. */
-function redirectTarget(location: string, from: FetchTarget): FetchTarget {
-  let absolute: string;
-  try {
-    absolute = new URL(location, from.url).href;
-  } catch {
-    throw new HeadwireError(
-      "INVALID_URL",
-      `the redirect Location ${JSON.stringify(location.slice(0, 80))} is not a URL`,
-    );
-  }
-  return parseTarget(absolute);
 }
 
 function withTimeout<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => Error): Promise<T> {

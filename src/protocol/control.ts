@@ -3,6 +3,7 @@
  * dropped), at most `maxLineBytes` bytes. Pure: no sockets here. docs/protocol.md is the reference.
  */
 import { ERROR_CODES, HeadwireError, isErrorCode, type ErrorCode } from "../errors.js";
+import { DEFAULT_QUERY_OPTIONS, MAX_REDIRECTS, type QueryOptions } from "../http/query-options.js";
 
 export const PROTOCOL_VERSION = 1;
 export const GREETING_PREFIX = `HEADWIRE/${PROTOCOL_VERSION}`;
@@ -85,20 +86,6 @@ function decodeLine(raw: Buffer, maxLineBytes: number): LineEvent {
 }
 
 // ---- client → server ----
-
-export type HttpMethod = "GET" | "HEAD";
-export type RedirectChain = "all" | "last";
-
-export interface QueryOptions {
-  method: HttpMethod;
-  /** Redirects to follow; 0 delivers the first response as it is. */
-  redirects: number;
-  /** With redirects > 0: deliver every hop's header in order, or only the last one. */
-  chain: RedirectChain;
-}
-
-export const DEFAULT_QUERY_OPTIONS: QueryOptions = { method: "GET", redirects: 0, chain: "all" };
-export const MAX_REDIRECTS = 20;
 
 export type ClientMessage =
   | { kind: "query"; url: string; options: QueryOptions }

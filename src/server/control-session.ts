@@ -4,6 +4,7 @@
  */
 import type { Socket } from "node:net";
 import { HeadwireError, toHeadwireError } from "../errors.js";
+import type { QueryOptions } from "../http/query-options.js";
 import {
   AUTHORIZED_LINE,
   BYE_LINE,
@@ -13,7 +14,6 @@ import {
   LineDecoder,
   parseClientMessage,
   PONG_LINE,
-  type QueryOptions,
 } from "../protocol/control.js";
 import { canonicalAddress } from "./ticket-registry.js";
 

@@ -8,8 +8,10 @@ import { cacheKeyFor } from "../cache/cache-key.js";
 import type { CacheEntry, CacheStore } from "../cache/cache-store.js";
 import type { Assessment, Freshness } from "../cache/freshness.js";
 import { HeadwireError } from "../errors.js";
-import type { ConditionalFields, FetchResult } from "../fetch/origin-fetcher.js";
-import type { CacheOutcome, QueryOptions } from "../protocol/control.js";
+import type { FetchResult } from "../fetch/origin-fetcher.js";
+import type { ConditionalFields } from "../http/conditional.js";
+import type { QueryOptions } from "../http/query-options.js";
+import type { CacheOutcome } from "../protocol/control.js";
 import type { FetchTarget } from "../url/target.js";
 
 export interface HeaderFetcher {

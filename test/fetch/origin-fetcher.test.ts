@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { HeadwireError } from "../../src/errors.js";
 import { OriginFetcher, type OriginFetcherOptions, type ResolvedAddress } from "../../src/fetch/origin-fetcher.js";
 import { OutboundGuard } from "../../src/fetch/outbound-guard.js";
-import type { QueryOptions } from "../../src/protocol/control.js";
+import type { QueryOptions } from "../../src/http/query-options.js";
 import { parseTarget } from "../../src/url/target.js";
 
 // ---- local origins ----

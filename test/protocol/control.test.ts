@@ -2,10 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { HeadwireError, isErrorCode, ERROR_CODES, type ErrorCode } from "../../src/errors.js";
+import { DEFAULT_QUERY_OPTIONS, MAX_REDIRECTS } from "../../src/http/query-options.js";
 import {
   BYE_LINE,
-  DEFAULT_QUERY_OPTIONS,
-  MAX_REDIRECTS,
   PONG_LINE,
   LineDecoder,
   formatError,

@@ -8,7 +8,7 @@ import { once } from "node:events";
 import { connect, createServer, type Socket } from "node:net";
 import { test } from "node:test";
 import { ERROR_CODES, HeadwireError } from "../../src/errors.js";
-import type { QueryOptions } from "../../src/protocol/control.js";
+import type { QueryOptions } from "../../src/http/query-options.js";
 import {
   ControlSession,
   type SessionContext,

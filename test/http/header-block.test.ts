@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { HeadwireError } from "../../src/errors.js";
-import { fieldValues, HeaderBlockScanner, isInterimStatus, scanHeaderBlocks } from "../../src/fetch/header-block.js";
+import { fieldValues, HeaderBlockScanner, isInterimStatus, scanHeaderBlocks } from "../../src/http/header-block.js";
 
 const bytes = (text: string): Buffer => Buffer.from(text, "latin1");
 

@@ -13,6 +13,12 @@
  * §2.2), so such a line cannot be a field line; curl treats it the same way.
  */
 import { HeadwireError } from "../errors.js";
+import {
+  HTTP1_STATUS_CHECKED_BYTES,
+  HTTP1_STATUS_MIN_BYTES,
+  http1StatusByteValid,
+  parseStatusLine,
+} from "./status-line.js";
 
 /** One header section: a status line, its field lines and the empty line, as stream offsets. */
 export interface HeaderBlock {
@@ -37,10 +43,6 @@ const CR = 0x0d;
 const SP = 0x20;
 const HTAB = 0x09;
 
-/** RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]; HTTP-version = "HTTP/" DIGIT "." DIGIT. */
-const STATUS_TEMPLATE = "HTTP/d.d sdd";
-/** Bytes of a status line that are checked: the template and the byte after the status code. */
-const STATUS_CHECKED_BYTES = STATUS_TEMPLATE.length + 1;
 const SWITCHING_PROTOCOLS = 101;
 
 /** 1xx responses other than 101 are interim: the final response follows on the same connection. */
@@ -120,9 +122,9 @@ export class HeaderBlockScanner {
   private readLineBytes(bytes: Buffer, from: number, to: number): void {
     if (from === to) return;
     if (this.lineFirstByte === -1) this.lineFirstByte = bytes[from]!;
-    for (let i = from; this.inStatusLine && i < to && this.statusBytes.length < STATUS_CHECKED_BYTES; i++) {
+    for (let i = from; this.inStatusLine && i < to && this.statusBytes.length < HTTP1_STATUS_CHECKED_BYTES; i++) {
       this.statusBytes.push(bytes[i]!);
-      if (!statusPrefixValid(this.statusBytes)) throw notHttp(this.statusBytes);
+      if (!http1StatusByteValid(this.statusBytes.length - 1, bytes[i]!)) throw notHttp(this.statusBytes);
     }
   }
 
@@ -132,7 +134,7 @@ export class HeaderBlockScanner {
     this.lineFirstByte = -1;
     if (this.inStatusLine) {
       this.inStatusLine = false;
-      if (this.statusBytes.length < STATUS_TEMPLATE.length) throw notHttp(this.statusBytes);
+      if (this.statusBytes.length < HTTP1_STATUS_MIN_BYTES) throw notHttp(this.statusBytes);
       return;
     }
     if (first !== -1 && first !== CR) return; // a field line
@@ -161,26 +163,11 @@ export function scanHeaderBlocks(bytes: Uint8Array, maxHeaderBytes?: number): He
   return scanner.push(bytes) ? scanner.result() : undefined;
 }
 
-function statusPrefixValid(prefix: readonly number[]): boolean {
-  const index = prefix.length - 1;
-  const byte = prefix[index]!;
-  if (index === STATUS_TEMPLATE.length) return byte === SP || byte === CR; // after the status code
-  switch (STATUS_TEMPLATE[index]) {
-    case "d":
-      return isDigit(byte);
-    case "s":
-      return byte >= 0x31 && byte <= 0x39; // a status code's first digit is 1-9
-    default:
-      return byte === STATUS_TEMPLATE.charCodeAt(index);
-  }
-}
-
-function isDigit(byte: number): boolean {
-  return byte >= 0x30 && byte <= 0x39;
-}
-
+/** The status code of a status line whose checked bytes passed http1StatusByteValid. */
 function statusCode(statusBytes: readonly number[]): number {
-  return Number(String.fromCharCode(...statusBytes.slice(9, 12)));
+  const line = parseStatusLine(String.fromCharCode(...statusBytes));
+  if (line === undefined) throw notHttp(statusBytes);
+  return line.status;
 }
 
 function notHttp(prefix: readonly number[]): HeadwireError {
