@@ -1,9 +1,9 @@
 import { connect } from "node:net";
 import { Command, Option } from "commander";
-import { CacheFile, CacheFileOwnedError } from "../cache/cache-file.js";
+import { CacheFile } from "../cache/cache-file.js";
 import { MemoryCacheStore } from "../cache/memory-cache-store.js";
 import { DEFAULT_SERVER_CONFIG } from "../config.js";
-import { HeadwireError, toHeadwireError } from "../errors.js";
+import { CacheFileOwnedError, HeadwireError, toHeadwireError } from "../errors.js";
 import { GREETING_PREFIX, LineDecoder, parseServerMessage, type ServerMessage } from "../protocol/control.js";
 import { cacheKeyVariants } from "../server/header-service.js";
 import { parseTarget } from "../url/target.js";

@@ -3,7 +3,7 @@
  * timeout, or when the server shuts down. Bad input gets an ERROR line and the session goes on.
  */
 import type { Socket } from "node:net";
-import { HeadwireError, toHeadwireError } from "../errors.js";
+import { HeadwireError, toWireError, type WireErrorCode } from "../errors.js";
 import {
   AUTHORIZED_LINE,
   BYE_LINE,
@@ -112,7 +112,7 @@ export class ControlSession {
     try {
       message = parseClientMessage(line);
     } catch (error) {
-      const failure = toHeadwireError(error, "BAD_REQUEST");
+      const failure = toWireError(error, "BAD_REQUEST");
       return this.reply(async () => formatError(failure));
     }
     if (message.kind === "ping") return this.reply(async () => PONG_LINE);
@@ -147,7 +147,7 @@ export class ControlSession {
   private reply(produce: () => Promise<string>): void {
     this.pendingReplies++;
     this.updateReading();
-    const answer = produce().catch((error: unknown) => formatError(toHeadwireError(error, "ORIGIN_ERROR")));
+    const answer = produce().catch((error: unknown) => formatError(toWireError(error, "ORIGIN_ERROR")));
     this.tail = this.tail.then(async () => {
       const line = await answer;
       this.pendingReplies--;
@@ -175,7 +175,7 @@ export class ControlSession {
   }
 
   /** Ends the session after the replies already promised, with an optional last ERROR line. */
-  end(reason?: HeadwireError): void {
+  end(reason?: HeadwireError<WireErrorCode>): void {
     if (this.ending) return;
     this.ending = true;
     this.tail = this.tail.then(() => {

@@ -14,7 +14,7 @@ import { Freshness } from "../cache/freshness.js";
 import { MemoryCacheStore } from "../cache/memory-cache-store.js";
 import { RedisCacheStore } from "../cache/redis-cache-store.js";
 import { resolveServerConfig, type ServerConfig } from "../config.js";
-import { HeadwireError, toHeadwireError } from "../errors.js";
+import { HeadwireError, toWireError } from "../errors.js";
 import { OriginFetcher } from "../fetch/origin-fetcher.js";
 import { OutboundGuard } from "../fetch/outbound-guard.js";
 import { formatError, formatTicket, type QueryOptions } from "../protocol/control.js";
@@ -238,7 +238,7 @@ export class HeadwireServer {
         ttlMs: this.config.ticketTtlMs,
       });
     } catch (error) {
-      return formatError(toHeadwireError(error, "ORIGIN_ERROR"));
+      return formatError(toWireError(error, "ORIGIN_ERROR"));
     }
   }
 
