@@ -2,7 +2,7 @@ import { connect } from "node:net";
 import { Command, Option } from "commander";
 import { CacheFile } from "../cache/cache-file.js";
 import { MemoryCacheStore } from "../cache/memory-cache-store.js";
-import { DEFAULT_SERVER_CONFIG } from "../config.js";
+import { DEFAULT_CONTROL_PORT, DEFAULT_SERVER_CONFIG } from "../config.js";
 import { CacheFileOwnedError, HeadwireError, toHeadwireError } from "../errors.js";
 import { GREETING_PREFIX, LineDecoder, parseServerMessage, type ServerMessage } from "../protocol/control.js";
 import { cacheKeyVariants } from "../server/header-service.js";
@@ -142,7 +142,7 @@ async function purgeOffline(url: string | undefined, path: string): Promise<numb
 }
 
 async function purgeOnline(url: string | undefined, opts: PurgeOptions): Promise<number> {
-  const { host, port } = hostAndPort(opts.server!);
+  const { host, port } = hostAndPort(opts.server!, DEFAULT_CONTROL_PORT);
   const lines = [...(opts.token ? [`AUTH ${opts.token}`] : []), `PURGE ${url ?? "ALL"}`, "TERMINATE"];
   try {
     const replies = await converse(host, port, lines);

@@ -30,15 +30,8 @@ export interface ServerLog {
   (message: string): void;
 }
 
+/** The settings (src/config/settings.ts), and the parts injected rather than configured. */
 export interface HeadwireServerOptions extends Partial<ServerConfig> {
-  /** Outbound guard: allow loopback and private origins (tests, demo, private deployments). */
-  allowPrivate?: boolean;
-  /** Outbound guard: CIDR ranges to allow on top of public addresses. */
-  allow?: string[];
-  /** Skip TLS certificate verification towards origins. */
-  insecureTls?: boolean;
-  /** PEM file of extra certificate authorities trusted for origins. */
-  caFile?: string;
   log?: ServerLog;
   /** Replaces the origin fetcher (a benchmark's floor, say). */
   fetcher?: HeaderFetcher;
@@ -63,11 +56,9 @@ export class HeadwireServer {
   private nextSessionId = 1;
   private stopping: Promise<void> | undefined;
   private fetcher: HeaderFetcher | undefined;
-  private readonly options: HeadwireServerOptions;
   private readonly now: () => number;
 
   constructor(options: HeadwireServerOptions = {}) {
-    this.options = options;
     this.config = resolveServerConfig(options);
     this.now = options.now ?? Date.now;
     this.log = options.log ?? ((message) => process.stderr.write(`headwire server: ${message}\n`));
@@ -78,7 +69,7 @@ export class HeadwireServer {
     });
     this.cacheFile = new CacheFile(this.config.cacheFile, this.store, this.config.persistDelayMs, this.log);
     this.redis = this.config.cacheUrl
-      ? new RedisCacheStore({ url: this.config.cacheUrl, commandTimeoutMs: 1000 })
+      ? new RedisCacheStore({ url: this.config.cacheUrl, commandTimeoutMs: this.config.redisCommandTimeoutMs })
       : undefined;
     this.cache = this.redis ?? this.store;
     this.tickets = new TicketRegistry({
@@ -87,6 +78,11 @@ export class HeadwireServer {
       now: this.now,
     });
     this.fetcher = options.fetcher;
+    this.targets = new LRUCache<string, FetchTarget>({
+      max: this.config.urlMemoEntries,
+      maxSize: this.config.urlMemoBytes,
+      sizeCalculation: (target, input) => input.length + target.url.length,
+    });
     this.service = new HeaderService({
       store: this.cache,
       fetcher: { fetch: (...args) => this.originFetcher().fetch(...args) },
@@ -98,6 +94,7 @@ export class HeadwireServer {
       maxEntryBytes: this.config.cacheMaxEntryBytes,
       negativeTtlMs: this.config.negativeTtlMs,
       fillLockMs: this.config.fillLockMs,
+      maxRememberedFailures: this.config.negativeCacheEntries,
       now: this.now,
       log: this.log,
     });
@@ -109,14 +106,14 @@ export class HeadwireServer {
   }
 
   async start(): Promise<this> {
-    const ca = this.options.caFile ? await readFile(this.options.caFile, "utf8") : undefined;
+    const ca = this.config.caFile ? await readFile(this.config.caFile, "utf8") : undefined;
     this.fetcher ??= new OriginFetcher({
       connectTimeoutMs: this.config.connectTimeoutMs,
       headerTimeoutMs: this.config.headerTimeoutMs,
       maxHeaderBytes: this.config.maxHeaderBytes,
       userAgent: `headwire/${VERSION}`,
-      guard: new OutboundGuard({ allowPrivate: this.options.allowPrivate ?? false, allow: this.options.allow ?? [] }),
-      insecureTls: this.options.insecureTls ?? false,
+      guard: new OutboundGuard({ allowPrivate: this.config.allowPrivate, allow: this.config.allow }),
+      insecureTls: this.config.insecureTls,
       // --ca-file adds to the system's trusted CAs; it does not replace them.
       ...(ca ? { ca: [...tls.rootCertificates, ca].join("\n") } : {}),
     });
@@ -282,11 +279,7 @@ export class HeadwireServer {
    * Parsing a URL costs more than the rest of a cached lookup: recent inputs are remembered,
    * bounded by count and by their length, so long URLs cannot make the memo large.
    */
-  private readonly targets = new LRUCache<string, FetchTarget>({
-    max: 10_000,
-    maxSize: 4 * 1024 * 1024,
-    sizeCalculation: (target, input) => input.length + target.url.length,
-  });
+  private readonly targets: LRUCache<string, FetchTarget>;
   private parseTargetMemo(url: string): FetchTarget {
     let target = this.targets.get(url);
     if (!target) this.targets.set(url, (target = parseTarget(url)));
