@@ -1,7 +1,13 @@
 import { createInterface } from "node:readline";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { CLIENT_SETTINGS, DEFAULT_CLIENT_CONFIG, DEFAULT_DATA_PORT, type ClientConfig } from "../config.js";
-import { HeadwireError, toHeadwireError } from "../errors.js";
+import {
+  CLIENT_SETTINGS,
+  DEFAULT_CLIENT_CONFIG,
+  DEFAULT_DATA_PORT,
+  resolveClientConfig,
+  type ClientConfig,
+} from "../config.js";
+import { ConfigError, HeadwireError, toHeadwireError } from "../errors.js";
 import { HeadwireClient } from "../client/headwire-client.js";
 import { VERSION } from "../version.js";
 import { runBatch } from "./client-batch.js";
@@ -196,9 +202,16 @@ async function runClient(urls: string[], opts: ClientOptions, settings: Partial<
   } catch (error) {
     return usageError(`--udp-via ${opts.udpVia}: ${(error as Error).message}`);
   }
+  let config: ClientConfig;
+  try {
+    // Checked here too, so a bad value is a usage error rather than a failed session.
+    config = resolveClientConfig({ ...settings, serverHost: server.host, serverPort: server.port });
+  } catch (error) {
+    if (error instanceof ConfigError) return usageError(error.message);
+    throw error;
+  }
   const mode: OutputMode = opts.json ? "json" : opts.print ? "print" : "lines";
-  const connect = () =>
-    HeadwireClient.connect({ ...settings, serverHost: server.host, serverPort: server.port }, undefined, udpVia);
+  const connect = () => HeadwireClient.connect(config, undefined, udpVia);
   const queryOptions = { method: opts.method, redirects: opts.redirects, chain: opts.chain };
   exitQuietlyOnClosedStdout();
 

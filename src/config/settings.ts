@@ -122,7 +122,7 @@ export const SERVER_SETTINGS = {
     min: 0,
     max: 600_000,
     default: 200,
-    help: "cache file written this long after a change (changes in between are written together)",
+    help: "cache file written this long after a change (batched)",
   },
   /** Set it false when a proxy on this host forwards remote clients: they would all look local. */
   loopbackIsAdmin: {
@@ -284,7 +284,7 @@ export const SERVER_SETTINGS = {
     default: [],
     flag: "--allow <cidr...>",
     env: false,
-    help: "let origins be in these address ranges too",
+    help: "let origins be in these CIDR ranges too (e.g. 10.1.2.0/24)",
   },
   insecureTls: {
     kind: "boolean",
