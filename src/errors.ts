@@ -1,8 +1,12 @@
 /**
- * Every failure headwire reports carries one of these stable codes. The same codes appear in
- * control-channel replies (`ERROR <CODE> <message>`), in the client's output and in docs/protocol.md.
+ * Every failure headwire reports, in one place: the stable codes and their advice, and the few
+ * error classes a caller can catch and act on. Anything else thrown is a bug.
+ *
+ * Two kinds of code. Wire codes are what a server sends in `ERROR <CODE> <message>` (documented
+ * in docs/protocol.md, "Error codes"). Local codes are the client's own, about what happened on
+ * its side of the wire; a server never sends one, and a client refuses one that arrives.
  */
-export const ERROR_CODES = {
+export const WIRE_ERROR_CODES = {
   // Control channel: the request itself is wrong. The session goes on.
   LINE_TOO_LONG: "The line is longer than the control channel's limit; send a shorter URL.",
   BAD_ENCODING: "The line is not printable UTF-8 text; send the URL as text.",
@@ -16,7 +20,7 @@ export const ERROR_CODES = {
   SHUTTING_DOWN: "The server is shutting down; retry on another server or later.",
   FORBIDDEN: "Admin commands need a session from loopback, or AUTH with the server's admin token.",
   STORE_UNAVAILABLE: "The server's shared cache store cannot be reached; retry later.",
-  INTERNAL_ERROR: "The server failed on its own (a bug, logged there); the query can be retried.",
+  INTERNAL_ERROR: "The server failed on its own; this is a bug (logged there), the query can be retried.",
   // Fetching from the origin.
   DNS_NOT_FOUND: "The origin's host name does not resolve.",
   CONNECTION_REFUSED: "The origin refused the connection.",
@@ -29,7 +33,9 @@ export const ERROR_CODES = {
   TOO_MANY_REDIRECTS: "The redirect chain is longer than allowed.",
   BLOCKED_ADDRESS: "The origin's address is refused by the server's outbound guard.",
   ORIGIN_ERROR: "The connection to the origin failed.",
-  // Client side.
+} as const;
+
+export const LOCAL_ERROR_CODES = {
   SERVER_UNREACHABLE: "The headwire server cannot be reached; check --server and that it runs.",
   CONNECTION_LOST: "The headwire server closed the session.",
   PROTOCOL_ERROR: "The peer sent something the protocol does not allow.",
@@ -37,19 +43,31 @@ export const ERROR_CODES = {
   WRITE_FAILED: "The header arrived but its file could not be written; check --out and free space.",
 } as const;
 
-export type ErrorCode = keyof typeof ERROR_CODES;
+/** Every code with its advice: what a user can do about it. */
+export const ERROR_CODES = { ...WIRE_ERROR_CODES, ...LOCAL_ERROR_CODES } as const;
+
+export type WireErrorCode = keyof typeof WIRE_ERROR_CODES;
+export type LocalErrorCode = keyof typeof LOCAL_ERROR_CODES;
+export type ErrorCode = WireErrorCode | LocalErrorCode;
 
 export function isErrorCode(value: string): value is ErrorCode {
   return Object.hasOwn(ERROR_CODES, value);
 }
 
-/** An error a caller can act on: a stable code and a human message. */
-export class HeadwireError extends Error {
-  readonly code: ErrorCode;
+export function isWireErrorCode(value: string): value is WireErrorCode {
+  return Object.hasOwn(WIRE_ERROR_CODES, value);
+}
 
-  constructor(code: ErrorCode, message: string = ERROR_CODES[code], options?: { cause?: unknown }) {
+/**
+ * A failure a caller can act on: a stable code, a human message, and the code's advice. The code
+ * type narrows where only some codes may go (a server's replies take wire codes only).
+ */
+export class HeadwireError<C extends ErrorCode = ErrorCode> extends Error {
+  override name = "HeadwireError";
+  readonly code: C;
+
+  constructor(code: C, message: string = ERROR_CODES[code], options?: { cause?: unknown }) {
     super(message, options);
-    this.name = "HeadwireError";
     this.code = code;
   }
 
@@ -59,8 +77,57 @@ export class HeadwireError extends Error {
   }
 }
 
+/** A setting or option with a bad value (`server.ticketTtlMs must be an integer from 1 to 3600000, got 0`). */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** A cache file that does not follow its format (src/cache/cache-file-format.ts); it is moved aside. */
+export class CacheFileError extends Error {
+  override name = "CacheFileError";
+}
+
+/** Another process (or another server in this one) owns the cache file. */
+export class CacheFileOwnedError extends Error {
+  override name = "CacheFileOwnedError";
+}
+
+export function isHeadwireError(error: unknown): error is HeadwireError {
+  return error instanceof HeadwireError;
+}
+
+/**
+ * One of ours: a failure headwire expects and explains (bad input, a peer, the network, a
+ * setting, a file). Anything else is a bug, to be reported with its stack.
+ */
+export function isExpectedError(
+  error: unknown,
+): error is HeadwireError | ConfigError | CacheFileError | CacheFileOwnedError {
+  return (
+    error instanceof HeadwireError ||
+    error instanceof ConfigError ||
+    error instanceof CacheFileError ||
+    error instanceof CacheFileOwnedError
+  );
+}
+
+/** An expected failure as it is: anything else (a system error, say) under the fallback code, keeping its message. */
 export function toHeadwireError(error: unknown, fallback: ErrorCode): HeadwireError {
   if (error instanceof HeadwireError) return error;
   const message = error instanceof Error ? error.message : String(error);
   return new HeadwireError(fallback, message, { cause: error });
+}
+
+/**
+ * For a server's reply: like toHeadwireError, but a local code (which only a bug could bring
+ * here) becomes INTERNAL_ERROR, so a server never sends a code a client must refuse.
+ */
+export function toWireError(error: unknown, fallback: WireErrorCode): HeadwireError<WireErrorCode> {
+  const failure = toHeadwireError(error, fallback);
+  if (isWireError(failure)) return failure;
+  return new HeadwireError("INTERNAL_ERROR", `${failure.code}: ${failure.message}`, { cause: error });
+}
+
+function isWireError(error: HeadwireError): error is HeadwireError<WireErrorCode> {
+  return isWireErrorCode(error.code);
 }

@@ -12,13 +12,10 @@
  * Anything else (a missing `end`, a count or length that does not match, trailing bytes) makes
  * the whole file invalid: the loader moves it aside and starts with an empty cache.
  */
+import { CacheFileError } from "../errors.js";
 import type { CacheEntry } from "./cache-store.js";
 
 export const CACHE_FILE_MAGIC = "headwire-cache 1";
-
-export class CacheFileError extends Error {
-  override name = "CacheFileError";
-}
 
 /** The file's bytes, piece by piece (a writer can yield between pieces). */
 export function* serializeCacheParts(entries: readonly CacheEntry[]): Generator<Buffer> {

@@ -6,7 +6,8 @@
  */
 import { open, readdir, readFile, rename, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, basename, join } from "node:path";
-import { CacheFileError, parseCache, serializeCacheParts } from "./cache-file-format.js";
+import { CacheFileError, CacheFileOwnedError } from "../errors.js";
+import { parseCache, serializeCacheParts } from "./cache-file-format.js";
 import type { CacheEntry } from "./cache-store.js";
 
 /** Bytes written per write call: the event loop runs between batches, so queries go on. */
@@ -20,11 +21,6 @@ export interface LoadResult {
   entries: CacheEntry[];
   /** Where a corrupt file was moved, if it was. */
   movedAsideTo?: string;
-}
-
-/** Another process (or another server in this one) owns the cache file. */
-export class CacheFileOwnedError extends Error {
-  override name = "CacheFileOwnedError";
 }
 
 /** Cache files owned by servers of this process, by resolved path. */

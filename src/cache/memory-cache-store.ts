@@ -1,5 +1,5 @@
 import { LRUCache } from "lru-cache";
-import { ConfigError } from "../config.js";
+import { ConfigError } from "../errors.js";
 import type { CacheEntry, CacheStore, CacheStoreStats } from "./cache-store.js";
 
 export interface MemoryCacheStoreOptions {

@@ -1,10 +1,9 @@
 import { connect } from "node:net";
 import { Command, Option } from "commander";
-import { CacheFileOwnedError } from "../cache/cache-file.js";
 import { FileCacheStore } from "../cache/file-cache-store.js";
 import { purge } from "../cache/purge.js";
-import { DEFAULT_SERVER_CONFIG } from "../config.js";
-import { HeadwireError, toHeadwireError } from "../errors.js";
+import { DEFAULT_CONTROL_PORT, DEFAULT_SERVER_CONFIG } from "../config.js";
+import { CacheFileOwnedError, HeadwireError, toHeadwireError } from "../errors.js";
 import { GREETING_PREFIX, LineDecoder, parseServerMessage, type ServerMessage } from "../protocol/control.js";
 import { parseTarget } from "../url/target.js";
 import { hostAndPort } from "./parse.js";
@@ -134,7 +133,7 @@ async function purgeOffline(url: string | undefined, path: string): Promise<numb
 }
 
 async function purgeOnline(url: string | undefined, opts: PurgeOptions): Promise<number> {
-  const { host, port } = hostAndPort(opts.server!);
+  const { host, port } = hostAndPort(opts.server!, DEFAULT_CONTROL_PORT);
   const lines = [...(opts.token ? [`AUTH ${opts.token}`] : []), `PURGE ${url ?? "ALL"}`, "TERMINATE"];
   try {
     const replies = await converse(host, port, lines);

@@ -1,13 +1,20 @@
 import { createInterface } from "node:readline";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { DEFAULT_CLIENT_CONFIG } from "../config.js";
-import { HeadwireError, toHeadwireError } from "../errors.js";
+import {
+  CLIENT_SETTINGS,
+  DEFAULT_CLIENT_CONFIG,
+  DEFAULT_DATA_PORT,
+  resolveClientConfig,
+  type ClientConfig,
+} from "../config.js";
+import { ConfigError, HeadwireError, toHeadwireError } from "../errors.js";
 import { HeadwireClient } from "../client/headwire-client.js";
 import { VERSION } from "../version.js";
 import { runBatch } from "./client-batch.js";
 import { ResultPrinter, type OutputMode } from "./client-output.js";
 import { END_WORDS, historyFilePath, runPrompt } from "./client-prompt.js";
 import { hostAndPort, integer } from "./parse.js";
+import { addSettingOptions } from "./setting-options.js";
 import { styleFor } from "./terminal-style.js";
 
 /** Exit codes of `headwire client`, documented in --help and the README. */
@@ -34,7 +41,7 @@ class ClientCommand extends Command {
 }
 
 export function clientCommand(): Command {
-  return new ClientCommand("client")
+  const command = new ClientCommand("client")
     .summary("query a headwire server, one URL at a time or a file of them")
     .description(
       "Open a session with a headwire server and ask it for the HTTP response header of each URL. Each " +
@@ -46,9 +53,11 @@ export function clientCommand(): Command {
     .addOption(
       new Option("-s, --server <host:port>", "server to use; [v6addr]:port for IPv6")
         .env("HEADWIRE_SERVER")
-        .default(`127.0.0.1:${DEFAULT_CLIENT_CONFIG.serverPort}`),
-    )
-    .option("-o, --out <dir>", "directory the header files are written to (created if missing)", ".")
+        .default(`${DEFAULT_CLIENT_CONFIG.serverHost}:${DEFAULT_CLIENT_CONFIG.serverPort}`),
+    );
+  // The client's settings that have a flag (src/config/settings.ts): --out and the timeouts.
+  const readSettings = addSettingOptions(command, CLIENT_SETTINGS);
+  return command
     .option("-b, --batch <file>", "query every URL in FILE, one a line (- reads standard input)")
     .addOption(
       new Option("-j, --jobs <n>", `with --batch: sessions querying at once (1-${MAX_JOBS})`)
@@ -67,24 +76,14 @@ export function clientCommand(): Command {
         .choices(["all", "last"])
         .default("all"),
     )
-    .addOption(
-      new Option("--chunk-timeout-ms <ms>", "wait before asking again for lost UDP chunks")
-        .argParser(integer)
-        .default(DEFAULT_CLIENT_CONFIG.chunkTimeoutMs),
-    )
-    .addOption(
-      new Option("--reply-timeout-ms <ms>", "wait for the server's reply to a query")
-        .argParser(integer)
-        .default(DEFAULT_CLIENT_CONFIG.replyTimeoutMs),
-    )
     .option(
       "--udp-via <host:port>",
-      "send UDP requests there instead of where tickets say (a relay such as headwire relay, a port forward)",
+      `send UDP requests there instead of where tickets say (a relay such as headwire relay, a port forward; port ${DEFAULT_DATA_PORT} if none)`,
     )
     .version(VERSION, "-V, --version", "print the version and exit")
     .addHelpText("after", CLIENT_HELP)
-    .action(async (urls: string[], opts: ClientOptions) => {
-      process.exitCode = await runClient(urls, opts);
+    .action(async (urls: string[], opts: ClientOptions & Record<string, unknown>) => {
+      process.exitCode = await runClient(urls, opts, readSettings(opts));
     });
 }
 
@@ -169,9 +168,9 @@ EXAMPLES
 SEE ALSO
   headwire server --help; docs/protocol.md for the protocol and its error codes.`;
 
+/** The options that are not client settings; those are read from CLIENT_SETTINGS. */
 interface ClientOptions {
   server: string;
-  out: string;
   batch?: string;
   jobs: number;
   json?: boolean;
@@ -180,8 +179,6 @@ interface ClientOptions {
   method: "GET" | "HEAD";
   redirects: number;
   chain: "all" | "last";
-  chunkTimeoutMs: number;
-  replyTimeoutMs: number;
   udpVia?: string;
 }
 
@@ -190,10 +187,10 @@ function usageError(text: string): number {
   return CLIENT_EXIT.usage;
 }
 
-async function runClient(urls: string[], opts: ClientOptions): Promise<number> {
+async function runClient(urls: string[], opts: ClientOptions, settings: Partial<ClientConfig>): Promise<number> {
   let server: { host: string; port: number };
   try {
-    server = hostAndPort(opts.server);
+    server = hostAndPort(opts.server, DEFAULT_CLIENT_CONFIG.serverPort);
   } catch (error) {
     return usageError(`--server ${opts.server}: ${(error as Error).message}`);
   }
@@ -201,23 +198,20 @@ async function runClient(urls: string[], opts: ClientOptions): Promise<number> {
   if (opts.redirects > 20) return usageError("--redirects must be from 0 to 20");
   let udpVia: { host: string; port: number } | undefined;
   try {
-    udpVia = opts.udpVia === undefined ? undefined : hostAndPort(opts.udpVia);
+    udpVia = opts.udpVia === undefined ? undefined : hostAndPort(opts.udpVia, DEFAULT_DATA_PORT);
   } catch (error) {
     return usageError(`--udp-via ${opts.udpVia}: ${(error as Error).message}`);
   }
+  let config: ClientConfig;
+  try {
+    // Checked here too, so a bad value is a usage error rather than a failed session.
+    config = resolveClientConfig({ ...settings, serverHost: server.host, serverPort: server.port });
+  } catch (error) {
+    if (error instanceof ConfigError) return usageError(error.message);
+    throw error;
+  }
   const mode: OutputMode = opts.json ? "json" : opts.print ? "print" : "lines";
-  const connect = () =>
-    HeadwireClient.connect(
-      {
-        serverHost: server.host,
-        serverPort: server.port,
-        outDir: opts.out,
-        chunkTimeoutMs: opts.chunkTimeoutMs,
-        replyTimeoutMs: opts.replyTimeoutMs,
-      },
-      undefined,
-      udpVia,
-    );
+  const connect = () => HeadwireClient.connect(config, undefined, udpVia);
   const queryOptions = { method: opts.method, redirects: opts.redirects, chain: opts.chain };
   exitQuietlyOnClosedStdout();
 

@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from "commander";
+import { DEFAULT_DATA_PORT } from "../config.js";
 import { LossyRelay } from "../relay/lossy-relay.js";
 import { hostAndPort, integer } from "./parse.js";
 
@@ -17,7 +18,10 @@ export function relayCommand(): Command {
         "and corrupting them from a seeded random source (the same seed and traffic give the same faults). " +
         "Point a client at it with --udp-via. Runs until interrupted, then prints what it did.",
     )
-    .requiredOption("-t, --target <host:port>", "the server's UDP data port (an IP address)")
+    .requiredOption(
+      "-t, --target <host:port>",
+      `the server's UDP data port (an IP address; port ${DEFAULT_DATA_PORT} if none)`,
+    )
     .option("--host <address>", "address to listen on", "127.0.0.1")
     .addOption(new Option("-p, --port <port>", "port to listen on (0: ephemeral)").argParser(integer).default(0))
     .addOption(new Option("--seed <n>", "seed of the random source").argParser(integer).default(1))
@@ -37,7 +41,7 @@ Example: 30 % loss both ways, then a client through it
   headwire client --udp-via 127.0.0.1:40000 www.twitch.tv`,
     )
     .action(async (opts) => {
-      const target = hostAndPort(opts.target);
+      const target = hostAndPort(opts.target, DEFAULT_DATA_PORT);
       const relay = await LossyRelay.start({
         target,
         host: opts.host,

@@ -1,38 +1,9 @@
-import { Command, Option } from "commander";
-import { DEFAULT_SERVER_CONFIG, type ServerConfig } from "../config.js";
+import { Command } from "commander";
+import { SERVER_SETTINGS } from "../config.js";
 import { HeadwireServer } from "../server/headwire-server.js";
-import { integer } from "./parse.js";
-
-/** Every numeric limit is a flag named after its setting (ticketTtlMs → --ticket-ttl-ms), and HEADWIRE_TICKET_TTL_MS. */
-const LIMITS: ReadonlyArray<[LimitKey, string]> = [
-  ["cacheMaxBytes", "header bytes kept in the LRU cache in all"],
-  ["cacheMaxEntryBytes", "larger headers are delivered but not cached"],
-  ["defaultTtlMs", "lifetime of responses without freshness information"],
-  ["maxStaleMs", "serve stale this long past freshness when the origin fails"],
-  ["negativeTtlMs", "remember an origin failure this long"],
-  ["fillLockMs", "fleet: how long one server may claim a URL's fetch"],
-  ["persistDelayMs", "write the cache file this long after a change"],
-  ["ticketTtlMs", "how long a delivery ticket can be collected"],
-  ["idleTimeoutMs", "close sessions idle this long"],
-  ["maxSessions", "sessions held at once"],
-  ["maxQueuedQueriesPerSession", "pipelined queries one session may have waiting"],
-  ["maxTicketsPerSession", "live tickets per session; more revoke the oldest"],
-  ["dataReceiveBufferBytes", "kernel receive queue of the UDP socket"],
-  ["maxLineBytes", "longest control line"],
-  ["connectTimeoutMs", "connect timeout towards origins"],
-  ["headerTimeoutMs", "time allowed for an origin's whole header"],
-  ["maxHeaderBytes", "largest header accepted from an origin"],
-  ["maxDatagramBytes", "largest UDP payload sent"],
-  ["retransmitBudget", "full deliveries one ticket may cost at most"],
-  ["shutdownGraceMs", "longest wait for in-flight work at shutdown"],
-];
-
-type LimitKey = {
-  [K in keyof ServerConfig]: ServerConfig[K] extends number ? K : never;
-}[keyof ServerConfig];
+import { addSettingOptions } from "./setting-options.js";
 
 export function serverCommand(): Command {
-  const d = DEFAULT_SERVER_CONFIG;
   const command = new Command("server")
     .summary("run the headwire server")
     .description(
@@ -42,56 +13,12 @@ export function serverCommand(): Command {
         "shortly after each change and at TERMINATE), or in Redis for a fleet (--cache). An outbound " +
         "guard refuses origins on loopback, private and other non-public addresses unless allowed.",
     )
-    .addOption(new Option("--host <address>", "address to bind both ports to").env("HEADWIRE_HOST").default(d.host))
-    .addOption(
-      new Option("-p, --port <port>", "TCP control port")
-        .env("HEADWIRE_PORT")
-        .argParser(integer)
-        .default(d.controlPort),
-    )
-    .addOption(
-      new Option("--data-port <port>", "UDP data port")
-        .env("HEADWIRE_DATA_PORT")
-        .argParser(integer)
-        .default(d.dataPort),
-    )
-    .addOption(
-      new Option("--advertise <host>", "host clients send UDP to (behind NAT or a load balancer)").env(
-        "HEADWIRE_ADVERTISE",
-      ),
-    )
-    .addOption(new Option("--cache-file <path>", "persisted cache").env("HEADWIRE_CACHE_FILE").default(d.cacheFile))
-    .addOption(
-      new Option(
-        "--cache <url>",
-        "shared cache for a fleet: redis://HOST:PORT/DB (default: memory + --cache-file)",
-      ).env("HEADWIRE_CACHE"),
-    )
-    .addOption(
-      new Option("--cache-entries <n>", "entries kept in the LRU cache")
-        .env("HEADWIRE_CACHE_ENTRIES")
-        .argParser(integer)
-        .default(d.cacheMaxEntries),
-    )
-    .addOption(
-      new Option("--admin-token <token>", "lets remote sessions use PURGE after AUTH <token> (≥ 16 characters)").env(
-        "HEADWIRE_ADMIN_TOKEN",
-      ),
-    )
-    .option(
-      "--no-loopback-admin",
-      "loopback sessions need AUTH for admin commands too (set it when a proxy on this host forwards clients)",
-    )
-    .option("--allow-private", "let origins be loopback or private addresses (never on a public server)", false)
-    .option("--allow <cidr...>", "let origins be in these address ranges too")
-    .option("--insecure", "do not verify origins' TLS certificates", false)
-    .option("--ca-file <path>", "PEM file of extra CAs trusted for origins")
     .addHelpText(
       "after",
       `
-Every option can also be set with the environment variable shown beside it, or
-HEADWIRE_<OPTION_IN_CAPITALS> for the limits (e.g. HEADWIRE_TICKET_TTL_MS). Bad values
-stop the server at start with a precise message.
+Every option but the outbound guard and TLS switches can also be set with the environment
+variable shown beside it: HEADWIRE_ and the flag in capitals (e.g. HEADWIRE_TICKET_TTL_MS).
+A flag wins over its variable. Bad values stop the server at start with a precise message.
 
 Files:
   <cache-file>        the cache, human-readable (format in docs/operations.md)
@@ -112,27 +39,9 @@ On SIGINT or SIGTERM the server stops accepting sessions, finishes the queries i
 persists the cache and exits 0.`,
     )
     .action(async (opts) => {
-      const overrides: Partial<ServerConfig> = {
-        ...Object.fromEntries(LIMITS.map(([key]) => [key, opts[key]])),
-        host: opts.host,
-        controlPort: opts.port,
-        dataPort: opts.dataPort,
-        advertiseHost: opts.advertise ?? "",
-        cacheFile: opts.cacheFile,
-        cacheMaxEntries: opts.cacheEntries,
-        cacheUrl: opts.cache ?? "",
-        adminToken: opts.adminToken ?? "",
-        loopbackIsAdmin: opts.loopbackAdmin,
-      };
       let server: HeadwireServer;
       try {
-        server = new HeadwireServer({
-          ...overrides,
-          allowPrivate: opts.allowPrivate,
-          allow: opts.allow ?? [],
-          insecureTls: opts.insecure,
-          caFile: opts.caFile,
-        });
+        server = new HeadwireServer(readSettings(opts));
         await server.start();
       } catch (error) {
         process.stderr.write(`headwire server: cannot start: ${(error as Error).message}\n`);
@@ -154,15 +63,7 @@ persists the cache and exits 0.`,
       process.once("SIGINT", () => stop("SIGINT"));
       process.once("SIGTERM", () => stop("SIGTERM"));
     });
-  for (const [key, description] of LIMITS) command.addOption(limitOption(key, description));
+  // Every setting is an option (src/config/settings.ts), after the command's own text.
+  const readSettings = addSettingOptions(command, SERVER_SETTINGS);
   return command;
-}
-
-function limitOption(key: LimitKey, description: string): Option {
-  const flag = key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
-  const unit = key.endsWith("Ms") ? "<ms>" : "<n>";
-  return new Option(`--${flag} ${unit}`, description)
-    .env(`HEADWIRE_${flag.toUpperCase().replace(/-/g, "_")}`)
-    .argParser(integer)
-    .default(DEFAULT_SERVER_CONFIG[key]);
 }

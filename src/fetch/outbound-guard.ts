@@ -11,8 +11,7 @@
  * RFC 4291 §2.5.5.1) addresses are judged as the IPv4 address they carry.
  */
 import ipaddr from "ipaddr.js";
-import { ConfigError } from "../config.js";
-import { HeadwireError } from "../errors.js";
+import { ConfigError, HeadwireError } from "../errors.js";
 
 export interface OutboundGuardOptions {
   /** Allow every address (development, tests, a private deployment). */

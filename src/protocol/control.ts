@@ -2,7 +2,7 @@
  * The control channel's wire format (TCP): one message a line, ending in LF (a CR before it is
  * dropped), at most `maxLineBytes` bytes. Pure: no sockets here. docs/protocol.md is the reference.
  */
-import { ERROR_CODES, HeadwireError, isErrorCode, type ErrorCode } from "../errors.js";
+import { ERROR_CODES, HeadwireError, isErrorCode, isWireErrorCode, type WireErrorCode } from "../errors.js";
 import { DEFAULT_QUERY_OPTIONS, MAX_REDIRECTS, type QueryOptions } from "../http/query-options.js";
 
 export const PROTOCOL_VERSION = 1;
@@ -11,7 +11,7 @@ export const GREETING_PREFIX = `HEADWIRE/${PROTOCOL_VERSION}`;
 export type CacheOutcome = "HIT" | "MISS" | "STALE" | "REVALIDATED";
 const CACHE_OUTCOMES: readonly CacheOutcome[] = ["HIT", "MISS", "STALE", "REVALIDATED"];
 
-export type LineEvent = { kind: "line"; text: string } | { kind: "error"; error: HeadwireError };
+export type LineEvent = { kind: "line"; text: string } | { kind: "error"; error: HeadwireError<WireErrorCode> };
 
 /**
  * Splits a byte stream into lines. An over-long line yields one LINE_TOO_LONG error and is skipped
@@ -62,7 +62,7 @@ export class LineDecoder {
   }
 }
 
-function tooLong(maxLineBytes: number): HeadwireError {
+function tooLong(maxLineBytes: number): HeadwireError<WireErrorCode> {
   return new HeadwireError("LINE_TOO_LONG", `line longer than ${maxLineBytes} bytes`);
 }
 
@@ -171,7 +171,7 @@ export interface Ticket {
 export type ServerMessage =
   | { kind: "greeting"; server: string }
   | { kind: "ticket"; ticket: Ticket }
-  | { kind: "error"; code: ErrorCode; message: string }
+  | { kind: "error"; code: WireErrorCode; message: string }
   | { kind: "bye" }
   | { kind: "pong" }
   | { kind: "purged"; count: number }
@@ -191,7 +191,8 @@ export function formatTicket(t: Ticket): string {
   );
 }
 
-export function formatError(error: HeadwireError): string {
+/** Only wire codes: a local code (the client's own) never goes on the wire. */
+export function formatError(error: HeadwireError<WireErrorCode>): string {
   // The message is one line of text: no line ends can leak into the stream.
   // Cut by code points, so a character outside the BMP is never split in half.
   const message = Array.from(error.message.replace(/[\u0000-\u001f\u007f]+/g, " "))
@@ -225,6 +226,8 @@ export function parseServerMessage(line: string): ServerMessage {
     const sp = rest.indexOf(" ");
     const code = sp === -1 ? rest : rest.slice(0, sp);
     if (!isErrorCode(code)) throw protocolError("unknown error code", line);
+    // A client's own codes say what happened on its side; a server claiming one is lying or broken.
+    if (!isWireErrorCode(code)) throw protocolError("local error code from the server", line);
     return { kind: "error", code, message: sp === -1 ? ERROR_CODES[code] : rest.slice(sp + 1) };
   }
   if (head === "TICKET") return { kind: "ticket", ticket: parseTicketFields(rest, line) };

@@ -3,7 +3,7 @@
  * timeout, or when the server shuts down. Bad input gets an ERROR line and the session goes on.
  */
 import type { Socket } from "node:net";
-import { HeadwireError, toHeadwireError } from "../errors.js";
+import { HeadwireError, toWireError, type WireErrorCode } from "../errors.js";
 import type { QueryOptions } from "../http/query-options.js";
 import {
   AUTHORIZED_LINE,
@@ -118,7 +118,7 @@ export class ControlSession {
     try {
       message = parseClientMessage(line);
     } catch (error) {
-      const failure = toHeadwireError(error, "BAD_REQUEST");
+      const failure = toWireError(error, "BAD_REQUEST");
       return this.reply(async () => formatError(failure));
     }
     if (message.kind === "ping") return this.reply(async () => PONG_LINE);
@@ -154,7 +154,7 @@ export class ControlSession {
     this.pendingReplies++;
     this.updateReading();
     const answer = produce().catch((error: unknown) => {
-      if (error instanceof HeadwireError) return formatError(error);
+      if (error instanceof HeadwireError) return formatError(toWireError(error, "INTERNAL_ERROR"));
       this.handler.internalError(error, this.context);
       return formatError(new HeadwireError("INTERNAL_ERROR"));
     });
@@ -185,7 +185,7 @@ export class ControlSession {
   }
 
   /** Ends the session after the replies already promised, with an optional last ERROR line. */
-  end(reason?: HeadwireError): void {
+  end(reason?: HeadwireError<WireErrorCode>): void {
     if (this.ending) return;
     this.ending = true;
     this.tail = this.tail.then(() => {

@@ -35,14 +35,14 @@ export interface HeaderServiceOptions {
   negativeTtlMs: number;
   /** How long a fleet-wide fill claim lasts, and so how long other servers wait for it. */
   fillLockMs: number;
+  /** Distinct failing URLs remembered at once (negative caching). */
+  maxRememberedFailures: number;
   now: () => number;
   /** Told once when the store fails and once when it works again. */
   log: (message: string) => void;
 }
 
 const FILL_POLL_MS = 20;
-/** Distinct failing URLs remembered at once (negative caching). */
-const MAX_REMEMBERED_FAILURES = 10_000;
 
 export class HeaderService {
   private readonly inFlight = new Map<string, Promise<HeaderAnswer>>();
@@ -210,7 +210,7 @@ export class HeaderService {
 
   /**
    * Every failure lives negativeTtlMs, so the map's insertion order is expiry order: expired ones
-   * are dropped from the front, and the oldest beyond MAX_REMEMBERED_FAILURES too. O(1) amortized,
+   * are dropped from the front, and the oldest beyond maxRememberedFailures too. O(1) amortized,
    * however many distinct URLs fail.
    */
   private rememberFailure(key: string, error: HeadwireError): void {
@@ -218,7 +218,7 @@ export class HeaderService {
     this.failures.delete(key);
     this.failures.set(key, { error, untilMs: now + this.options.negativeTtlMs });
     for (const [oldest, failure] of this.failures) {
-      if (failure.untilMs > now && this.failures.size <= MAX_REMEMBERED_FAILURES) break;
+      if (failure.untilMs > now && this.failures.size <= this.options.maxRememberedFailures) break;
       this.failures.delete(oldest);
     }
   }

@@ -29,15 +29,8 @@ export interface ServerLog {
   (message: string): void;
 }
 
+/** Settings (src/config/settings.ts) and the parts a caller may inject instead of the real ones. */
 export interface HeadwireServerOptions extends Partial<ServerConfig> {
-  /** Outbound guard: allow loopback and private origins (tests, demo, private deployments). */
-  allowPrivate?: boolean;
-  /** Outbound guard: CIDR ranges to allow on top of public addresses. */
-  allow?: string[];
-  /** Skip TLS certificate verification towards origins. */
-  insecureTls?: boolean;
-  /** PEM file of extra certificate authorities trusted for origins. */
-  caFile?: string;
   log?: ServerLog;
   /** Replaces the origin fetcher (a benchmark's floor, say). */
   fetcher?: HeaderFetcher;
@@ -93,11 +86,12 @@ export class HeadwireServer {
     });
     this.service = new HeaderService({
       store: this.store,
-      fetcher: options.fetcher ?? originFetcher(options, this.config),
+      fetcher: options.fetcher ?? originFetcher(this.config),
       freshness,
       maxEntryBytes: this.config.cacheMaxEntryBytes,
       negativeTtlMs: this.config.negativeTtlMs,
       fillLockMs: this.config.fillLockMs,
+      maxRememberedFailures: this.config.negativeCacheEntries,
       now,
       log: this.log,
     });
@@ -111,8 +105,8 @@ export class HeadwireServer {
       advertiseHost: this.config.advertiseHost,
       dataPort: () => this.dataPort,
       adminToken: this.config.adminToken,
-      urlMemoEntries: URL_MEMO_ENTRIES,
-      urlMemoBytes: URL_MEMO_BYTES,
+      urlMemoEntries: this.config.urlMemoEntries,
+      urlMemoBytes: this.config.urlMemoBytes,
       log: this.log,
     });
   }
@@ -234,18 +228,14 @@ export class HeadwireServer {
   }
 }
 
-/** URL memo bounds (QueryHandler). */
-const URL_MEMO_ENTRIES = 10_000;
-const URL_MEMO_BYTES = 4 * 1024 * 1024;
-
 /** The real origin fetcher: DNS, the outbound guard, TCP/TLS. Its CA file is read here, at construction. */
-function originFetcher(options: HeadwireServerOptions, config: ServerConfig): OriginFetcher {
+function originFetcher(config: ServerConfig): OriginFetcher {
   let ca: string | undefined;
-  if (options.caFile) {
+  if (config.caFile) {
     try {
-      ca = readFileSync(options.caFile, "utf8");
+      ca = readFileSync(config.caFile, "utf8");
     } catch (error) {
-      throw new ConfigError(`server.caFile ${options.caFile} cannot be read: ${(error as Error).message}`);
+      throw new ConfigError(`server.caFile ${config.caFile} cannot be read: ${(error as Error).message}`);
     }
   }
   return new OriginFetcher({
@@ -253,8 +243,8 @@ function originFetcher(options: HeadwireServerOptions, config: ServerConfig): Or
     headerTimeoutMs: config.headerTimeoutMs,
     maxHeaderBytes: config.maxHeaderBytes,
     userAgent: `headwire/${VERSION}`,
-    guard: new OutboundGuard({ allowPrivate: options.allowPrivate ?? false, allow: options.allow ?? [] }),
-    insecureTls: options.insecureTls ?? false,
+    guard: new OutboundGuard({ allowPrivate: config.allowPrivate, allow: [...config.allow] }),
+    insecureTls: config.insecureTls,
     // --ca-file adds to the system's trusted CAs; it does not replace them.
     ...(ca ? { ca: [...tls.rootCertificates, ca].join("\n") } : {}),
   });

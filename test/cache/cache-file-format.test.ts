@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { CacheFileError, parseCache, serializeCache } from "../../src/cache/cache-file-format.js";
+import { parseCache, serializeCache } from "../../src/cache/cache-file-format.js";
+import { CacheFileError } from "../../src/errors.js";
 import type { CacheEntry } from "../../src/cache/cache-store.js";
 
 const entryArbitrary: fc.Arbitrary<CacheEntry> = fc

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { CacheFileOwnedError } from "../../src/cache/cache-file.js";
+import { CacheFileOwnedError } from "../../src/errors.js";
 import { FileCacheStore, type FileCacheStoreOptions } from "../../src/cache/file-cache-store.js";
 import { tempDir } from "../helpers.js";
 import { awkwardEntry, cacheStoreContract } from "./cache-store-contract.js";

@@ -62,6 +62,17 @@ test("client: a server that is down gives a clear message and exit code 3", asyn
   assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
 });
 
+test("client: a setting out of its bounds is bad usage (exit 2) with the setting's message, before connecting", async (t) => {
+  const dir = await tempDir(t);
+  const result = await run(["client", "--chunk-timeout-ms", "5", "www.twitch.tv"], { cwd: dir });
+  assert.equal(result.code, 2);
+  assert.match(
+    result.stderr,
+    /client\.chunkTimeoutMs must be from client\.minChunkTimeoutMs \(20\) to client\.maxChunkTimeoutMs \(1000\), got 5/,
+  );
+  assert.doesNotMatch(result.stderr, /SERVER_UNREACHABLE/);
+});
+
 test("client: a server that closes mid-session gives a clear message and exit code 3", async (t) => {
   const dir = await tempDir(t);
   // A server that greets, reads one query, and drops the connection.

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parseCache } from "../../src/cache/cache-file-format.js";
-import { CacheFileOwnedError } from "../../src/cache/cache-file.js";
+import { CacheFileOwnedError } from "../../src/errors.js";
 import { HeadwireClient } from "../../src/client/headwire-client.js";
 import { CraftedOrigin } from "../../src/demo/crafted-origin.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";

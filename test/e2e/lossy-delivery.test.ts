@@ -104,7 +104,7 @@ test("when delivery finally fails: a clear error, no file at all, and the sessio
   const { dir, origin, server, relay } = await lossySetup(t, routes, { loss: 1 });
   const outDir = join(dir, "out");
   const client = await HeadwireClient.connect(
-    { serverPort: server.controlPort, outDir, chunkTimeoutMs: 10, maxDeliveryAttempts: 3 },
+    { serverPort: server.controlPort, outDir, chunkTimeoutMs: 20, maxDeliveryAttempts: 3 },
     undefined,
     relay.address,
   );

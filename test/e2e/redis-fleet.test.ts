@@ -435,6 +435,7 @@ test("a fill that completes between another server's miss and its claim is not f
       maxEntryBytes: 65_536,
       negativeTtlMs: 0,
       fillLockMs: 5000,
+      maxRememberedFailures: 10_000,
       now: Date.now,
       log: () => {},
     });

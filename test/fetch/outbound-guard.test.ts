@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError } from "../../src/config.js";
+import { ConfigError } from "../../src/errors.js";
 import { HeadwireError } from "../../src/errors.js";
 import { OutboundGuard } from "../../src/fetch/outbound-guard.js";
 

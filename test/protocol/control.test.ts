@@ -1,7 +1,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { HeadwireError, isErrorCode, ERROR_CODES, type ErrorCode } from "../../src/errors.js";
+import {
+  HeadwireError,
+  isErrorCode,
+  isWireErrorCode,
+  ERROR_CODES,
+  LOCAL_ERROR_CODES,
+  WIRE_ERROR_CODES,
+  type ErrorCode,
+  type LocalErrorCode,
+  type WireErrorCode,
+} from "../../src/errors.js";
 import { DEFAULT_QUERY_OPTIONS, MAX_REDIRECTS } from "../../src/http/query-options.js";
 import {
   BYE_LINE,
@@ -297,7 +307,7 @@ test("parseServerMessage rejects malformed tickets", () => {
 });
 
 test("formatError → parseServerMessage round trip, with line ends neutralised", () => {
-  const code = fc.constantFrom(...(Object.keys(ERROR_CODES) as ErrorCode[]));
+  const code = fc.constantFrom(...(Object.keys(WIRE_ERROR_CODES) as WireErrorCode[]));
   fc.assert(
     fc.property(code, fc.string({ maxLength: 600 }), (c, message) => {
       const line = formatError(new HeadwireError(c, message));
@@ -323,7 +333,7 @@ test("formatError → parseServerMessage round trip, with line ends neutralised"
 });
 
 test("an error line survives the wire: bytes → LineDecoder → parseServerMessage", () => {
-  const code = fc.constantFrom(...(Object.keys(ERROR_CODES) as ErrorCode[]));
+  const code = fc.constantFrom(...(Object.keys(WIRE_ERROR_CODES) as WireErrorCode[]));
   // Longer than formatError's 512 code points: the cut never splits a character.
   fc.assert(
     fc.property(code, fc.string({ unit: "binary", maxLength: 600 }), (c, message) => {
@@ -360,6 +370,31 @@ test("every error code is known to isErrorCode, and nothing else is", () => {
   for (const code of Object.keys(ERROR_CODES)) assert.ok(isErrorCode(code));
   assert.ok(!isErrorCode("toString"));
   assert.ok(!isErrorCode("__proto__"));
+});
+
+test("wire and local codes: two disjoint halves of every code", () => {
+  const wire = Object.keys(WIRE_ERROR_CODES);
+  const local = Object.keys(LOCAL_ERROR_CODES);
+  assert.deepEqual([...wire, ...local].sort(), Object.keys(ERROR_CODES).sort());
+  for (const code of wire) assert.ok(isWireErrorCode(code), code);
+  for (const code of local) assert.ok(!isWireErrorCode(code), code);
+  assert.ok(isWireErrorCode("INTERNAL_ERROR"));
+});
+
+test("parseServerMessage refuses a client's own (local) code from a server", () => {
+  for (const code of Object.keys(LOCAL_ERROR_CODES) as LocalErrorCode[]) {
+    const line = `ERROR ${code} something happened`;
+    assertCode(() => parseServerMessage(line), "PROTOCOL_ERROR", line);
+    assert.throws(() => parseServerMessage(line), /local error code from the server/);
+  }
+});
+
+test("formatError takes wire codes only (checked by the compiler)", () => {
+  // @ts-expect-error: WRITE_FAILED is a local code, a server cannot send it.
+  const line = formatError(new HeadwireError("WRITE_FAILED"));
+  // Nothing stops it at run time: the compiler is the check, and the client refuses it.
+  assertCode(() => parseServerMessage(line.trimEnd()), "PROTOCOL_ERROR");
+  assert.equal(formatError(new HeadwireError("INTERNAL_ERROR", "oops")), "ERROR INTERNAL_ERROR oops\n");
 });
 
 function assertCode(fn: () => unknown, code: ErrorCode, label?: string): void {

@@ -1,0 +1,400 @@
+/**
+ * Every setting of headwire, each written once: its kind and bounds, default, flag, environment
+ * variable and help. The config types, the defaults, the checks, the `headwire server` options
+ * and the README's table are all derived from here (src/config/schema.ts says how).
+ *
+ * Units are in the names (`ticketTtlMs`, `maxHeaderBytes`). A flag is derived from the name
+ * (`ticketTtlMs` → `--ticket-ttl-ms`, HEADWIRE_TICKET_TTL_MS) unless given; the given ones are
+ * older than the rule and documented, so they stay.
+ */
+import type { SettingsTable } from "./schema.js";
+
+export const DEFAULT_CONTROL_PORT = 50366;
+export const DEFAULT_DATA_PORT = 50367;
+
+const REDIS_URL = /^rediss?:\/\/[^/\s]+(\/\d{1,2})?$/;
+const MIN_ADMIN_TOKEN_CHARS = 16;
+const DAY_MS = 86_400_000;
+const MiB = 1024 * 1024;
+
+export const SERVER_SETTINGS = {
+  host: {
+    kind: "string",
+    default: "::",
+    flag: "--host <address>",
+    help: 'address both ports bind to ("::" is IPv6 and IPv4 where the system allows)',
+  },
+  controlPort: {
+    kind: "integer",
+    min: 0,
+    max: 65535,
+    default: DEFAULT_CONTROL_PORT,
+    flag: "-p, --port <port>",
+    help: "TCP control port (0: ephemeral)",
+  },
+  dataPort: {
+    kind: "integer",
+    min: 0,
+    max: 65535,
+    default: DEFAULT_DATA_PORT,
+    flag: "--data-port <port>",
+    help: "UDP data port (0: ephemeral)",
+  },
+  /** Empty: tickets name the address the TCP session reached. */
+  advertiseHost: {
+    kind: "string",
+    default: "",
+    flag: "--advertise <host>",
+    defaultText: "the address the client reached",
+    help: "host clients send UDP to (behind NAT or a load balancer)",
+  },
+  cacheFile: {
+    kind: "string",
+    default: "cache.txt",
+    flag: "--cache-file <path>",
+    help: "persisted cache (when the cache is in memory)",
+    check: (path) => (path === "" ? "must be a non-empty path" : undefined),
+  },
+  cacheMaxEntries: {
+    kind: "integer",
+    min: 0,
+    max: 10_000_000,
+    default: 1000,
+    flag: "--cache-entries <n>",
+    help: "entries kept in the LRU cache (1000 headers is a few MiB)",
+  },
+  cacheUrl: {
+    kind: "string",
+    default: "",
+    flag: "--cache <url>",
+    defaultText: "memory + --cache-file",
+    help: "where the cache lives: redis://HOST:PORT/DB for a fleet's shared cache (docs/operations.md), memory for this process only",
+    check: (url) =>
+      url === "" || url === "memory" || REDIS_URL.test(url)
+        ? undefined
+        : `must be empty, memory or redis://HOST:PORT/DB, got ${JSON.stringify(url)}`,
+  },
+  cacheMaxBytes: {
+    kind: "integer",
+    min: 0,
+    max: 64 * 1024 * MiB,
+    default: 64 * MiB,
+    help: "header bytes kept in the LRU cache in all",
+  },
+  cacheMaxEntryBytes: {
+    kind: "integer",
+    min: 0,
+    max: 16 * MiB,
+    default: 256 * 1024,
+    help: "larger headers are delivered but not cached",
+  },
+  /** RFC 9111 §4.2.2 lets a cache choose this lifetime (heuristic freshness). */
+  defaultTtlMs: {
+    kind: "integer",
+    min: 0,
+    max: 365 * DAY_MS,
+    default: 300_000,
+    help: "lifetime of responses without freshness information",
+  },
+  maxStaleMs: {
+    kind: "integer",
+    min: 0,
+    max: 365 * DAY_MS,
+    default: 3_600_000,
+    help: "serve stale (STALE) this long past freshness when the origin fails",
+  },
+  negativeTtlMs: {
+    kind: "integer",
+    min: 0,
+    max: 3_600_000,
+    default: 2_000,
+    help: "an origin failure is remembered and shared this long",
+  },
+  fillLockMs: {
+    kind: "integer",
+    min: 1,
+    max: 600_000,
+    default: 5_000,
+    help: "fleet: how long one server may claim a URL's fetch",
+  },
+  persistDelayMs: {
+    kind: "integer",
+    min: 0,
+    max: 600_000,
+    default: 200,
+    help: "cache file written this long after a change (batched)",
+  },
+  /** Set it false when a proxy on this host forwards remote clients: they would all look local. */
+  loopbackIsAdmin: {
+    kind: "boolean",
+    default: true,
+    flag: "--no-loopback-admin",
+    env: false,
+    defaultText: "loopback is admin",
+    help: "loopback sessions need AUTH for admin commands too (a local proxy forwards clients)",
+  },
+  adminToken: {
+    kind: "string",
+    default: "",
+    flag: "--admin-token <token>",
+    help: `lets remote sessions AUTH <token> and PURGE (≥ ${MIN_ADMIN_TOKEN_CHARS} characters)`,
+    check: (token) =>
+      token === "" || token.length >= MIN_ADMIN_TOKEN_CHARS
+        ? undefined
+        : `must be empty or at least ${MIN_ADMIN_TOKEN_CHARS} characters`,
+  },
+  maxQueuedQueriesPerSession: {
+    kind: "integer",
+    min: 1,
+    max: 10_000,
+    default: 32,
+    help: "pipelined queries one session may have waiting",
+  },
+  /** Keeps a fast client from holding ticketTtlMs × its query rate of headers in memory. */
+  maxTicketsPerSession: {
+    kind: "integer",
+    min: 1,
+    max: 100_000,
+    default: 64,
+    help: "live tickets per session; a new one revokes the oldest",
+  },
+  /** A burst of requests from many clients must fit. */
+  dataReceiveBufferBytes: {
+    kind: "integer",
+    min: 65_536,
+    max: 1024 * MiB,
+    default: 4 * MiB,
+    help: "kernel receive queue of the UDP socket",
+  },
+  ticketTtlMs: {
+    kind: "integer",
+    min: 1,
+    max: 3_600_000,
+    default: 10_000,
+    help: "how long a delivery ticket can be collected over UDP",
+  },
+  /** Unless a query of the session is being answered. */
+  idleTimeoutMs: {
+    kind: "integer",
+    min: 1,
+    max: DAY_MS,
+    default: 300_000,
+    help: "sessions without a complete line this long are closed (IDLE_TIMEOUT)",
+  },
+  maxSessions: {
+    kind: "integer",
+    min: 1,
+    max: 1_000_000,
+    default: 20_000,
+    help: "sessions at once; more get SERVER_BUSY",
+  },
+  maxLineBytes: {
+    kind: "integer",
+    min: 64,
+    max: 1_048_576,
+    default: 8192,
+    help: "longest control line, newline excluded",
+  },
+  connectTimeoutMs: {
+    kind: "integer",
+    min: 1,
+    max: 600_000,
+    default: 5_000,
+    help: "connect timeout towards origins",
+  },
+  headerTimeoutMs: {
+    kind: "integer",
+    min: 1,
+    max: 600_000,
+    default: 10_000,
+    help: "time allowed for an origin's whole header after connecting",
+  },
+  maxHeaderBytes: {
+    kind: "integer",
+    min: 1024,
+    max: 16 * MiB,
+    default: 256 * 1024,
+    help: "largest header accepted from an origin (and so delivered)",
+  },
+  /** 1200 keeps clear of IP fragmentation on any path (IPv6's minimum MTU is 1280). */
+  maxDatagramBytes: {
+    kind: "integer",
+    min: 256,
+    max: 65_507,
+    default: 1200,
+    help: "largest UDP payload sent",
+  },
+  /** Bytes sent for one ticket stay within retransmitBudget × (header bytes + 40 × chunks). */
+  retransmitBudget: {
+    kind: "integer",
+    min: 1,
+    max: 64,
+    default: 4,
+    help: "full deliveries one ticket may cost at most",
+  },
+  shutdownGraceMs: {
+    kind: "integer",
+    min: 0,
+    max: 600_000,
+    default: 10_000,
+    help: "longest wait for in-flight work at shutdown",
+  },
+  /** Past it the shared cache counts as unavailable and the origin is asked directly. */
+  redisCommandTimeoutMs: {
+    kind: "integer",
+    min: 1,
+    max: 60_000,
+    default: 1000,
+    help: "fleet: time allowed for one Redis command",
+  },
+  /** Parsing a URL costs more than the rest of a cached lookup, so recent inputs are remembered. */
+  urlMemoEntries: {
+    kind: "integer",
+    min: 1,
+    max: 1_000_000,
+    default: 10_000,
+    help: "parsed URLs remembered",
+  },
+  /** Counted as the lengths of the input and the normalized URL: long URLs cannot make the memo large. */
+  urlMemoBytes: {
+    kind: "integer",
+    min: 1024,
+    max: 1024 * MiB,
+    default: 4 * MiB,
+    help: "bytes of URLs in the parsed-URL memo in all",
+  },
+  negativeCacheEntries: {
+    kind: "integer",
+    min: 1,
+    max: 10_000_000,
+    default: 10_000,
+    help: "distinct failing URLs remembered at once",
+  },
+  /** The outbound guard (src/fetch/outbound-guard.ts); the demo and tests need it, origins on loopback. */
+  allowPrivate: {
+    kind: "boolean",
+    default: false,
+    flag: "--allow-private",
+    env: false,
+    help: "let origins be loopback or private addresses (never on a public server)",
+  },
+  /** CIDR ranges; the outbound guard checks their syntax. */
+  allow: {
+    kind: "list",
+    default: [],
+    flag: "--allow <cidr...>",
+    env: false,
+    help: "let origins be in these CIDR ranges too (e.g. 10.1.2.0/24)",
+  },
+  insecureTls: {
+    kind: "boolean",
+    default: false,
+    flag: "--insecure",
+    env: false,
+    help: "do not verify origins' TLS certificates",
+  },
+  /** Added to the system's trusted CAs, not in their place. */
+  caFile: {
+    kind: "string",
+    default: "",
+    flag: "--ca-file <path>",
+    env: false,
+    help: "PEM file of extra CAs trusted for origins",
+  },
+} as const satisfies SettingsTable;
+
+/** The client's settings; most have no flag of their own (`--server` sets serverHost and serverPort). */
+export const CLIENT_SETTINGS = {
+  serverHost: {
+    kind: "string",
+    default: "127.0.0.1",
+    flag: false,
+    help: "host of the headwire server",
+    check: (host) => (host === "" ? "must not be empty" : undefined),
+  },
+  serverPort: {
+    kind: "integer",
+    min: 1,
+    max: 65535,
+    default: DEFAULT_CONTROL_PORT,
+    flag: false,
+    help: "control port of the headwire server",
+  },
+  outDir: {
+    kind: "string",
+    default: ".",
+    flag: "-o, --out <dir>",
+    env: false,
+    help: "directory the header files are written to (created if missing)",
+  },
+  connectTimeoutMs: {
+    kind: "integer",
+    min: 1,
+    max: 600_000,
+    default: 5_000,
+    flag: false,
+    help: "time allowed to open the control connection",
+  },
+  /** The server may fetch from the origin meanwhile. */
+  replyTimeoutMs: {
+    kind: "integer",
+    min: 1,
+    max: 3_600_000,
+    default: 30_000,
+    env: false,
+    help: "wait for the server's reply to a query",
+  },
+  /**
+   * Once chunks arrive the wait adapts to the measured round-trip time (RFC 6298's estimator),
+   * between minChunkTimeoutMs and maxChunkTimeoutMs, and doubles on each silent round.
+   */
+  chunkTimeoutMs: {
+    kind: "integer",
+    min: 1,
+    max: 60_000,
+    default: 200,
+    env: false,
+    help: "wait before asking again for lost UDP chunks",
+  },
+  minChunkTimeoutMs: {
+    kind: "integer",
+    min: 1,
+    max: 60_000,
+    default: 20,
+    flag: false,
+    help: "shortest wait for lost chunks, however short the round trip",
+  },
+  maxChunkTimeoutMs: {
+    kind: "integer",
+    min: 1,
+    max: 60_000,
+    default: 1000,
+    flag: false,
+    help: "longest wait for lost chunks, however many silent rounds",
+  },
+  maxDeliveryAttempts: {
+    kind: "integer",
+    min: 1,
+    max: 1000,
+    default: 12,
+    flag: false,
+    help: "requests for missing chunks before delivery is given up",
+  },
+  windowChunks: {
+    kind: "integer",
+    min: 1,
+    max: 4096,
+    default: 32,
+    flag: false,
+    help: "chunks asked for at once (the receive window)",
+  },
+  /** A hostile server cannot make the client allocate more. */
+  maxHeaderBytes: {
+    kind: "integer",
+    min: 1024,
+    max: 1024 * MiB,
+    default: 16 * MiB,
+    flag: false,
+    help: "largest header the client accepts a ticket for",
+  },
+} as const satisfies SettingsTable;
