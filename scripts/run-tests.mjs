@@ -51,5 +51,8 @@ if (files.length === 0) {
   console.error("run-tests: no test files matched");
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ["--test", "--test-concurrency=2", ...files], { stdio: "inherit" });
+// A test that hangs fails after 3 minutes with its name, instead of holding CI until its limit.
+const result = spawnSync(process.execPath, ["--test", "--test-concurrency=2", "--test-timeout=180000", ...files], {
+  stdio: "inherit",
+});
 process.exit(result.status ?? 1);

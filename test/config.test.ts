@@ -70,8 +70,9 @@ test("strings: their own checks, and a string is required", () => {
   assertRefused(() => resolveServerConfig({ cacheFile: "" }), "server.cacheFile must be a non-empty path");
   assertRefused(
     () => resolveServerConfig({ cacheUrl: "http://10.0.0.5:6379" }),
-    'server.cacheUrl must be empty or redis://HOST:PORT/DB, got "http://10.0.0.5:6379"',
+    'server.cacheUrl must be empty, memory or redis://HOST:PORT/DB, got "http://10.0.0.5:6379"',
   );
+  assert.equal(resolveServerConfig({ cacheUrl: "memory" }).cacheUrl, "memory");
   assert.equal(resolveServerConfig({ cacheUrl: "redis://10.0.0.5:6379/0" }).cacheUrl, "redis://10.0.0.5:6379/0");
   assert.equal(
     resolveServerConfig({ cacheUrl: "rediss://cache.example:6380" }).cacheUrl,

@@ -253,12 +253,15 @@ async function runClient(urls: string[], opts: ClientOptions, settings: Partial<
       await runPrompt({ client, runQuery, style: styleFor(process.stdout), historyFile: historyFilePath() });
     } else {
       const lines = createInterface({ input: process.stdin, terminal: false });
-      // A server that goes away while we wait for input ends the session at once.
-      void client.closed.then(() => {
-        if (!ending) lines.close();
-      });
-      for await (const raw of lines) {
-        const line = raw.trim();
+      // A server that goes away while we wait for input ends the session at once: each wait for
+      // the next line races the session's end (closing readline from outside while its iterator
+      // is between two lines is not a reliable way to stop it).
+      const input = lines[Symbol.asyncIterator]();
+      const sessionOver = client.closed.then(() => ({ done: true as const, value: undefined }));
+      for (;;) {
+        const next = await Promise.race([input.next(), sessionOver]);
+        if (next.done) break;
+        const line = next.value.trim();
         if (END_WORDS.has(line.toLowerCase())) break;
         if (line !== "") await runQuery(line);
       }
