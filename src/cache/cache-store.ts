@@ -48,8 +48,8 @@ export interface CacheStore {
   stats(): Promise<CacheStoreStats>;
   /** Makes every change so far durable (the file store writes it); resolves when done. */
   flush(): Promise<void>;
-  /** Flushes, then gives up what the store holds (file lock, connection). */
-  close(): Promise<void>;
+  /** Flushes, then gives up what the store holds (file lock, connection); says what became of it, for the log. */
+  close(): Promise<string>;
   /**
    * Fleet-wide coalescing (optional): claims the right to fetch `key` for lockMs. A store shared
    * by several servers answers false while another server holds it.

@@ -104,9 +104,10 @@ export class FileCacheStore implements CacheStore {
     return this.writing;
   }
 
-  async close(): Promise<void> {
+  async close(): Promise<string> {
     await this.flush();
     await this.release();
+    return `persisted to ${this.options.path} (${this.size} entries)`;
   }
 
   /** Entries held now (the offline `headwire cache` commands print it). */

@@ -97,7 +97,9 @@ export class MemoryCacheStore implements CacheStore {
 
   async flush(): Promise<void> {}
 
-  async close(): Promise<void> {}
+  async close(): Promise<string> {
+    return `in memory, not persisted (${this.snapshot().length} entries dropped)`;
+  }
 
   /** Live entries from least to most recently used, without touching recency. */
   snapshot(): CacheEntry[] {

@@ -139,17 +139,19 @@ export class RedisCacheStore implements CacheStore {
   }
 
   /** Lets commands already sent finish (QUIT), or just drops the connection when it is down. */
-  async close(): Promise<void> {
+  async close(): Promise<string> {
     if (this.redis.status === "ready") {
       try {
         await this.redis.quit();
-        return;
+        return `${this.options.url}: disconnected`;
       } catch {
         // the connection went down meanwhile
       }
     }
     this.redis.disconnect();
+    return `${this.options.url}: disconnected`;
   }
+
 }
 
 /** `<status> <storedAtMs>\n<header bytes>`; anything else (a foreign value) reads as absent. */

@@ -16,7 +16,7 @@
 import { promises as dns } from "node:dns";
 import net from "node:net";
 import tls from "node:tls";
-import { HeadwireError, toHeadwireError, type ErrorCode } from "../errors.js";
+import { ConfigError, HeadwireError, toHeadwireError, type ErrorCode } from "../errors.js";
 import type { ConditionalFields } from "../http/conditional.js";
 import { HeaderBlockScanner } from "../http/header-block.js";
 import type { HttpMethod, QueryOptions } from "../http/query-options.js";
@@ -77,9 +77,9 @@ export class OriginFetcher {
     checkPositiveInteger("headerTimeoutMs", options.headerTimeoutMs);
     checkPositiveInteger("maxHeaderBytes", options.maxHeaderBytes);
     if (typeof options.userAgent !== "string" || !isSendableFieldValue(options.userAgent)) {
-      throw new TypeError("options.userAgent must be non-empty printable ASCII text");
+      throw new ConfigError("options.userAgent must be non-empty printable ASCII text");
     }
-    if (options.guard === undefined) throw new TypeError("options.guard is required");
+    if (options.guard === undefined) throw new ConfigError("options.guard is required");
     this.options = { insecureTls: false, lookup: systemLookup, ...options };
   }
 
@@ -326,6 +326,6 @@ function errorCode(error: unknown): string | undefined {
 
 function checkPositiveInteger(name: string, value: unknown): void {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
-    throw new RangeError(`options.${name} must be a positive integer, got ${String(value)}`);
+    throw new ConfigError(`options.${name} must be a positive integer, got ${String(value)}`);
   }
 }

@@ -22,6 +22,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket, type SocketType } from "node:dgram";
 import { isIP } from "node:net";
+import { ConfigError } from "../errors.js";
 
 export interface UdpAddress {
   host: string;
@@ -368,31 +369,31 @@ function resolveOptions(options: LossyRelayOptions): ResolvedOptions {
   const probability = (name: string, value: number | undefined): number => {
     if (value === undefined) return 0;
     if (typeof value !== "number" || !(value >= 0 && value <= 1)) {
-      throw new RangeError(`options.${name} must be a probability from 0 to 1, got ${String(value)}`);
+      throw new ConfigError(`options.${name} must be a probability from 0 to 1, got ${String(value)}`);
     }
     return value;
   };
   const { target } = options;
   if (typeof target?.host !== "string" || isIP(target.host) === 0) {
-    throw new RangeError(`options.target.host must be an IP address, got ${String(target?.host)}`);
+    throw new ConfigError(`options.target.host must be an IP address, got ${String(target?.host)}`);
   }
   if (!isPort(target.port) || target.port === 0) {
-    throw new RangeError(`options.target.port must be an integer from 1 to 65535, got ${String(target.port)}`);
+    throw new ConfigError(`options.target.port must be an integer from 1 to 65535, got ${String(target.port)}`);
   }
   if (!Number.isInteger(options.seed)) {
-    throw new RangeError(`options.seed must be an integer, got ${String(options.seed)}`);
+    throw new ConfigError(`options.seed must be an integer, got ${String(options.seed)}`);
   }
   const host = options.host ?? "127.0.0.1";
-  if (isIP(host) === 0) throw new RangeError(`options.host must be an IP address, got ${String(host)}`);
+  if (isIP(host) === 0) throw new ConfigError(`options.host must be an IP address, got ${String(host)}`);
   const port = options.port ?? 0;
-  if (!isPort(port)) throw new RangeError(`options.port must be an integer from 0 to 65535, got ${String(port)}`);
+  if (!isPort(port)) throw new ConfigError(`options.port must be an integer from 0 to 65535, got ${String(port)}`);
   const delayMs = options.delayMs ?? null;
   if (delayMs !== null && !(isDelay(delayMs.min) && isDelay(delayMs.max) && delayMs.min <= delayMs.max)) {
-    throw new RangeError(`options.delayMs must be integers with 0 <= min <= max, got ${JSON.stringify(delayMs)}`);
+    throw new ConfigError(`options.delayMs must be integers with 0 <= min <= max, got ${JSON.stringify(delayMs)}`);
   }
   const reorderHoldMs = options.reorderHoldMs ?? 50;
   if (!isDelay(reorderHoldMs) || reorderHoldMs < 1) {
-    throw new RangeError(`options.reorderHoldMs must be a positive integer, got ${String(reorderHoldMs)}`);
+    throw new ConfigError(`options.reorderHoldMs must be a positive integer, got ${String(reorderHoldMs)}`);
   }
   return {
     target: { host: target.host, port: target.port },

@@ -219,12 +219,11 @@ export class HeadwireServer {
     for (const session of this.sessions.values()) session.end(new HeadwireError("SHUTTING_DOWN"));
     await sessionsDrained();
     for (const session of this.sessions.values()) session.destroy();
-    await this.store.close();
+    const cache = await this.store.close();
     this.tickets.close();
     await this.data?.close();
     await new Promise<void>((resolve) => (this.control ? this.control.close(() => resolve()) : resolve()));
-    const { kind, entries } = await this.store.stats().catch(() => ({ kind: this.store.kind, entries: undefined }));
-    this.log(kind === "file" ? `stopped; cache persisted to ${this.config.cacheFile} (${entries} entries)` : "stopped");
+    this.log(`stopped; cache ${cache}`);
   }
 }
 

@@ -1,0 +1,186 @@
+/**
+ * The header service's cache logic, in milliseconds: a real in-memory store, a scripted fetcher
+ * and a clock the test moves. No sockets: what is checked is which answer each state gives, and
+ * how many times the origin is asked.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { CacheEntry, CacheStore } from "../../src/cache/cache-store.js";
+import { Freshness } from "../../src/cache/freshness.js";
+import { MemoryCacheStore } from "../../src/cache/memory-cache-store.js";
+import { HeadwireError } from "../../src/errors.js";
+import type { FetchResult } from "../../src/fetch/origin-fetcher.js";
+import type { ConditionalFields } from "../../src/http/conditional.js";
+import { DEFAULT_QUERY_OPTIONS } from "../../src/http/query-options.js";
+import { HeaderService, type HeaderFetcher } from "../../src/server/header-service.js";
+import { parseTarget } from "../../src/url/target.js";
+
+const TARGET = parseTarget("example.com/a");
+const GET = DEFAULT_QUERY_OPTIONS;
+const MAX_STALE_MS = 60_000;
+const NEGATIVE_TTL_MS = 2_000;
+
+function header(fields: string, status = "200 OK"): Buffer {
+  return Buffer.from(`HTTP/1.1 ${status}\r\n${fields}\r\n`, "latin1");
+}
+
+/** Answers each fetch with the next scripted response (or throws it), recording what was asked. */
+class ScriptedFetcher implements HeaderFetcher {
+  readonly asked: Array<ConditionalFields | undefined> = [];
+  constructor(private readonly script: Array<FetchResult | Error>) {}
+
+  async fetch(_target: unknown, _options: unknown, conditional?: ConditionalFields): Promise<FetchResult> {
+    this.asked.push(conditional);
+    const next = this.script.shift();
+    if (next === undefined) throw new Error("the test scripted no more responses");
+    if (next instanceof Error) throw next;
+    return next;
+  }
+}
+
+function ok(fields: string, status = 200): FetchResult {
+  return { header: header(fields, status === 304 ? "304 Not Modified" : "200 OK"), status, hops: 1 };
+}
+
+function setup(script: Array<FetchResult | Error>, store?: CacheStore) {
+  const clock = { now: 1_700_000_000_000 };
+  const now = () => clock.now;
+  const fetcher = new ScriptedFetcher(script);
+  const logs: string[] = [];
+  const service = new HeaderService({
+    store: store ?? new MemoryCacheStore({ maxEntries: 100, maxTotalBytes: 1_000_000, now }),
+    fetcher,
+    freshness: new Freshness({ defaultTtlMs: 10_000, maxStaleMs: MAX_STALE_MS, now }),
+    maxEntryBytes: 4096,
+    negativeTtlMs: NEGATIVE_TTL_MS,
+    fillLockMs: 1000,
+    maxRememberedFailures: 100,
+    now,
+    log: (line) => logs.push(line),
+  });
+  return { service, fetcher, clock, logs };
+}
+
+test("a miss is fetched and stored; the next query is a hit without the origin", async () => {
+  const { service, fetcher } = setup([ok("Cache-Control: max-age=60\r\n")]);
+  assert.equal((await service.answer(TARGET, GET)).cache, "MISS");
+  const hit = await service.answer(TARGET, GET);
+  assert.equal(hit.cache, "HIT");
+  assert.equal(hit.entry.key, "http://example.com/a");
+  assert.equal(fetcher.asked.length, 1);
+  assert.equal(service.originFetches, 1);
+});
+
+test("concurrent misses on one key share one origin fetch", async () => {
+  const { service, fetcher } = setup([ok("Cache-Control: max-age=60\r\n")]);
+  const answers = await Promise.all(Array.from({ length: 10 }, () => service.answer(TARGET, GET)));
+  assert.equal(fetcher.asked.length, 1);
+  assert.ok(answers.every((a) => a.cache === "MISS" && a.entry === answers[0]!.entry));
+});
+
+test("a stale entry with a validator is revalidated: a 304 freshens it and merges its fields", async () => {
+  const { service, fetcher, clock } = setup([
+    ok('Cache-Control: max-age=60\r\nETag: "v1"\r\nX-Old: 1\r\n'),
+    ok('Cache-Control: max-age=60\r\nETag: "v1"\r\nX-New: 2\r\n', 304),
+  ]);
+  await service.answer(TARGET, GET);
+  clock.now += 61_000;
+  const answer = await service.answer(TARGET, GET);
+  assert.equal(answer.cache, "REVALIDATED");
+  assert.deepEqual(fetcher.asked[1], { "If-None-Match": '"v1"' });
+  const text = answer.entry.header.toString("latin1");
+  assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(text, /X-Old: 1\r\n/);
+  assert.match(text, /X-New: 2\r\n/);
+  assert.equal((await service.answer(TARGET, GET)).cache, "HIT");
+});
+
+test("past its retention (fresh life + maxStaleMs) an entry is gone: a plain MISS, as with Redis", async () => {
+  const { service, fetcher, clock } = setup([
+    ok('Cache-Control: max-age=60\r\nETag: "v1"\r\n'),
+    ok('Cache-Control: max-age=60\r\nETag: "v2"\r\n'),
+  ]);
+  await service.answer(TARGET, GET);
+  clock.now += 60_000 + MAX_STALE_MS;
+  assert.equal((await service.answer(TARGET, GET)).cache, "MISS");
+  assert.equal(fetcher.asked[1], undefined, "no conditional request: nothing was kept to revalidate");
+});
+
+test("an origin failure serves the stale entry within maxStaleMs", async () => {
+  const { service, clock } = setup([
+    ok("Cache-Control: max-age=60\r\n"),
+    new HeadwireError("CONNECTION_REFUSED", "refused"),
+  ]);
+  const first = await service.answer(TARGET, GET);
+  clock.now += 61_000;
+  const answer = await service.answer(TARGET, GET);
+  assert.equal(answer.cache, "STALE");
+  assert.equal(answer.entry, first.entry);
+});
+
+test("an origin failure is remembered for negativeTtlMs and shared, then asked again", async () => {
+  const { service, fetcher, clock } = setup([
+    new HeadwireError("CONNECTION_REFUSED", "refused"),
+    ok("Cache-Control: max-age=60\r\n"),
+  ]);
+  for (let i = 0; i < 3; i++) {
+    await assert.rejects(
+      service.answer(TARGET, GET),
+      (e: unknown) => (e as HeadwireError).code === "CONNECTION_REFUSED",
+    );
+  }
+  assert.equal(fetcher.asked.length, 1);
+  clock.now += NEGATIVE_TTL_MS;
+  assert.equal((await service.answer(TARGET, GET)).cache, "MISS");
+});
+
+test("a bug of ours (not a HeadwireError) is neither remembered nor answered with a stale entry", async () => {
+  const bug = new TypeError("cannot read properties of undefined");
+  const { service, fetcher, clock } = setup([
+    ok("Cache-Control: max-age=60\r\n"),
+    bug,
+    ok("Cache-Control: max-age=60\r\n"),
+  ]);
+  await service.answer(TARGET, GET);
+  clock.now += 61_000;
+  await assert.rejects(service.answer(TARGET, GET), (e: unknown) => e === bug);
+  assert.equal((await service.answer(TARGET, GET)).cache, "MISS", "the next query asks the origin again");
+  assert.equal(fetcher.asked.length, 3);
+});
+
+test("uncacheable and oversized headers are delivered (MISS) but never stored", async () => {
+  const big = `X-Big: ${"x".repeat(5000)}\r\n`;
+  const { service, fetcher } = setup([
+    ok("Cache-Control: no-store\r\n"),
+    ok("Cache-Control: no-store\r\n"),
+    ok(`Cache-Control: max-age=60\r\n${big}`),
+    ok(`Cache-Control: max-age=60\r\n${big}`),
+  ]);
+  for (let i = 0; i < 2; i++) assert.equal((await service.answer(TARGET, GET)).cache, "MISS");
+  const large = parseTarget("example.com/large");
+  for (let i = 0; i < 2; i++) assert.equal((await service.answer(large, GET)).cache, "MISS");
+  assert.equal(fetcher.asked.length, 4);
+});
+
+test("a failing store is bypassed: answers come from the origin, flagged, and the outage is logged once", async () => {
+  const failing = new MemoryCacheStore({ maxEntries: 10, maxTotalBytes: 10_000 });
+  let down = true;
+  const unavailable = () => Promise.reject(new Error("connection refused"));
+  const store = Object.assign(Object.create(failing) as MemoryCacheStore, {
+    get: (key: string): Promise<CacheEntry | undefined> => (down ? unavailable() : failing.get(key)),
+    set: (entry: CacheEntry, ms: number): Promise<void> => (down ? unavailable() : failing.set(entry, ms)),
+  });
+  const { service, logs } = setup(
+    [ok("Cache-Control: max-age=60\r\n"), ok("Cache-Control: max-age=60\r\n"), ok("Cache-Control: max-age=60\r\n")],
+    store,
+  );
+  for (let i = 0; i < 2; i++) {
+    const answer = await service.answer(TARGET, GET);
+    assert.equal(answer.cache, "MISS");
+    assert.equal(answer.storeUnavailable, true);
+  }
+  assert.equal(logs.filter((line) => /unavailable/.test(line)).length, 1);
+  down = false;
+  assert.equal((await service.answer(TARGET, GET)).storeUnavailable, false);
+  assert.equal(logs.filter((line) => /available again/.test(line)).length, 1);
+});
