@@ -151,7 +151,6 @@ export class RedisCacheStore implements CacheStore {
     this.redis.disconnect();
     return `${this.options.url}: disconnected`;
   }
-
 }
 
 /** `<status> <storedAtMs>\n<header bytes>`; anything else (a foreign value) reads as absent. */
