@@ -19,7 +19,10 @@ function entry(key: string, header: Buffer | string, status = 200): CacheEntry {
   return { key, header: Buffer.from(header as string, "latin1"), status, storedAtMs: 1_588_400_000_123 };
 }
 
-async function connectedStore(url: string, t: { after: (fn: () => Promise<unknown>) => void }): Promise<RedisCacheStore> {
+async function connectedStore(
+  url: string,
+  t: { after: (fn: () => Promise<unknown>) => void },
+): Promise<RedisCacheStore> {
   const store = new RedisCacheStore({ url, commandTimeoutMs: 1000 });
   t.after(() => store.close());
   assert.equal(await store.connect(), true, `connects to ${url}`);
