@@ -47,6 +47,13 @@ if (kind === "headwire") {
     controlPort: 0,
     dataPort: 0,
     allowPrivate: true,
+    // The load generator is one address and the bench origin one host: the abuse limits would
+    // measure themselves. Throughput and cost are measured without them.
+    maxSessionsPerAddress: 1_000_000,
+    queriesPerSecondPerAddress: 0,
+    originConcurrentFetches: 0,
+    originFetchesPerSecond: 0,
+    linesPerSecondPerSession: 1_000_000,
     cacheFile: settings.cacheFile,
     ...(settings.cacheMaxEntries !== undefined ? { cacheMaxEntries: settings.cacheMaxEntries } : {}),
     ...(settings.idleTimeoutMs !== undefined ? { idleTimeoutMs: settings.idleTimeoutMs } : {}),

@@ -19,6 +19,10 @@ export const WIRE_ERROR_CODES = {
   SERVER_BUSY: "The server holds too many sessions or queries; retry later.",
   SHUTTING_DOWN: "The server is shutting down; retry on another server or later.",
   FORBIDDEN: "Admin commands need a session from loopback, or AUTH with the server's admin token.",
+  SESSION_LIMIT: "Too many sessions from your address at once; close one, or retry later.",
+  RATE_LIMITED: "Too many queries from your address; slow down and retry in a second.",
+  TOO_MANY_ERRORS: "The session sent too many bad lines and is closed; fix the client, then reconnect.",
+  ORIGIN_BUSY: "The server is already sending this origin as many requests as it allows; retry later.",
   STORE_UNAVAILABLE: "The server's shared cache store cannot be reached; retry later.",
   INTERNAL_ERROR: "The server failed on its own; this is a bug (logged there), the query can be retried.",
   // Fetching from the origin.

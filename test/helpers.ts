@@ -14,6 +14,32 @@ export async function tempDir(t: { after: (fn: () => Promise<void>) => void }): 
   return dir;
 }
 
+/**
+ * The abuse limits off: every test client is 127.0.0.1 and every test origin is 127.0.0.1, so the
+ * per-address and per-origin limits would measure the test, not the behaviour under test. The
+ * limits have their own tests (test/e2e/abuse-limits.test.ts), which set them.
+ */
+export const UNLIMITED = {
+  maxSessionsPerAddress: 1_000_000,
+  queriesPerSecondPerAddress: 0,
+  originConcurrentFetches: 0,
+  originFetchesPerSecond: 0,
+  linesPerSecondPerSession: 1_000_000,
+  badLineBurst: 1_000_000,
+  badLinesPerSecond: 1_000_000,
+} as const;
+
+/** The same, as environment variables for a server started as a process. */
+export const UNLIMITED_ENV: Record<string, string> = {
+  HEADWIRE_MAX_SESSIONS_PER_ADDRESS: "1000000",
+  HEADWIRE_QUERIES_PER_SECOND_PER_ADDRESS: "0",
+  HEADWIRE_ORIGIN_CONCURRENT_FETCHES: "0",
+  HEADWIRE_ORIGIN_FETCHES_PER_SECOND: "0",
+  HEADWIRE_LINES_PER_SECOND_PER_SESSION: "1000000",
+  HEADWIRE_BAD_LINE_BURST: "1000000",
+  HEADWIRE_BAD_LINES_PER_SECOND: "1000000",
+};
+
 export async function startServer(
   dir: string,
   options: HeadwireServerOptions = {},
@@ -25,6 +51,7 @@ export async function startServer(
     dataPort: 0,
     cacheFile: join(dir, "cache.txt"),
     allowPrivate: true,
+    ...UNLIMITED,
     log: () => {},
     ...options,
   });

@@ -16,6 +16,7 @@
 import { promises as dns } from "node:dns";
 import net from "node:net";
 import tls from "node:tls";
+import type { OriginGate } from "./origin-gate.js";
 import { ConfigError, HeadwireError, toHeadwireError, type ErrorCode } from "../errors.js";
 import type { ConditionalFields } from "../http/conditional.js";
 import { HeaderBlockScanner } from "../http/header-block.js";
@@ -44,6 +45,8 @@ export interface OriginFetcherOptions {
   insecureTls?: boolean;
   /** Trusted CA certificates (PEM); replaces Node's bundle, so callers that add to it pass both (the server does). */
   ca?: Buffer | string;
+  /** Per-origin limits (requests in flight, requests per second), entered once per hop. */
+  gate?: OriginGate;
   /** Name resolution; defaults to the system resolver (dns.lookup, all addresses). */
   lookup?: AddressLookup;
 }
@@ -70,7 +73,8 @@ const CLOSED_FAILURES: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "EC
 const systemLookup: AddressLookup = (host) => dns.lookup(host, { all: true });
 
 export class OriginFetcher {
-  private readonly options: Required<Omit<OriginFetcherOptions, "ca">> & Pick<OriginFetcherOptions, "ca">;
+  private readonly options: Required<Omit<OriginFetcherOptions, "ca" | "gate">> &
+    Pick<OriginFetcherOptions, "ca" | "gate">;
 
   constructor(options: OriginFetcherOptions) {
     checkPositiveInteger("connectTimeoutMs", options.connectTimeoutMs);
@@ -93,7 +97,14 @@ export class OriginFetcher {
     let current = target;
     for (let hops = 1; ; hops++) {
       const budget = query.chain === "all" ? this.options.maxHeaderBytes - deliveredBytes : this.options.maxHeaderBytes;
-      const hop = await this.fetchHop(current, query.method, budget, hops === 1 ? conditional : {});
+      // Each hop is a request to its host, and counts against that host's limits.
+      const leave = this.options.gate?.enter(current.host);
+      let hop: HopResult;
+      try {
+        hop = await this.fetchHop(current, query.method, budget, hops === 1 ? conditional : {});
+      } finally {
+        leave?.();
+      }
       if (query.chain === "last") delivered.length = 0;
       delivered.push(hop.header);
       deliveredBytes += hop.header.length;

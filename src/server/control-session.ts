@@ -16,6 +16,7 @@ import {
   PONG_LINE,
 } from "../protocol/control.js";
 import { canonicalAddress } from "./ticket-registry.js";
+import { TokenBucket } from "../limits/token-bucket.js";
 
 export interface SessionContext {
   id: number;
@@ -49,6 +50,24 @@ export interface SessionLimits {
   maxLineBytes: number;
   idleTimeoutMs: number;
   maxQueuedQueries: number;
+  /** Lines read per second; past it the session is not read, so TCP pushes back on the sender. */
+  linesPerSecond: number;
+  /** Bad lines at once, then badLinesPerSecond: past them the session is closed (TOO_MANY_ERRORS). */
+  badLineBurst: number;
+  badLinesPerSecond: number;
+  /** Reply bytes waiting to be written, all sessions together (shared), and their ceiling. */
+  replyBytes: ReplyBytes;
+  now?: () => number;
+}
+
+/** Reply bytes buffered in the server for clients that have not read them yet, all sessions together. */
+export class ReplyBytes {
+  used = 0;
+  constructor(readonly max: number) {}
+
+  get exceeded(): boolean {
+    return this.used > this.max;
+  }
 }
 
 export class ControlSession {
@@ -65,6 +84,14 @@ export class ControlSession {
   private readingHeld = false;
   /** Replies of any kind not written yet; beyond this the session is not read until they are. */
   private readonly maxPendingReplies: number;
+  /** Bytes read and not yet cut into lines: lines are taken one at a time, as the limits allow. */
+  private backlog: Buffer | undefined;
+  private readonly lineBucket: TokenBucket;
+  private readonly badLineBucket: TokenBucket;
+  /** Wakes the reader when the line bucket has a token again. */
+  private refillTimer: NodeJS.Timeout | undefined;
+  /** This session's share of limits.replyBytes. */
+  private bufferedReplyBytes = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -82,6 +109,9 @@ export class ControlSession {
     };
     this.decoder = new LineDecoder(limits.maxLineBytes);
     this.maxPendingReplies = Math.max(64, 4 * limits.maxQueuedQueries);
+    const now = limits.now ?? Date.now;
+    this.lineBucket = new TokenBucket(limits.linesPerSecond, limits.linesPerSecond, now);
+    this.badLineBucket = new TokenBucket(limits.badLinesPerSecond, limits.badLineBurst, now);
     socket.setNoDelay(true);
     // Idle means no complete request: bytes dripped without a line end do not keep a session open.
     this.idleTimer = setTimeout(() => this.onIdle(), limits.idleTimeoutMs);
@@ -92,7 +122,10 @@ export class ControlSession {
     socket.on("close", () => {
       this.context.open = false;
       this.ending = true;
+      this.backlog = undefined;
       clearTimeout(this.idleTimer);
+      clearTimeout(this.refillTimer);
+      this.countBufferedReplies(0);
       handler.closed(this.context);
     });
     socket.write(formatGreeting(serverName));
@@ -104,13 +137,53 @@ export class ControlSession {
     else this.end(new HeadwireError("IDLE_TIMEOUT"));
   }
 
+  /**
+   * Input is taken a line at a time, and only while the limits allow: the line rate, the replies
+   * waiting to be written. The rest of a chunk waits in the backlog with reading paused, so a
+   * flood costs its sender TCP backpressure, not the server a reply per byte.
+   */
   private onData(chunk: Buffer): void {
-    for (const event of this.decoder.push(chunk)) {
-      if (this.ending) return;
-      this.idleTimer.refresh();
-      if (event.kind === "error") this.reply(async () => formatError(event.error));
-      else this.onLine(event.text);
+    this.backlog = this.backlog ? Buffer.concat([this.backlog, chunk]) : chunk;
+    this.pump();
+  }
+
+  /** Processes what the limits allow, then reads on only if everything read has been processed. */
+  private pump(): void {
+    while (this.backlog && !this.ending && !this.repliesBackedUp()) {
+      const newline = this.backlog.indexOf(0x0a);
+      if (newline !== -1 && !this.lineBucket.take()) {
+        this.wakeWhenRefilled();
+        break;
+      }
+      const end = newline === -1 ? this.backlog.length : newline + 1;
+      const piece = this.backlog.subarray(0, end);
+      this.backlog = end === this.backlog.length ? undefined : this.backlog.subarray(end);
+      for (const event of this.decoder.push(piece)) {
+        if (this.ending) break;
+        this.idleTimer.refresh();
+        if (event.kind === "error") this.badLine(event.error);
+        else this.onLine(event.text);
+      }
     }
+    if (this.ending) this.backlog = undefined;
+    this.updateReading();
+  }
+
+  private wakeWhenRefilled(): void {
+    if (this.refillTimer) return;
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = undefined;
+      this.pump();
+    }, this.lineBucket.msUntilToken());
+  }
+
+  /**
+   * A bad line gets its ERROR while the session's error budget lasts; past it the session is
+   * closed: malformed input must cost its sender more than the server.
+   */
+  private badLine(error: HeadwireError<WireErrorCode>): void {
+    if (this.badLineBucket.take()) return this.replyNow(formatError(error));
+    this.end(new HeadwireError("TOO_MANY_ERRORS", `too many bad lines (last: ${error.code})`));
   }
 
   private onLine(line: string): void {
@@ -118,19 +191,18 @@ export class ControlSession {
     try {
       message = parseClientMessage(line);
     } catch (error) {
-      const failure = toWireError(error, "BAD_REQUEST");
-      return this.reply(async () => formatError(failure));
+      return this.badLine(toWireError(error, "BAD_REQUEST"));
     }
-    if (message.kind === "ping") return this.reply(async () => PONG_LINE);
+    if (message.kind === "ping") return this.replyNow(PONG_LINE);
     if (message.kind === "auth") {
       // A wrong token is refused even on a session that is already admin (from loopback).
       const granted = this.handler.authorize(message.token);
       if (granted) this.context.admin = true;
       const line = granted ? AUTHORIZED_LINE : formatError(new HeadwireError("FORBIDDEN", "wrong admin token"));
-      return this.reply(async () => line);
+      return this.replyNow(line);
     }
     if (message.kind === "purge") {
-      if (!this.context.admin) return this.reply(async () => formatError(new HeadwireError("FORBIDDEN")));
+      if (!this.context.admin) return this.replyNow(formatError(new HeadwireError("FORBIDDEN")));
       const { url } = message;
       return this.reply(async () => formatPurged(await this.handler.purge(url)));
     }
@@ -143,16 +215,27 @@ export class ControlSession {
       return;
     }
     if (this.queuedQueries >= this.limits.maxQueuedQueries) {
-      return this.reply(async () => formatError(new HeadwireError("SERVER_BUSY", "too many queries queued")));
+      return this.replyNow(formatError(new HeadwireError("SERVER_BUSY", "too many queries queued")));
+    }
+    if (this.limits.replyBytes.exceeded) {
+      return this.replyNow(formatError(new HeadwireError("SERVER_BUSY", "too many replies waiting to be read")));
     }
     const { url, options } = message;
     this.queuedQueries++;
     this.reply(() => this.handler.query(url, options, this.context).finally(() => this.queuedQueries--));
   }
 
+  /**
+   * A reply known at once: written now when nothing is ahead of it, else queued behind the
+   * replies already promised (their order is the requests' order). No promise when none is needed.
+   */
+  private replyNow(line: string): void {
+    if (this.pendingReplies === 0) this.write(line);
+    else this.reply(() => Promise.resolve(line));
+  }
+
   private reply(produce: () => Promise<string>): void {
     this.pendingReplies++;
-    this.updateReading();
     const answer = produce().catch((error: unknown) => {
       if (error instanceof HeadwireError) return formatError(toWireError(error, "INTERNAL_ERROR"));
       this.handler.internalError(error, this.context);
@@ -161,23 +244,41 @@ export class ControlSession {
     this.tail = this.tail.then(async () => {
       const line = await answer;
       this.pendingReplies--;
-      if (this.socket.destroyed || !this.socket.writable || line === "") return this.updateReading();
-      // Backpressure: a client that sends queries but does not read the replies stops being read
-      // until it catches up, so unread replies cannot pile up in the server's memory.
-      if (!this.socket.write(line) && !this.waitingForDrain) {
-        this.waitingForDrain = true;
-        this.socket.once("drain", () => {
-          this.waitingForDrain = false;
-          this.updateReading();
-        });
-      }
-      this.updateReading();
+      this.write(line);
+      // Replies flowing again may let the backlog go on.
+      if (this.backlog && !this.repliesBackedUp()) this.pump();
+      else this.updateReading();
     });
   }
 
-  /** Reads the client only while its replies are flowing: bounded memory whatever it sends. */
+  private write(line: string): void {
+    if (this.socket.destroyed || !this.socket.writable || line === "") return;
+    // Backpressure: a client that sends queries but does not read the replies stops being read
+    // until it catches up, so unread replies cannot pile up in the server's memory.
+    if (!this.socket.write(line) && !this.waitingForDrain) {
+      this.waitingForDrain = true;
+      this.socket.once("drain", () => {
+        this.waitingForDrain = false;
+        this.countBufferedReplies(this.socket.writableLength);
+        this.pump();
+      });
+    }
+    this.countBufferedReplies(this.socket.writableLength);
+  }
+
+  /** Keeps this session's share of the server-wide count of reply bytes not yet written. */
+  private countBufferedReplies(bytes: number): void {
+    this.limits.replyBytes.used += bytes - this.bufferedReplyBytes;
+    this.bufferedReplyBytes = bytes;
+  }
+
+  private repliesBackedUp(): boolean {
+    return this.waitingForDrain || this.pendingReplies >= this.maxPendingReplies;
+  }
+
+  /** Reads the client only while everything read is processed and its replies are flowing. */
   private updateReading(): void {
-    const hold = this.waitingForDrain || this.pendingReplies >= this.maxPendingReplies;
+    const hold = this.backlog !== undefined || this.repliesBackedUp();
     if (hold === this.readingHeld || this.socket.destroyed) return;
     this.readingHeld = hold;
     if (hold) this.socket.pause();
@@ -189,8 +290,11 @@ export class ControlSession {
     if (this.ending) return;
     this.ending = true;
     this.tail = this.tail.then(() => {
-      if (reason) this.socket.end(formatError(reason));
-      else this.socket.end();
+      // Closed, not half-closed: once the last line is handed to the kernel the socket is
+      // destroyed, so a client that never closes its end cannot keep the session's slot.
+      const close = () => this.socket.destroy();
+      if (reason) this.socket.end(formatError(reason), close);
+      else this.socket.end(close);
     });
   }
 

@@ -95,7 +95,10 @@ export class HeaderService {
       }
       // Only the origin's failures are remembered and shared: anything else is a bug of ours,
       // which the caller reports as INTERNAL_ERROR and which must not outlive this query.
-      if (error instanceof HeadwireError && this.options.negativeTtlMs > 0) this.rememberFailure(key, error);
+      // ORIGIN_BUSY is our own limit, not the origin's failure: the next query may well get through.
+      if (error instanceof HeadwireError && error.code !== "ORIGIN_BUSY" && this.options.negativeTtlMs > 0) {
+        this.rememberFailure(key, error);
+      }
       throw error;
     } finally {
       if (claimed) await this.releaseFill(key);

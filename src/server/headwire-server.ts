@@ -15,15 +15,16 @@ import { purge } from "../cache/purge.js";
 import { ConfigError, resolveServerConfig, type ServerConfig } from "../config.js";
 import { HeadwireError } from "../errors.js";
 import { OriginFetcher } from "../fetch/origin-fetcher.js";
+import { OriginGate } from "../fetch/origin-gate.js";
 import { OutboundGuard } from "../fetch/outbound-guard.js";
 import { formatError } from "../protocol/control.js";
 import { MAX_CHUNKS_PER_REQUEST } from "../protocol/datagram.js";
 import { VERSION } from "../version.js";
-import { ControlSession } from "./control-session.js";
+import { ControlSession, ReplyBytes } from "./control-session.js";
 import { DataServer, type DataServerStats } from "./data-server.js";
 import { HeaderService, type HeaderFetcher } from "./header-service.js";
 import { QueryHandler } from "./query-handler.js";
-import { TicketRegistry } from "./ticket-registry.js";
+import { canonicalAddress, TicketRegistry } from "./ticket-registry.js";
 
 export interface ServerLog {
   (message: string): void;
@@ -52,6 +53,10 @@ export interface ServerStats {
   originFetches: number;
   /** The UDP data channel's counters; undefined before start(). */
   data: DataServerStats | undefined;
+  /** Reply bytes buffered for clients that have not read them (maxReplyBytes). */
+  replyBytes: number;
+  /** Requests refused by an abuse limit, by error code (SESSION_LIMIT, RATE_LIMITED, ORIGIN_BUSY, ...). */
+  limitHits: Record<string, number>;
 }
 
 export class HeadwireServer {
@@ -61,6 +66,13 @@ export class HeadwireServer {
   private readonly tickets: TicketRegistry;
   private readonly handler: QueryHandler;
   private readonly sessions = new Map<number, ControlSession>();
+  /** Sessions open per client address (maxSessionsPerAddress). */
+  private readonly sessionsByAddress = new Map<string, number>();
+  /** Reply bytes not yet written, all sessions together (maxReplyBytes). */
+  private readonly replyBytes: ReplyBytes;
+  /** Connections refused by limit, by code (queries refused are counted by the query handler). */
+  private readonly limitHits: Record<string, number> = {};
+  private readonly now: () => number;
   private readonly log: ServerLog;
   private control: Server | undefined;
   private data: DataServer | undefined;
@@ -70,6 +82,8 @@ export class HeadwireServer {
   constructor(options: HeadwireServerOptions = {}) {
     this.config = resolveServerConfig(options);
     const now = options.now ?? Date.now;
+    this.now = now;
+    this.replyBytes = new ReplyBytes(this.config.maxReplyBytes);
     this.log = options.log ?? ((message) => process.stderr.write(`headwire server: ${message}\n`));
     const freshness = new Freshness({
       defaultTtlMs: this.config.defaultTtlMs,
@@ -86,7 +100,7 @@ export class HeadwireServer {
     });
     this.service = new HeaderService({
       store: this.store,
-      fetcher: options.fetcher ?? originFetcher(this.config),
+      fetcher: options.fetcher ?? originFetcher(this.config, now),
       freshness,
       maxEntryBytes: this.config.cacheMaxEntryBytes,
       negativeTtlMs: this.config.negativeTtlMs,
@@ -107,6 +121,9 @@ export class HeadwireServer {
       adminToken: this.config.adminToken,
       urlMemoEntries: this.config.urlMemoEntries,
       urlMemoBytes: this.config.urlMemoBytes,
+      queriesPerSecondPerAddress: this.config.queriesPerSecondPerAddress,
+      queryBurstPerAddress: this.config.queryBurstPerAddress,
+      now,
       log: this.log,
     });
   }
@@ -160,6 +177,8 @@ export class HeadwireServer {
       tickets: this.tickets.size,
       originFetches: this.service.originFetches,
       data: this.data ? { ...this.data.stats, dropped: { ...this.data.stats.dropped } } : undefined,
+      replyBytes: this.replyBytes.used,
+      limitHits: { ...this.limitHits, ...this.handler.limitHits },
     };
   }
 
@@ -174,12 +193,21 @@ export class HeadwireServer {
   }
 
   private accept(socket: Socket): void {
-    if (this.stopping || this.sessions.size >= this.config.maxSessions) {
-      const code = this.stopping ? "SHUTTING_DOWN" : "SERVER_BUSY";
+    const address = canonicalAddress(socket.remoteAddress ?? "");
+    const refusal = this.refusal(address);
+    if (refusal) {
+      this.limitHits[refusal.code] = (this.limitHits[refusal.code] ?? 0) + 1;
       socket.on("error", () => socket.destroy());
-      socket.end(formatError(new HeadwireError(code)));
+      // Closed, not half-closed, once the line is out: a refused client holds nothing.
+      socket.end(formatError(refusal), () => socket.destroy());
       return;
     }
+    this.sessionsByAddress.set(address, (this.sessionsByAddress.get(address) ?? 0) + 1);
+    socket.once("close", () => {
+      const left = (this.sessionsByAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.sessionsByAddress.set(address, left);
+      else this.sessionsByAddress.delete(address);
+    });
     const id = this.nextSessionId++;
     const session = new ControlSession(
       socket,
@@ -190,11 +218,29 @@ export class HeadwireServer {
         maxLineBytes: this.config.maxLineBytes,
         idleTimeoutMs: this.config.idleTimeoutMs,
         maxQueuedQueries: this.config.maxQueuedQueriesPerSession,
+        linesPerSecond: this.config.linesPerSecondPerSession,
+        badLineBurst: this.config.badLineBurst,
+        badLinesPerSecond: this.config.badLinesPerSecond,
+        replyBytes: this.replyBytes,
+        now: this.now,
       },
       this.handler,
     );
     this.sessions.set(id, session);
     socket.once("close", () => this.sessions.delete(id));
+  }
+
+  /** Why a new connection from `address` is refused, if it is. */
+  private refusal(address: string): HeadwireError<"SHUTTING_DOWN" | "SERVER_BUSY" | "SESSION_LIMIT"> | undefined {
+    if (this.stopping) return new HeadwireError("SHUTTING_DOWN");
+    if (this.sessions.size >= this.config.maxSessions) return new HeadwireError("SERVER_BUSY");
+    if ((this.sessionsByAddress.get(address) ?? 0) >= this.config.maxSessionsPerAddress) {
+      return new HeadwireError(
+        "SESSION_LIMIT",
+        `${this.config.maxSessionsPerAddress} sessions from ${address} already; close one or retry later`,
+      );
+    }
+    return undefined;
   }
 
   /**
@@ -228,7 +274,7 @@ export class HeadwireServer {
 }
 
 /** The real origin fetcher: DNS, the outbound guard, TCP/TLS. Its CA file is read here, at construction. */
-function originFetcher(config: ServerConfig): OriginFetcher {
+function originFetcher(config: ServerConfig, now: () => number): OriginFetcher {
   let ca: string | undefined;
   if (config.caFile) {
     try {
@@ -244,6 +290,12 @@ function originFetcher(config: ServerConfig): OriginFetcher {
     userAgent: `headwire/${VERSION}`,
     guard: new OutboundGuard({ allowPrivate: config.allowPrivate, allow: [...config.allow] }),
     insecureTls: config.insecureTls,
+    gate: new OriginGate({
+      concurrentFetches: config.originConcurrentFetches,
+      fetchesPerSecond: config.originFetchesPerSecond,
+      fetchBurst: config.originFetchBurst,
+      now,
+    }),
     // --ca-file adds to the system's trusted CAs; it does not replace them.
     ...(ca ? { ca: [...tls.rootCertificates, ca].join("\n") } : {}),
   });

@@ -8,7 +8,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { CacheStore } from "../cache/cache-store.js";
 import { purge } from "../cache/purge.js";
-import { HeadwireError } from "../errors.js";
+import { HeadwireError, toWireError } from "../errors.js";
 import type { QueryOptions } from "../http/query-options.js";
 import { formatError, formatTicket } from "../protocol/control.js";
 import { chunkCount, chunkPayloadBytes, deliveryBudgetBytes } from "../protocol/datagram.js";
@@ -16,6 +16,7 @@ import { parseTarget, type FetchTarget } from "../url/target.js";
 import type { SessionContext, SessionHandler } from "./control-session.js";
 import type { HeaderService } from "./header-service.js";
 import type { TicketRegistry } from "./ticket-registry.js";
+import { KeyedTokenBuckets } from "../limits/token-bucket.js";
 
 export interface QueryHandlerOptions {
   service: HeaderService;
@@ -34,6 +35,10 @@ export interface QueryHandlerOptions {
   /** URL memo bounds: inputs remembered, and their characters in all. */
   urlMemoEntries: number;
   urlMemoBytes: number;
+  /** Per client address, all its sessions together: the token bucket's rate (0: no limit) and burst. */
+  queriesPerSecondPerAddress: number;
+  queryBurstPerAddress: number;
+  now: () => number;
   log: (message: string) => void;
 }
 
@@ -43,6 +48,9 @@ export class QueryHandler implements SessionHandler {
    * bounded by count and by their length, so long URLs cannot make the memo large.
    */
   private readonly targets: LRUCache<string, FetchTarget>;
+  private readonly queryRate: KeyedTokenBuckets;
+  /** Queries refused by an abuse limit, by error code. */
+  readonly limitHits: Record<string, number> = {};
 
   constructor(private readonly options: QueryHandlerOptions) {
     this.targets = new LRUCache<string, FetchTarget>({
@@ -50,9 +58,24 @@ export class QueryHandler implements SessionHandler {
       maxSize: options.urlMemoBytes,
       sizeCalculation: (target, input) => Math.max(1, input.length + target.url.length),
     });
+    this.queryRate = new KeyedTokenBuckets(
+      options.queriesPerSecondPerAddress,
+      options.queryBurstPerAddress,
+      options.now,
+    );
   }
 
   async query(url: string, options: QueryOptions, session: SessionContext): Promise<string> {
+    // Checked before anything else is spent on the query: one address's rate, all its sessions together.
+    if (!this.queryRate.take(session.peerAddress)) {
+      this.countLimitHit("RATE_LIMITED");
+      return formatError(
+        new HeadwireError(
+          "RATE_LIMITED",
+          `more than ${this.options.queriesPerSecondPerAddress} queries a second from ${session.peerAddress}`,
+        ),
+      );
+    }
     try {
       const target = this.target(url);
       const { entry, cache, storeUnavailable } = await this.options.service.answer(target, options);
@@ -81,7 +104,10 @@ export class QueryHandler implements SessionHandler {
         ttlMs: this.options.ticketTtlMs,
       });
     } catch (error) {
-      if (error instanceof HeadwireError) return formatError(error);
+      if (error instanceof HeadwireError) {
+        if (error.code === "ORIGIN_BUSY") this.countLimitHit(error.code);
+        return formatError(toWireError(error, "INTERNAL_ERROR"));
+      }
       this.internalError(error, session);
       return formatError(new HeadwireError("INTERNAL_ERROR"));
     }
@@ -113,6 +139,10 @@ export class QueryHandler implements SessionHandler {
   internalError(error: unknown, session: SessionContext): void {
     const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
     this.options.log(`internal error in session ${session.id} (${session.peerAddress}): ${detail}`);
+  }
+
+  private countLimitHit(code: string): void {
+    this.limitHits[code] = (this.limitHits[code] ?? 0) + 1;
   }
 
   private target(url: string): FetchTarget {

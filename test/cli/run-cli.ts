@@ -1,6 +1,7 @@
 /** Runs bin/headwire as a child process, as a user or a script would, and collects what it prints. */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { UNLIMITED_ENV } from "../helpers.js";
 
 export const BIN = fileURLToPath(new URL("../../../bin/headwire", import.meta.url));
 
@@ -60,7 +61,7 @@ export async function spawnServer(
   const child = spawn(
     process.execPath,
     [BIN, "server", "--host", "127.0.0.1", "--port", "0", "--data-port", "0", "--allow-private", ...extra],
-    { cwd: dir, env: { ...process.env, ...env } },
+    { cwd: dir, env: { ...process.env, ...UNLIMITED_ENV, ...env } },
   );
   let stdout = "";
   let stderr = "";

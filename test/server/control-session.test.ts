@@ -12,6 +12,7 @@ import type { QueryOptions } from "../../src/http/query-options.js";
 import {
   ControlSession,
   type SessionContext,
+  ReplyBytes,
   type SessionHandler,
   type SessionLimits,
 } from "../../src/server/control-session.js";
@@ -19,7 +20,16 @@ import { LinePeer } from "../line-peer.js";
 
 type Hooks = { after: (fn: () => void | Promise<void>) => void };
 
-const LIMITS: SessionLimits = { loopbackIsAdmin: true, maxLineBytes: 256, idleTimeoutMs: 30_000, maxQueuedQueries: 8 };
+const LIMITS: SessionLimits = {
+  loopbackIsAdmin: true,
+  maxLineBytes: 256,
+  idleTimeoutMs: 30_000,
+  maxQueuedQueries: 8,
+  linesPerSecond: 100_000,
+  badLineBurst: 1000,
+  badLinesPerSecond: 1000,
+  replyBytes: new ReplyBytes(64 * 1024 * 1024),
+};
 
 /** A promise the test settles by hand. */
 class Deferred<T> {
