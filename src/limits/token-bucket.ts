@@ -66,9 +66,9 @@ export class KeyedTokenBuckets {
 
   take(key: string): boolean {
     if (this.perSecond === 0) return true;
+    this.sweep();
     let bucket = this.buckets.get(key);
     if (!bucket) this.buckets.set(key, (bucket = new TokenBucket(this.perSecond, this.burst, this.now)));
-    this.sweep();
     return bucket.take();
   }
 

@@ -120,7 +120,8 @@ async function openSession(
   const accepted = once(server, "connection") as Promise<[Socket]>;
   const peer = new LinePeer(connect({ port: (server.address() as { port: number }).port, host: "127.0.0.1" }));
   const [serverSocket] = await accepted;
-  const serverClosed = once(serverSocket, "close");
+  // Not once(): it would reject on an "error" (a reset), and close follows an error anyway.
+  const serverClosed = new Promise<unknown>((resolve) => serverSocket.once("close", resolve));
   const session = new ControlSession(serverSocket, 7, "unit/1", { ...LIMITS, ...limits }, handler);
   t.after(async () => {
     peer.socket.destroy();
@@ -334,4 +335,36 @@ test("a client that vanishes mid-query: the late answer is dropped quietly, clos
   await session.drained();
   await serverClosed;
   assert.equal(handler.closedSessions.length, 1);
+});
+
+test("reply bytes a client has not read count in the shared budget, and are given back when it goes", async (t) => {
+  const replyBytes = new ReplyBytes(64 * 1024);
+  const { peer, handler, serverClosed } = await openSession(t, { replyBytes });
+  peer.socket.pause(); // the client does not read
+  peer.write("QUERY a.example/\n");
+  await handler.asked(1);
+  // A reply larger than any kernel buffer: most of it has to wait in the server.
+  handler.queries[0]!.answer.resolve(`${"x".repeat(32 * 1024 * 1024)}\n`);
+  await waitUntil(() => replyBytes.used > 1024 * 1024);
+  peer.socket.destroy();
+  await serverClosed;
+  assert.equal(replyBytes.used, 0);
+});
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    assert.ok(Date.now() < deadline, "condition not reached in 10 s");
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+test("past the shared reply budget a query gets SERVER_BUSY instead of work", async (t) => {
+  const replyBytes = new ReplyBytes(65_536);
+  replyBytes.used = 65_537; // other sessions' unread replies
+  const { peer, handler } = await openSession(t, { replyBytes });
+  peer.write("QUERY a.example/\n");
+  assert.match((await peer.next()) ?? "", /^ERROR SERVER_BUSY too many replies waiting to be read/);
+  assert.equal(handler.queries.length, 0);
+  replyBytes.used = 0;
 });
