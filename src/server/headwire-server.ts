@@ -120,6 +120,7 @@ export class HeadwireServer {
         maxDatagramBytes: this.config.maxDatagramBytes,
         receiveBufferBytes: this.config.dataReceiveBufferBytes,
         maxChunksPerRequest: MAX_CHUNKS_PER_REQUEST,
+        log: this.log,
       });
       // allowHalfOpen: a client may send its requests and FIN; it still gets the replies (ControlSession).
       this.control = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
