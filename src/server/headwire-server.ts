@@ -89,6 +89,7 @@ export class HeadwireServer {
       fetcher: options.fetcher ?? originFetcher(this.config),
       freshness,
       maxEntryBytes: this.config.cacheMaxEntryBytes,
+      maxHeaderBytes: this.config.maxHeaderBytes,
       negativeTtlMs: this.config.negativeTtlMs,
       fillLockMs: this.config.fillLockMs,
       maxRememberedFailures: this.config.negativeCacheEntries,
