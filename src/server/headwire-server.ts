@@ -48,6 +48,8 @@ export interface ServerStats {
   sessions: number;
   /** Live delivery tickets. */
   tickets: number;
+  /** Header bytes the live tickets hold (each shared Buffer once), against maxTicketBytes. */
+  ticketBytes: number;
   /** Origin requests started since the server was built. */
   originFetches: number;
   /** The UDP data channel's counters; undefined before start(). */
@@ -82,6 +84,7 @@ export class HeadwireServer {
     this.tickets = new TicketRegistry({
       ticketTtlMs: this.config.ticketTtlMs,
       maxTicketsPerSession: this.config.maxTicketsPerSession,
+      maxTicketBytes: this.config.maxTicketBytes,
       now,
     });
     this.service = new HeaderService({
@@ -160,6 +163,7 @@ export class HeadwireServer {
     return {
       sessions: this.sessions.size,
       tickets: this.tickets.size,
+      ticketBytes: this.tickets.bytes,
       originFetches: this.service.originFetches,
       data: this.data ? { ...this.data.stats, dropped: { ...this.data.stats.dropped } } : undefined,
     };
