@@ -29,6 +29,12 @@ export function resolveServerConfig(overrides: Partial<ServerConfig> = {}): Serv
       `server.cacheMaxEntryBytes must not exceed server.cacheMaxBytes (${config.cacheMaxBytes}), got ${config.cacheMaxEntryBytes}`,
     );
   }
+  // A ticket budget smaller than the largest header would refuse such headers for ever, however idle the server.
+  if (config.maxTicketBytes < config.maxHeaderBytes) {
+    throw new ConfigError(
+      `server.maxTicketBytes must be at least server.maxHeaderBytes (${config.maxHeaderBytes}), got ${config.maxTicketBytes}`,
+    );
+  }
   return config;
 }
 

@@ -45,6 +45,7 @@ const PARTNERS: Record<string, Record<string, number>> = {
   chunkTimeoutMs: { minChunkTimeoutMs: 1, maxChunkTimeoutMs: 60_000 },
   maxChunkTimeoutMs: { minChunkTimeoutMs: 1, chunkTimeoutMs: 1 },
   cacheMaxEntryBytes: { cacheMaxBytes: 0 },
+  maxTicketBytes: { maxHeaderBytes: 1024 },
 };
 
 test("every integer setting: its bounds are accepted, one past them, fractions and strings are refused", () => {
@@ -113,6 +114,14 @@ test("cross-field: a cached entry may not be larger than the whole cache (when b
   assert.equal(resolveServerConfig({ cacheMaxBytes: 1000, cacheMaxEntryBytes: 1000 }).cacheMaxEntryBytes, 1000);
   assert.equal(resolveServerConfig({ cacheMaxBytes: 0, cacheMaxEntryBytes: 1001 }).cacheMaxEntryBytes, 1001);
   assert.equal(resolveServerConfig({ cacheMaxBytes: 1000, cacheMaxEntryBytes: 0 }).cacheMaxBytes, 1000);
+});
+
+test("cross-field: the ticket budget holds at least one header of the largest size", () => {
+  assertRefused(
+    () => resolveServerConfig({ maxHeaderBytes: 4096, maxTicketBytes: 4095 }),
+    "server.maxTicketBytes must be at least server.maxHeaderBytes (4096), got 4095",
+  );
+  assert.equal(resolveServerConfig({ maxHeaderBytes: 4096, maxTicketBytes: 4096 }).maxTicketBytes, 4096);
 });
 
 test("cross-field: minChunkTimeoutMs <= chunkTimeoutMs <= maxChunkTimeoutMs", () => {

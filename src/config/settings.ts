@@ -158,6 +158,20 @@ export const SERVER_SETTINGS = {
     default: 64,
     help: "live tickets per session; a new one revokes the oldest",
   },
+  /**
+   * One bound for every session together (maxTicketsPerSession bounds one). Each distinct header
+   * Buffer is counted once: tickets for a cached entry share it, so cached lookups cost about the
+   * cache's own bytes (cacheMaxBytes, 64 MiB by default), and the rest is left for uncacheable
+   * misses: 128 MiB is 512 headers of the largest size (maxHeaderBytes) or ~100,000 typical
+   * 1.3 KiB ones, i.e. ~10,000 uncacheable misses/s for ticketTtlMs.
+   */
+  maxTicketBytes: {
+    kind: "integer",
+    min: 1024,
+    max: 64 * 1024 * MiB,
+    default: 128 * MiB,
+    help: "header bytes all live tickets may hold; past it, queries get SERVER_BUSY",
+  },
   /** A burst of requests from many clients must fit. */
   dataReceiveBufferBytes: {
     kind: "integer",

@@ -6,6 +6,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { once } from "node:events";
+import { isIP } from "node:net";
 import { decodeDatagram, encodeChunk, MAX_RANGE_CHUNKS } from "../protocol/datagram.js";
 import { canonicalAddress, type DeliveryTicket, type TicketRegistry } from "./ticket-registry.js";
 
@@ -17,7 +18,12 @@ export interface DataServerOptions {
   receiveBufferBytes: number;
   /** Chunks one request may ask for, across all its ranges. */
   maxChunksPerRequest: number;
+  /** Where a bug of ours met while handling a datagram is told, once per distinct stack. */
+  log?: (message: string) => void;
 }
+
+/** Where one datagram goes to (or comes from): what of a RemoteInfo the server uses. */
+export type DatagramPeer = Pick<RemoteInfo, "address" | "port">;
 
 export interface DataServerStats {
   requests: number;
@@ -30,22 +36,46 @@ export interface DataServerStats {
     unknownToken: number;
     foreignAddress: number;
     overBudget: number;
+    /** From a source no reply can go to: port 0, or an address that is not an IP address. */
+    unsendable: number;
+    /** A bug of ours met while handling it (logged with its stack). */
+    internalError: number;
   };
+  /** Chunks the kernel refused to send (reported by the send callback, or thrown by send). */
+  sendErrors: number;
 }
+
+/** Distinct internal-error stacks logged at most: a datagram that trips a bug may come a million times. */
+const MAX_LOGGED_STACKS = 32;
 
 export class DataServer {
   readonly stats: DataServerStats = {
     requests: 0,
     chunksSent: 0,
     bytesSent: 0,
-    dropped: { malformed: 0, oversized: 0, notRequest: 0, unknownToken: 0, foreignAddress: 0, overBudget: 0 },
+    dropped: {
+      malformed: 0,
+      oversized: 0,
+      notRequest: 0,
+      unknownToken: 0,
+      foreignAddress: 0,
+      overBudget: 0,
+      unsendable: 0,
+      internalError: 0,
+    },
+    sendErrors: 0,
+  };
+  private readonly loggedStacks = new Set<string>();
+  /** One callback for every send: it runs once per datagram, so it is made once. */
+  private readonly sent = (error: Error | null): void => {
+    if (error) this.stats.sendErrors++;
   };
   private constructor(
     private readonly socket: Socket,
     private readonly tickets: TicketRegistry,
     private readonly options: DataServerOptions,
   ) {
-    socket.on("message", (message, remote) => this.onMessage(message, remote));
+    socket.on("message", (message, remote) => this.handle(message, remote));
     // A send error (an ICMP unreachable reported late, say) concerns one peer, not the server.
     socket.on("error", () => {});
   }
@@ -75,7 +105,25 @@ export class DataServer {
     return (this.boundPort ??= this.socket.address().port);
   }
 
-  private onMessage(message: Buffer, remote: RemoteInfo): void {
+  /**
+   * Handles one received datagram (the socket's "message" listener; public so tests can hand it
+   * datagrams no real socket can send, from port 0). Whatever happens, one datagram can cost only
+   * itself: an exception here is a bug of ours, which drops this datagram, is counted and logged,
+   * and the server goes on.
+   */
+  handle(message: Buffer, remote: DatagramPeer): void {
+    try {
+      this.serve(message, remote);
+    } catch (error) {
+      this.stats.dropped.internalError++;
+      this.logOnce(error, remote);
+    }
+  }
+
+  private serve(message: Buffer, remote: DatagramPeer): void {
+    // A source port of 0 cannot be answered (send() throws ERR_SOCKET_BAD_PORT), yet any host can
+    // put it in a UDP header: such a datagram is not worth decoding.
+    if (!sendable(remote)) return void this.stats.dropped.unsendable++;
     if (message.length > this.options.maxDatagramBytes) return void this.stats.dropped.oversized++;
     const datagram = decodeDatagram(message);
     if (!datagram) return void this.stats.dropped.malformed++;
@@ -89,12 +137,14 @@ export class DataServer {
     for (const range of datagram.ranges) {
       const last = Math.min(range.first + Math.min(range.count, MAX_RANGE_CHUNKS), ticket.chunkCount);
       for (let index = range.first; index < last && allowance > 0; index++, allowance--) {
-        if (!this.sendChunk(ticket, index, remote)) return void this.stats.dropped.overBudget++;
+        const outcome = this.sendChunk(ticket, index, remote);
+        if (outcome === "overBudget") return void this.stats.dropped.overBudget++;
+        if (outcome === "unsendable") return;
       }
     }
   }
 
-  private sendChunk(ticket: DeliveryTicket, index: number, remote: RemoteInfo): boolean {
+  private sendChunk(ticket: DeliveryTicket, index: number, remote: DatagramPeer): "sent" | "overBudget" | "unsendable" {
     const offset = index * ticket.chunkPayloadBytes;
     const payload = ticket.header.subarray(offset, offset + ticket.chunkPayloadBytes);
     const datagram = encodeChunk({
@@ -105,14 +155,36 @@ export class DataServer {
       offset,
       payload,
     });
-    if (!this.tickets.charge(ticket, index, datagram.length)) return false;
+    if (!this.tickets.charge(ticket, index, datagram.length)) return "overBudget";
+    try {
+      // With a callback, an asynchronous failure (a lookup, EMSGSIZE, an unreachable reported
+      // later) is passed to it rather than emitted; a synchronous one (a bad port or address
+      // that slipped past sendable()) is thrown. Either concerns this peer only.
+      this.socket.send(datagram, remote.port, remote.address, this.sent);
+    } catch {
+      this.stats.sendErrors++;
+      this.stats.dropped.unsendable++;
+      return "unsendable";
+    }
     this.stats.chunksSent++;
     this.stats.bytesSent += datagram.length;
-    this.socket.send(datagram, remote.port, remote.address);
-    return true;
+    return "sent";
+  }
+
+  /** Logs a bug once per distinct stack, with the stack: a datagram that trips one may be sent again and again. */
+  private logOnce(error: unknown, remote: DatagramPeer): void {
+    const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    if (this.loggedStacks.has(detail) || this.loggedStacks.size >= MAX_LOGGED_STACKS) return;
+    this.loggedStacks.add(detail);
+    this.options.log?.(`internal error on a datagram from ${remote.address} port ${remote.port} (dropped): ${detail}`);
   }
 
   async close(): Promise<void> {
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
+}
+
+/** Whether a reply can be addressed to this peer: a port from 1 to 65535 and an IP address. */
+function sendable(remote: DatagramPeer): boolean {
+  return Number.isInteger(remote.port) && remote.port > 0 && remote.port <= 65535 && isIP(remote.address) !== 0;
 }

@@ -31,6 +31,11 @@ export interface HeaderServiceOptions {
   freshness: Freshness;
   /** Headers larger than this are delivered but not stored. */
   maxEntryBytes: number;
+  /**
+   * The largest header delivered (the fetcher refuses larger ones): a 304's merge that would
+   * make an entry larger is not applied, the origin is asked afresh instead.
+   */
+  maxHeaderBytes: number;
   /** How long an origin failure is remembered and shared (never stored as a success). */
   negativeTtlMs: number;
   /** How long a fleet-wide fill claim lasts, and so how long other servers wait for it. */
@@ -117,12 +122,51 @@ export class HeaderService {
     // A redirect chain is one entry made of several responses, so it is simply fetched again.
     const validators = query.redirects === 0 ? assessment?.validators : undefined;
     const result = await this.options.fetcher.fetch(target, query, validators);
-    const { freshness } = this.options;
     if (stale && validators && result.status === 304) {
-      const entry = freshness.revalidated(stale, result.header);
-      const unavailable = !(await this.storeSet(entry));
+      return this.revalidate(key, target, query, stale, result.header);
+    }
+    return this.storeFetched(key, result);
+  }
+
+  /**
+   * RFC 9111 §4.3.4 merges a 304's fields into the stored header, and nothing in the RFC bounds
+   * what a 304 may add: an origin could grow an entry with every revalidation. So the merged
+   * entry is checked like a fetched one. Past maxHeaderBytes it is never delivered: the origin is
+   * asked again without validators (a full response, which the fetcher bounds), and if that fails
+   * the stored header the 304 confirmed is served as it was. Past maxEntryBytes it is delivered
+   * but not stored, and the old entry is deleted so it is not revalidated (and grown) again.
+   */
+  private async revalidate(
+    key: string,
+    target: FetchTarget,
+    query: QueryOptions,
+    stale: CacheEntry,
+    notModified: Buffer,
+  ): Promise<HeaderAnswer> {
+    const entry = this.options.freshness.revalidated(stale, notModified);
+    if (entry.header.length > this.options.maxHeaderBytes) {
+      await this.storeDelete(key);
+      this.originFetches++;
+      let result: FetchResult;
+      try {
+        result = await this.options.fetcher.fetch(target, query);
+      } catch (error) {
+        if (!(error instanceof HeadwireError)) throw error;
+        return { entry: stale, cache: "REVALIDATED", storeUnavailable: false };
+      }
+      return this.storeFetched(key, result);
+    }
+    if (entry.header.length > this.options.maxEntryBytes) {
+      const unavailable = !(await this.storeDelete(key));
       return { entry, cache: "REVALIDATED", storeUnavailable: unavailable };
     }
+    const unavailable = !(await this.storeSet(entry));
+    return { entry, cache: "REVALIDATED", storeUnavailable: unavailable };
+  }
+
+  /** A full response from the origin: stored when storable and small enough, answered as a MISS. */
+  private async storeFetched(key: string, result: FetchResult): Promise<HeaderAnswer> {
+    const { freshness } = this.options;
     const entry: CacheEntry = { key, header: result.header, status: result.status, storedAtMs: this.options.now() };
     let unavailable = false;
     if (freshness.storable(entry) && entry.header.length <= this.options.maxEntryBytes) {
@@ -185,6 +229,18 @@ export class HeaderService {
     } catch (error) {
       this.storeFails(error);
       return { entry: undefined, unavailable: true };
+    }
+  }
+
+  /** Deletes an entry that must not be revalidated again; false when the store failed. */
+  private async storeDelete(key: string): Promise<boolean> {
+    try {
+      await this.options.store.delete(key);
+      this.storeWorks();
+      return true;
+    } catch (error) {
+      this.storeFails(error);
+      return false;
     }
   }
 

@@ -49,6 +49,8 @@ export interface ServerStats {
   sessions: number;
   /** Live delivery tickets. */
   tickets: number;
+  /** Header bytes the live tickets hold (each shared Buffer once), against maxTicketBytes. */
+  ticketBytes: number;
   /** Origin requests started since the server was built. */
   originFetches: number;
   /** The UDP data channel's counters; undefined before start(). */
@@ -96,6 +98,7 @@ export class HeadwireServer {
     this.tickets = new TicketRegistry({
       ticketTtlMs: this.config.ticketTtlMs,
       maxTicketsPerSession: this.config.maxTicketsPerSession,
+      maxTicketBytes: this.config.maxTicketBytes,
       now,
     });
     this.service = new HeaderService({
@@ -103,6 +106,7 @@ export class HeadwireServer {
       fetcher: options.fetcher ?? originFetcher(this.config, now),
       freshness,
       maxEntryBytes: this.config.cacheMaxEntryBytes,
+      maxHeaderBytes: this.config.maxHeaderBytes,
       negativeTtlMs: this.config.negativeTtlMs,
       fillLockMs: this.config.fillLockMs,
       maxRememberedFailures: this.config.negativeCacheEntries,
@@ -137,6 +141,7 @@ export class HeadwireServer {
         maxDatagramBytes: this.config.maxDatagramBytes,
         receiveBufferBytes: this.config.dataReceiveBufferBytes,
         maxChunksPerRequest: MAX_CHUNKS_PER_REQUEST,
+        log: this.log,
       });
       // allowHalfOpen: a client may send its requests and FIN; it still gets the replies (ControlSession).
       this.control = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
@@ -175,6 +180,7 @@ export class HeadwireServer {
     return {
       sessions: this.sessions.size,
       tickets: this.tickets.size,
+      ticketBytes: this.tickets.bytes,
       originFetches: this.service.originFetches,
       data: this.data ? { ...this.data.stats, dropped: { ...this.data.stats.dropped } } : undefined,
       replyBytes: this.replyBytes.used,

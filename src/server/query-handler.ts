@@ -83,6 +83,8 @@ export class QueryHandler implements SessionHandler {
       if (!session.open) return "";
       const payloadBytes = chunkPayloadBytes(this.options.maxDatagramBytes);
       const chunks = chunkCount(entry.header.length, payloadBytes);
+      // Throws SERVER_BUSY past maxTicketBytes. Checked here, once the header is known, not before
+      // the answer: a cached header some ticket already holds costs nothing and is still served.
       const ticket = this.options.tickets.issue({
         header: entry.header,
         peerAddress: session.peerAddress,

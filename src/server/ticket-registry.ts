@@ -4,6 +4,7 @@
  * connection only from the control connection's peer) and only until it expires.
  */
 import { randomFillSync } from "node:crypto";
+import { HeadwireError } from "../errors.js";
 import { TOKEN_BYTES } from "../protocol/datagram.js";
 
 export interface DeliveryTicket {
@@ -30,6 +31,12 @@ export interface TicketRegistryOptions {
   ticketTtlMs: number;
   /** Live tickets one session may hold; issuing one more revokes its oldest. */
   maxTicketsPerSession: number;
+  /**
+   * Header bytes all live tickets may hold at once (each distinct header Buffer counted once;
+   * unbounded when omitted). Past it, issue() refuses with SERVER_BUSY until tickets expire or
+   * are revoked.
+   */
+  maxTicketBytes?: number;
   now?: () => number;
 }
 
@@ -41,6 +48,16 @@ export class TicketRegistry {
   private readonly tickets = new Map<string, DeliveryTicket>();
   private readonly bySession = new Map<number, Set<string>>();
   private readonly now: () => number;
+  private readonly maxTicketBytes: number;
+  /**
+   * Bytes of the distinct header Buffers the tickets in the map hold, and how many tickets hold
+   * each. Tickets for one cached entry share its Buffer, so a flood of cache hits costs its bytes
+   * once; every uncacheable miss (and every read from Redis) is a Buffer of its own, counted in
+   * full. Bytes the cache holds too are counted while a ticket holds them: an overestimate of what
+   * tickets alone keep alive, never an underestimate.
+   */
+  private heldBytes = 0;
+  private readonly holders = new Map<Buffer, number>();
   private readonly sweeper: NodeJS.Timeout;
   private pool = Buffer.alloc(0);
   private poolOffset = 0;
@@ -49,6 +66,7 @@ export class TicketRegistry {
 
   constructor(private readonly options: TicketRegistryOptions) {
     this.now = options.now ?? Date.now;
+    this.maxTicketBytes = options.maxTicketBytes ?? Infinity;
     this.sweeper = setInterval(() => this.sweep(), Math.min(1000, options.ticketTtlMs)).unref();
   }
 
@@ -63,9 +81,24 @@ export class TicketRegistry {
     return token;
   }
 
+  /**
+   * Header bytes the live tickets hold, each distinct Buffer once (expired tickets are swept
+   * first, so the figure is current).
+   */
+  get bytes(): number {
+    this.sweep();
+    return this.heldBytes;
+  }
+
+  /**
+   * A new ticket; throws SERVER_BUSY when its header would take the live tickets past
+   * maxTicketBytes (counting the bytes the session's oldest ticket gives back, if this one
+   * revokes it).
+   */
   issue(
     fields: Omit<DeliveryTicket, "token" | "expiresAtMs" | "bytesSent" | "sentOnce" | "distinctChunksSent">,
   ): DeliveryTicket {
+    if (!this.fits(fields.header, fields.sessionId)) throw ticketBudgetReached();
     const ticket: DeliveryTicket = {
       token: this.newToken(),
       header: fields.header,
@@ -81,6 +114,7 @@ export class TicketRegistry {
     };
     const key = ticket.token.toString("hex");
     this.tickets.set(key, ticket);
+    this.hold(ticket.header);
     let keys = this.bySession.get(ticket.sessionId);
     if (!keys) this.bySession.set(ticket.sessionId, (keys = new Set()));
     keys.add(key);
@@ -123,8 +157,36 @@ export class TicketRegistry {
     return true;
   }
 
+  /**
+   * Whether a ticket for `header` fits the budget now: a Buffer already held costs nothing more,
+   * and the bytes the session's oldest ticket gives back (when this one revokes it) are counted.
+   */
+  private fits(header: Buffer, sessionId: number): boolean {
+    if (this.holders.has(header)) return true;
+    let bytes = this.bytes + header.length;
+    const keys = this.bySession.get(sessionId);
+    if (keys && keys.size >= this.options.maxTicketsPerSession) {
+      const oldest = this.tickets.get(keys.values().next().value as string);
+      if (oldest && this.holders.get(oldest.header) === 1) bytes -= oldest.header.length;
+    }
+    return bytes <= this.maxTicketBytes;
+  }
+
+  private hold(header: Buffer): void {
+    const holders = this.holders.get(header) ?? 0;
+    if (holders === 0) this.heldBytes += header.length;
+    this.holders.set(header, holders + 1);
+  }
+
+  private release(header: Buffer): void {
+    const holders = this.holders.get(header) ?? 0;
+    if (holders > 1) return void this.holders.set(header, holders - 1);
+    this.holders.delete(header);
+    if (holders === 1) this.heldBytes -= header.length;
+  }
+
   private remove(key: string, ticket: DeliveryTicket): void {
-    this.tickets.delete(key);
+    if (this.tickets.delete(key)) this.release(ticket.header);
     const keys = this.bySession.get(ticket.sessionId);
     if (keys) {
       keys.delete(key);
@@ -136,7 +198,10 @@ export class TicketRegistry {
   revokeSession(sessionId: number): void {
     const keys = this.bySession.get(sessionId);
     if (!keys) return;
-    for (const key of keys) this.tickets.delete(key);
+    for (const key of keys) {
+      const ticket = this.tickets.get(key);
+      if (ticket && this.tickets.delete(key)) this.release(ticket.header);
+    }
     this.bySession.delete(sessionId);
     this.wakeSettleWaiters();
   }
@@ -218,9 +283,16 @@ export class TicketRegistry {
   close(): void {
     clearInterval(this.sweeper);
     this.tickets.clear();
+    this.holders.clear();
+    this.heldBytes = 0;
     this.bySession.clear();
     this.wakeSettleWaiters();
   }
+}
+
+/** What a query past maxTicketBytes is told. */
+export function ticketBudgetReached(): HeadwireError<"SERVER_BUSY"> {
+  return new HeadwireError("SERVER_BUSY", "ticket memory budget reached; retry later");
 }
 
 /** "::ffff:127.0.0.1" and "127.0.0.1" are the same peer. */

@@ -793,8 +793,13 @@ test(
     // The fuzz reached every way of being dropped (over all the runs), and some chunks were sent.
     const stats = server.stats().data!;
     assert.ok(stats.chunksSent > 0, "some chunks were sent");
+    // No socket sends from port 0, and a bug cannot be fuzzed on purpose: those two reasons are
+    // covered by test/server/data-server.test.ts (and port 0 by test/e2e/server-survives.test.ts).
+    const unreachable = new Set(["unsendable", "internalError"]);
     checkCoverage(t, outcome, () => {
-      for (const [reason, count] of Object.entries(stats.dropped)) assert.ok(count > 0, `nothing dropped as ${reason}`);
+      for (const [reason, count] of Object.entries(stats.dropped)) {
+        if (!unreachable.has(reason)) assert.ok(count > 0, `nothing dropped as ${reason}`);
+      }
     });
     await assertStillServes(server, origin, dir);
     // Its tickets die with the session, so stop() has no delivery to wait for.

@@ -433,6 +433,7 @@ test("a fill that completes between another server's miss and its claim is not f
       fetcher,
       freshness: new Freshness({ defaultTtlMs: 60_000, maxStaleMs: 60_000, now: Date.now }),
       maxEntryBytes: 65_536,
+      maxHeaderBytes: 65_536,
       negativeTtlMs: 0,
       fillLockMs: 5000,
       maxRememberedFailures: 10_000,

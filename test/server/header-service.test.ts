@@ -24,13 +24,17 @@ function header(fields: string, status = "200 OK"): Buffer {
   return Buffer.from(`HTTP/1.1 ${status}\r\n${fields}\r\n`, "latin1");
 }
 
+/** Responses in order, or a function of the request's validators (an origin with a rule). */
+type Script = Array<FetchResult | Error> | ((conditional: ConditionalFields | undefined) => FetchResult);
+
 /** Answers each fetch with the next scripted response (or throws it), recording what was asked. */
 class ScriptedFetcher implements HeaderFetcher {
   readonly asked: Array<ConditionalFields | undefined> = [];
-  constructor(private readonly script: Array<FetchResult | Error>) {}
+  constructor(private readonly script: Script) {}
 
   async fetch(_target: unknown, _options: unknown, conditional?: ConditionalFields): Promise<FetchResult> {
     this.asked.push(conditional);
+    if (typeof this.script === "function") return this.script(conditional);
     const next = this.script.shift();
     if (next === undefined) throw new Error("the test scripted no more responses");
     if (next instanceof Error) throw next;
@@ -42,23 +46,25 @@ function ok(fields: string, status = 200): FetchResult {
   return { header: header(fields, status === 304 ? "304 Not Modified" : "200 OK"), status, hops: 1 };
 }
 
-function setup(script: Array<FetchResult | Error>, store?: CacheStore) {
+function setup(script: Script, store?: CacheStore, limits: { maxEntryBytes?: number; maxHeaderBytes?: number } = {}) {
   const clock = { now: 1_700_000_000_000 };
   const now = () => clock.now;
   const fetcher = new ScriptedFetcher(script);
   const logs: string[] = [];
+  const used = store ?? new MemoryCacheStore({ maxEntries: 100, maxTotalBytes: 1_000_000, now });
   const service = new HeaderService({
-    store: store ?? new MemoryCacheStore({ maxEntries: 100, maxTotalBytes: 1_000_000, now }),
+    store: used,
     fetcher,
     freshness: new Freshness({ defaultTtlMs: 10_000, maxStaleMs: MAX_STALE_MS, now }),
-    maxEntryBytes: 4096,
+    maxEntryBytes: limits.maxEntryBytes ?? 4096,
+    maxHeaderBytes: limits.maxHeaderBytes ?? 65_536,
     negativeTtlMs: NEGATIVE_TTL_MS,
     fillLockMs: 1000,
     maxRememberedFailures: 100,
     now,
     log: (line) => logs.push(line),
   });
-  return { service, fetcher, clock, logs };
+  return { service, fetcher, clock, logs, store: used };
 }
 
 test("a miss is fetched and stored; the next query is a hit without the origin", async () => {
@@ -183,4 +189,68 @@ test("a failing store is bypassed: answers come from the origin, flagged, and th
   down = false;
   assert.equal((await service.answer(TARGET, GET)).storeUnavailable, false);
   assert.equal(logs.filter((line) => /available again/.test(line)).length, 1);
+});
+
+/** An origin whose every 304 carries one more 1 KiB field than the last (issue 11: 3.7 MB after 15). */
+function growingOrigin() {
+  let revalidations = 0;
+  return (conditional: ConditionalFields | undefined): FetchResult => {
+    if (!conditional) return ok('Cache-Control: max-age=60\r\nETag: "v1"\r\n');
+    revalidations++;
+    return ok(`Cache-Control: max-age=60\r\nETag: "v1"\r\nX-Grow-${revalidations}: ${"g".repeat(1024)}\r\n`, 304);
+  };
+}
+
+test("20 revalidations whose 304s each add a 1 KiB field: the entry never grows past maxHeaderBytes", async () => {
+  const maxHeaderBytes = 8192;
+  const { service, fetcher, clock, store } = setup(growingOrigin(), undefined, {
+    maxHeaderBytes,
+    maxEntryBytes: 16_384,
+  });
+  await service.answer(TARGET, GET);
+  const outcomes = new Set<string>();
+  for (let i = 0; i < 20; i++) {
+    clock.now += 61_000;
+    const answer = await service.answer(TARGET, GET);
+    outcomes.add(answer.cache);
+    assert.ok(answer.entry.header.length <= maxHeaderBytes, `answer ${i}: ${answer.entry.header.length} bytes`);
+    const stored = await store.get(answer.entry.key);
+    assert.ok(stored && stored.header.length <= maxHeaderBytes, `stored ${i}: ${stored?.header.length} bytes`);
+  }
+  // Both happened: merges that fit were kept, and one that would not fit made a fresh, full fetch.
+  assert.deepEqual([...outcomes].sort(), ["MISS", "REVALIDATED"]);
+  assert.ok(
+    fetcher.asked.slice(1).some((asked) => asked === undefined),
+    "an unconditional refetch",
+  );
+});
+
+test("a merge past maxHeaderBytes whose refetch fails serves the confirmed header as it was, unstored", async () => {
+  let refetches = 0;
+  const origin = growingOrigin();
+  const { service, clock } = setup(
+    (conditional) => {
+      if (conditional || refetches++ === 0) return origin(conditional);
+      throw new HeadwireError("CONNECTION_REFUSED", "refused");
+    },
+    undefined,
+    { maxHeaderBytes: 1024, maxEntryBytes: 16_384 },
+  );
+  const first = await service.answer(TARGET, GET);
+  clock.now += 61_000;
+  const answer = await service.answer(TARGET, GET);
+  assert.equal(answer.cache, "REVALIDATED");
+  assert.equal(answer.entry, first.entry, "the stored header, without the 304's oversized field");
+});
+
+test("a merge past cacheMaxEntryBytes is delivered, not stored, and the old entry is deleted", async () => {
+  const { service, fetcher, clock, store } = setup(growingOrigin(), undefined, { maxEntryBytes: 1024 });
+  const first = await service.answer(TARGET, GET);
+  clock.now += 61_000;
+  const answer = await service.answer(TARGET, GET);
+  assert.equal(answer.cache, "REVALIDATED");
+  assert.ok(answer.entry.header.length > 1024, "delivered with the 304's field");
+  assert.equal(await store.get(first.entry.key), undefined, "neither stored nor left to be revalidated again");
+  assert.equal((await service.answer(TARGET, GET)).cache, "MISS");
+  assert.equal(fetcher.asked[2], undefined, "the next query fetches afresh, without validators");
 });

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
+import { HeadwireError } from "../../src/errors.js";
 import { TOKEN_BYTES } from "../../src/protocol/datagram.js";
 import { canonicalAddress, TicketRegistry, type DeliveryTicket } from "../../src/server/ticket-registry.js";
 
@@ -248,5 +249,112 @@ test("canonicalAddress: any IPv4 address and its mapped form are the same peer; 
       assert.equal(canonicalAddress(once), once);
     }),
     { seed: 20260517, numRuns: 300 },
+  );
+});
+
+/** A registry with a global header budget, on a clock the test moves. */
+function budgeted(t: { after: (fn: () => void) => void }, maxTicketBytes: number, maxTicketsPerSession = 8) {
+  const clock = { ms: 1_000_000 };
+  const tickets = new TicketRegistry({
+    ticketTtlMs: TTL_MS,
+    maxTicketsPerSession,
+    maxTicketBytes,
+    now: () => clock.ms,
+  });
+  t.after(() => tickets.close());
+  return { tickets, clock };
+}
+
+function withHeader(header: Buffer, sessionId = 1) {
+  return { ...fields(sessionId), header };
+}
+
+function busy(error: unknown): boolean {
+  return error instanceof HeadwireError && error.code === "SERVER_BUSY" && /ticket memory budget/.test(error.message);
+}
+
+test("ticket budget: past maxTicketBytes issue refuses with SERVER_BUSY; expiry gives the bytes back", (t) => {
+  const { tickets, clock } = budgeted(t, 1000);
+  tickets.issue(withHeader(Buffer.alloc(400)));
+  clock.ms += 1;
+  tickets.issue(withHeader(Buffer.alloc(400), 2));
+  assert.equal(tickets.bytes, 800);
+  assert.throws(() => tickets.issue(withHeader(Buffer.alloc(400), 3)), busy);
+  assert.equal(tickets.size, 2, "a refused ticket is not half issued");
+  clock.ms += TTL_MS - 1; // the first ticket expires
+  assert.equal(tickets.bytes, 400);
+  tickets.issue(withHeader(Buffer.alloc(400), 3));
+  clock.ms += TTL_MS;
+  assert.equal(tickets.bytes, 0);
+});
+
+test("ticket budget: a header Buffer shared by many tickets (a cached entry) is counted once", (t) => {
+  const { tickets } = budgeted(t, 1000, 1000);
+  const cached = Buffer.alloc(600);
+  for (let i = 0; i < 100; i++) tickets.issue(withHeader(cached, i));
+  assert.equal(tickets.bytes, 600);
+  assert.throws(() => tickets.issue(withHeader(Buffer.alloc(600))), busy);
+  for (let i = 0; i < 99; i++) tickets.revokeSession(i);
+  assert.equal(tickets.bytes, 600, "still held by one ticket");
+  tickets.revokeSession(99);
+  assert.equal(tickets.bytes, 0);
+});
+
+test("ticket budget: a ticket that revokes its session's oldest may use the bytes that one gives back", (t) => {
+  const { tickets } = budgeted(t, 1000, 2);
+  tickets.issue(withHeader(Buffer.alloc(500)));
+  tickets.issue(withHeader(Buffer.alloc(500)));
+  assert.throws(() => tickets.issue(withHeader(Buffer.alloc(500), 2)), busy, "another session cannot");
+  tickets.issue(withHeader(Buffer.alloc(500)));
+  assert.equal(tickets.bytes, 1000);
+  assert.equal(tickets.size, 2);
+});
+
+test("ticket budget, for any schedule: bytes are those of the live tickets' distinct headers, never past the budget", (t) => {
+  const MAX = 4000;
+  const op = fc.oneof(
+    fc.record({
+      kind: fc.constant("issue" as const),
+      session: fc.nat(3),
+      shared: fc.nat(2),
+      bytes: fc.integer({ min: 1, max: 1500 }),
+      fresh: fc.boolean(),
+    }),
+    fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: TTL_MS }) }),
+    fc.record({ kind: fc.constant("revoke" as const), session: fc.nat(3) }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+      const { tickets, clock } = budgeted(t, MAX, 3);
+      const pool = [Buffer.alloc(700), Buffer.alloc(1100), Buffer.alloc(1500)];
+      const live: DeliveryTicket[] = [];
+      const expected = () => {
+        const now = clock.ms;
+        const held = new Set(
+          live.filter((k) => k.expiresAtMs > now && tickets.find(k.token) === k).map((k) => k.header),
+        );
+        return [...held].reduce((sum, header) => sum + header.length, 0);
+      };
+      for (const step of ops) {
+        if (step.kind === "advance") clock.ms += step.ms;
+        else if (step.kind === "revoke") tickets.revokeSession(step.session);
+        else {
+          const header = step.fresh ? Buffer.alloc(step.bytes) : pool[step.shared]!;
+          const before = expected();
+          const alreadyHeld = live.some((k) => k.header === header && tickets.find(k.token) === k);
+          try {
+            live.push(tickets.issue(withHeader(header, step.session)));
+            assert.ok(alreadyHeld || tickets.bytes <= MAX);
+          } catch (error) {
+            assert.ok(busy(error));
+            assert.ok(!alreadyHeld && before + header.length > MAX, "refused only past the budget");
+          }
+        }
+        assert.equal(tickets.bytes, expected());
+        assert.ok(tickets.bytes <= MAX);
+      }
+      tickets.close();
+    }),
+    { numRuns: 200 },
   );
 });
