@@ -172,8 +172,20 @@ class Reassembly {
   run(): Promise<{ header: Buffer; stats: ReceiveStats }> {
     return new Promise((resolve, reject) => {
       let timeout: NodeJS.Timeout | undefined;
-      let expiry: NodeJS.Timeout | undefined;
       let silentRounds = 0;
+      // The server forgets the ticket after its ttl: asking later is pointless. A ticket without
+      // one, or with a longer one than this client allows, gets the client's bound: chunks that
+      // keep trickling in (each one resets the silent rounds) must not hold the query forever.
+      const ttlMs = Math.min(this.ticket.ttlMs ?? Infinity, this.options.maxTicketTtlMs);
+      const expiresAt = performance.now() + ttlMs;
+      const expired = () =>
+        new HeadwireError(
+          "DELIVERY_FAILED",
+          this.ticket.ttlMs !== undefined && this.ticket.ttlMs <= this.options.maxTicketTtlMs
+            ? `${this.receivedCount} of ${this.ticket.chunks} chunks arrived before the ticket expired (${ttlMs} ms)`
+            : `${this.receivedCount} of ${this.ticket.chunks} chunks arrived in ${ttlMs} ms, the longest this client waits for a ticket (maxTicketTtlMs)`,
+        );
+      const expiry = setTimeout(() => finish(expired()), ttlMs);
       const finish = (error?: HeadwireError) => {
         clearTimeout(timeout);
         clearTimeout(expiry);
@@ -190,19 +202,6 @@ class Reassembly {
         const untilExpiry = Math.max(1, expiresAt - performance.now());
         timeout = setTimeout(onSilence, Math.min(this.timer.timeoutMs(silentRounds), untilExpiry));
       };
-      // The server forgets the ticket after its ttl: asking later is pointless. A ticket without
-      // one, or with a longer one than this client allows, gets the client's bound: chunks that
-      // keep trickling in (each one resets the silent rounds) must not hold the query forever.
-      const ttlMs = Math.min(this.ticket.ttlMs ?? Infinity, this.options.maxTicketTtlMs);
-      const expiresAt = performance.now() + ttlMs;
-      const expired = () =>
-        new HeadwireError(
-          "DELIVERY_FAILED",
-          this.ticket.ttlMs !== undefined && this.ticket.ttlMs <= this.options.maxTicketTtlMs
-            ? `${this.receivedCount} of ${this.ticket.chunks} chunks arrived before the ticket expired (${ttlMs} ms)`
-            : `${this.receivedCount} of ${this.ticket.chunks} chunks arrived in ${ttlMs} ms, the longest this client waits for a ticket (maxTicketTtlMs)`,
-        );
-      expiry = setTimeout(() => finish(expired()), ttlMs);
       const onSilence = () => {
         silentRounds++;
         this.stats.silentRounds++;
