@@ -45,6 +45,8 @@ export const LOCAL_ERROR_CODES = {
   PROTOCOL_ERROR: "The peer sent something the protocol does not allow.",
   DELIVERY_FAILED: "The header did not arrive over UDP; check that UDP reaches the server, then retry.",
   WRITE_FAILED: "The header arrived but its file could not be written; check --out and free space.",
+  UNTRUSTED_TICKET:
+    "The ticket names a UDP host that is not the server's address; pass --trust-udp-host HOST if the server runs behind NAT with --advertise.",
 } as const;
 
 /** Every code with its advice: what a user can do about it. */

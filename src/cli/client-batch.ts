@@ -11,7 +11,7 @@ import type { HeadwireClient, QueryResult } from "../client/headwire-client.js";
 import type { QueryOptions } from "../http/query-options.js";
 import { BatchTally } from "./batch-tally.js";
 import { createProgress } from "./batch-progress.js";
-import { ResultPrinter, type OutputMode } from "./client-output.js";
+import { ResultPrinter, visibleInLine, type OutputMode } from "./client-output.js";
 import { styleFor } from "./terminal-style.js";
 import { MAX_URL_LINE_BYTES, readUrlLines, type UrlLine } from "./url-lines.js";
 
@@ -128,7 +128,7 @@ export async function runBatch(options: BatchOptions): Promise<number> {
     if (!fatal) return BATCH_EXIT.usage;
   }
   if (fatal) {
-    stderr.write(`headwire client: ${fatal.message} (${fatal.code}) — ${fatal.advice}\n`);
+    stderr.write(`headwire client: ${visibleInLine(fatal.message)} (${fatal.code}) — ${fatal.advice}\n`);
     return BATCH_EXIT.sessionFailed;
   }
   if (interrupted) return BATCH_EXIT.interrupted;

@@ -11,7 +11,7 @@ import { ConfigError, HeadwireError, toHeadwireError } from "../errors.js";
 import { HeadwireClient } from "../client/headwire-client.js";
 import { VERSION } from "../version.js";
 import { runBatch } from "./client-batch.js";
-import { ResultPrinter, type OutputMode } from "./client-output.js";
+import { ResultPrinter, visibleInLine, type OutputMode } from "./client-output.js";
 import { END_WORDS, historyFilePath, runPrompt } from "./client-prompt.js";
 import { hostAndPort, integer } from "./parse.js";
 import { addSettingOptions } from "./setting-options.js";
@@ -281,7 +281,7 @@ async function runClient(urls: string[], opts: ClientOptions, settings: Partial<
 function reportFatal(error: HeadwireError): void {
   const style = styleFor(process.stderr);
   process.stderr.write(
-    `headwire client: ${error.message} (${style.red(error.code)}) ${style.dim(`— ${error.advice}`)}\n`,
+    `headwire client: ${visibleInLine(error.message)} (${style.red(error.code)}) ${style.dim(`— ${error.advice}`)}\n`,
   );
 }
 

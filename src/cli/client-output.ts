@@ -34,20 +34,45 @@ export function toRecord(result: QueryResult): QueryRecord {
   };
 }
 
+const hex = (c: string) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+
+/**
+ * Network text for one line of output: every control character, tab, CR and LF included, as
+ * `\xHH`. A bare CR would send the cursor back and let what follows overwrite the line: an
+ * origin's `HTTP/1.1 500 Bad\rHTTP/1.1 200 OK` would read as a 200.
+ */
+export function visibleInLine(text: string): string {
+  return visible(text).replace(/[\t\r\n]/g, hex);
+}
+
 /** `HTTP/1.1 301 Moved Permanently | 713 bytes | MISS | 12 ms | www.twitch.tv.txt` */
 export function formatResultLine(result: QueryResult, style: TerminalStyle): string {
-  const status = visible(result.statusLine ?? String(result.status ?? ""));
+  const status = visibleInLine(result.statusLine ?? String(result.status ?? ""));
   const statusClass = Math.floor((result.status ?? 0) / 100);
   const paint =
     statusClass === 2 ? style.green : statusClass === 3 ? style.cyan : statusClass >= 4 ? style.yellow : style.bold;
   const cache = result.cache === "HIT" ? style.green(result.cache) : style.yellow(result.cache ?? "-");
-  return `${paint(status)} | ${result.bytes} bytes | ${cache} | ${result.ms} ms | ${visible(result.file ?? "-")}\n`;
+  return `${paint(status)} | ${result.bytes} bytes | ${cache} | ${result.ms} ms | ${visibleInLine(result.file ?? "-")}\n`;
 }
 
 /** One line, whatever the message holds: `<url>: error <CODE>: <message> — <what to do>`. */
 export function formatErrorLine(url: string, code: ErrorCode, message: string, style: TerminalStyle): string {
   const oneLine = (text: string) => visible(text.replace(/[\r\n]+/g, " "));
   return `${oneLine(url)}: ${style.red(style.bold(`error ${code}`))}: ${oneLine(message)} ${style.dim(`— ${ERROR_CODES[code]}`)}\n`;
+}
+
+/**
+ * One `--json` line. JSON.stringify escapes C0 controls but leaves DEL, the C1 controls (U+0080 to
+ * U+009F, which some terminals obey as escape sequences: U+009B is CSI) and U+2028/U+2029 raw:
+ * they are written as \uXXXX too, so a line of output holds no control character at all and
+ * parses to the same record.
+ */
+export function formatJsonLine(result: QueryResult): string {
+  const json = JSON.stringify(toRecord(result)).replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return `${json}\n`;
 }
 
 export interface ResultPrinterOptions {
@@ -67,7 +92,7 @@ export class ResultPrinter {
   /** Prints one result; resolves once standard output can take more (a slow reader slows the queries). */
   async report(result: QueryResult): Promise<void> {
     const { mode, stdout, errorLine, outStyle, errStyle, quietSuccess } = this.options;
-    if (mode === "json") return write(stdout, `${JSON.stringify(toRecord(result))}\n`);
+    if (mode === "json") return write(stdout, formatJsonLine(result));
     if (result.error) {
       errorLine(formatErrorLine(result.url, result.error.code, result.error.message, errStyle));
       return;
@@ -77,9 +102,12 @@ export class ResultPrinter {
   }
 }
 
-/** The header's bytes as they arrived, or made harmless when the reader is a terminal. */
+/**
+ * The header's bytes as they arrived, or made harmless when the reader is a terminal: controls as
+ * `\xHH`, line ends kept, but a CR that does not end a line (it would overwrite it) shown too.
+ */
 export function headerForStream(header: Buffer, stream: { isTTY?: boolean }): Buffer | string {
-  return stream.isTTY ? visible(header.toString("latin1")) : header;
+  return stream.isTTY ? visible(header.toString("latin1")).replace(/\r(?!\n)/g, hex) : header;
 }
 
 export async function write(stream: NodeJS.WritableStream, data: string | Buffer): Promise<void> {

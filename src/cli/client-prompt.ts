@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { ReadStream } from "node:tty";
 import type { HeadwireClient, QueryResult } from "../client/headwire-client.js";
-import { headerForStream } from "./client-output.js";
+import { headerForStream, visibleInLine } from "./client-output.js";
 import { KeyByKey } from "./key-by-key.js";
 import type { TerminalStyle } from "./terminal-style.js";
 
@@ -103,7 +103,7 @@ export async function runPrompt(options: PromptOptions): Promise<void> {
 
   let last: QueryResult | undefined;
   say(
-    `connected to ${style.bold(client.serverName)}; type a URL, ${style.bold("help")}, or ${style.bold("terminate")} to end\n`,
+    `connected to ${style.bold(visibleInLine(client.serverName))}; type a URL, ${style.bold("help")}, or ${style.bold("terminate")} to end\n`,
   );
   // A server that goes away while we wait for input ends the prompt at once.
   let ended = false;

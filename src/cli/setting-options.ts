@@ -19,6 +19,11 @@ export function settingOption(key: string, table: SettingsTable): Option | undef
   const env = envOf(key, setting);
   if (env !== undefined) option.env(env);
   if (setting.kind === "integer") option.argParser(integer);
+  // A list whose flag takes one value (`--trust-udp-host <host>`) is given by repeating the flag:
+  // a variadic one would swallow the URL arguments that follow it.
+  if (setting.kind === "list" && !option.variadic) {
+    option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+  }
   // An empty string or list means "none": no default is shown, the config supplies it. A
   // `--no-` flag gets its default (true) from commander.
   const showsDefault =

@@ -84,6 +84,11 @@ export class ControlConnection {
     return this.failure;
   }
 
+  /** The server address this session is connected to: the only UDP host trusted without asking. */
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+
   /** "IPv4" or "IPv6": the family of the server address this session reached. */
   get remoteFamily(): string | undefined {
     return this.socket.remoteFamily;

@@ -3,15 +3,20 @@
  * chunks, keeps asking for what is missing (adaptive timeouts, bounded attempts, backoff),
  * reassembles, and checks the length and SHA-256 the TCP ticket announced. Duplicates,
  * reordering and corrupt datagrams are harmless: each chunk is checked (CRC-32) and stored once.
+ * Only datagrams from the address and port the REQUESTs went to count (vsftpd's rule for its data
+ * connection): anyone else who learnt the token, or guesses the port, is ignored. The whole
+ * collection is bounded in time, even when chunks keep trickling in.
  */
 import { createHash } from "node:crypto";
-import { createSocket, type Socket } from "node:dgram";
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { lookup } from "node:dns/promises";
 import { once } from "node:events";
 import { isIP } from "node:net";
 import { HeadwireError } from "../errors.js";
 import type { Ticket } from "../protocol/control.js";
 import { decodeDatagram, encodeRequest, MAX_RANGES_PER_REQUEST, type ChunkRange } from "../protocol/datagram.js";
 import type { ClientTrace } from "./control-connection.js";
+import { canonicalHost } from "./ticket-trust.js";
 
 export interface ReceiveOptions {
   /** First wait for a chunk before asking again, until a round trip has been measured. */
@@ -23,6 +28,11 @@ export interface ReceiveOptions {
   maxDeliveryAttempts: number;
   /** Chunks asked for and not yet received, at most. */
   windowChunks: number;
+  /**
+   * The longest a collection may take: a ticket without `ttl`, or with a longer one, is bounded by
+   * this, so a server that drips chunks cannot hold the client forever.
+   */
+  maxTicketTtlMs: number;
 }
 
 export interface ReceiveStats {
@@ -30,7 +40,17 @@ export interface ReceiveStats {
   chunksReceived: number;
   duplicates: number;
   rejected: number;
+  /** Datagrams from another address or port than the one asked: ignored. */
+  foreign: number;
   silentRounds: number;
+}
+
+/** Where the REQUESTs go, and the only source whose datagrams are read. */
+interface DataPeer {
+  address: string;
+  port: number;
+  /** The address as canonicalHost spells it, to compare sources with. */
+  canonical: string;
 }
 
 /**
@@ -58,7 +78,8 @@ export async function receiveHeader(
   trace?: ClientTrace,
   prebound?: Promise<Socket>,
 ): Promise<{ header: Buffer; stats: ReceiveStats }> {
-  const family = isIP(ticket.udpHost) === 6 ? "udp6" : "udp4";
+  const peer = await resolveDataPeer(ticket.udpHost, ticket.udpPort);
+  const family = isIP(peer.address) === 6 ? "udp6" : "udp4";
   let socket = await prebound?.catch(() => undefined);
   if (socket && socket.address().family !== (family === "udp6" ? "IPv6" : "IPv4")) {
     socket.close();
@@ -66,9 +87,24 @@ export async function receiveHeader(
   }
   socket ??= await bindFreshPort(family);
   try {
-    return await new Reassembly(socket, ticket, options, trace).run();
+    return await new Reassembly(socket, peer, ticket, options, trace).run();
   } finally {
     socket.close();
+  }
+}
+
+/**
+ * The address REQUESTs go to: a ticket's host may be a name (a server run with --advertise), and
+ * chunks are compared with one address, so it is resolved once, here.
+ */
+async function resolveDataPeer(host: string, port: number): Promise<DataPeer> {
+  const peer = (address: string): DataPeer => ({ address, port, canonical: canonicalHost(address) });
+  if (isIP(host) !== 0) return peer(host);
+  try {
+    return peer((await lookup(host)).address);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new HeadwireError("DELIVERY_FAILED", `cannot resolve the ticket's UDP host ${host} (${code})`);
   }
 }
 
@@ -110,10 +146,18 @@ class Reassembly {
   /** Chunks below this index have all been asked for at least once. */
   private nextToAsk = 0;
   private readonly timer: RetransmissionTimer;
-  readonly stats: ReceiveStats = { requestsSent: 0, chunksReceived: 0, duplicates: 0, rejected: 0, silentRounds: 0 };
+  readonly stats: ReceiveStats = {
+    requestsSent: 0,
+    chunksReceived: 0,
+    duplicates: 0,
+    rejected: 0,
+    foreign: 0,
+    silentRounds: 0,
+  };
 
   constructor(
     private readonly socket: Socket,
+    private readonly peer: DataPeer,
     private readonly ticket: Ticket,
     private readonly options: ReceiveOptions,
     private readonly trace?: ClientTrace,
@@ -129,8 +173,22 @@ class Reassembly {
     return new Promise((resolve, reject) => {
       let timeout: NodeJS.Timeout | undefined;
       let silentRounds = 0;
+      // The server forgets the ticket after its ttl: asking later is pointless. A ticket without
+      // one, or with a longer one than this client allows, gets the client's bound: chunks that
+      // keep trickling in (each one resets the silent rounds) must not hold the query forever.
+      const ttlMs = Math.min(this.ticket.ttlMs ?? Infinity, this.options.maxTicketTtlMs);
+      const expiresAt = performance.now() + ttlMs;
+      const expired = () =>
+        new HeadwireError(
+          "DELIVERY_FAILED",
+          this.ticket.ttlMs !== undefined && this.ticket.ttlMs <= this.options.maxTicketTtlMs
+            ? `${this.receivedCount} of ${this.ticket.chunks} chunks arrived before the ticket expired (${ttlMs} ms)`
+            : `${this.receivedCount} of ${this.ticket.chunks} chunks arrived in ${ttlMs} ms, the longest this client waits for a ticket (maxTicketTtlMs)`,
+        );
+      const expiry = setTimeout(() => finish(expired()), ttlMs);
       const finish = (error?: HeadwireError) => {
         clearTimeout(timeout);
+        clearTimeout(expiry);
         this.socket.removeAllListeners("message");
         if (error) return reject(error);
         const digest = createHash("sha256").update(this.header).digest();
@@ -144,19 +202,10 @@ class Reassembly {
         const untilExpiry = Math.max(1, expiresAt - performance.now());
         timeout = setTimeout(onSilence, Math.min(this.timer.timeoutMs(silentRounds), untilExpiry));
       };
-      // The server forgets the ticket after its ttl: asking later is pointless.
-      const expiresAt = this.ticket.ttlMs === undefined ? Infinity : performance.now() + this.ticket.ttlMs;
       const onSilence = () => {
         silentRounds++;
         this.stats.silentRounds++;
-        if (performance.now() >= expiresAt) {
-          return finish(
-            new HeadwireError(
-              "DELIVERY_FAILED",
-              `${this.receivedCount} of ${this.ticket.chunks} chunks arrived before the ticket expired (${this.ticket.ttlMs} ms)`,
-            ),
-          );
-        }
+        if (performance.now() >= expiresAt) return finish(expired());
         if (silentRounds >= this.options.maxDeliveryAttempts) {
           return finish(
             new HeadwireError(
@@ -168,7 +217,11 @@ class Reassembly {
         this.askMissing();
         arm();
       };
-      this.socket.on("message", (message: Buffer) => {
+      this.socket.on("message", (message: Buffer, from: RemoteInfo) => {
+        if (from.port !== this.peer.port || canonicalHost(from.address) !== this.peer.canonical) {
+          this.stats.foreign++;
+          return;
+        }
         if (!this.accept(message)) return;
         silentRounds = 0;
         if (this.receivedCount === this.ticket.chunks) return finish();
@@ -254,7 +307,7 @@ class Reassembly {
     }
     for (let copy = 0; copy < copies; copy++) {
       this.stats.requestsSent++;
-      this.socket.send(datagram, this.ticket.udpPort, this.ticket.udpHost);
+      this.socket.send(datagram, this.peer.port, this.peer.address);
     }
   }
 }

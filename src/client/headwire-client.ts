@@ -3,6 +3,7 @@
  * `<out>/<file name>` only once it has arrived whole and checked.
  */
 import { randomBytes } from "node:crypto";
+import type { Socket } from "node:dgram";
 import { mkdir, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { resolveClientConfig, type ClientConfig } from "../config.js";
@@ -13,6 +14,7 @@ import type { CacheOutcome } from "../protocol/control.js";
 import { ControlConnection, type ClientTrace } from "./control-connection.js";
 import { headerFileName } from "./file-name.js";
 import { bindFreshPort, receiveHeader } from "./header-receiver.js";
+import { isTrustedUdpHost } from "./ticket-trust.js";
 
 export interface QueryResult {
   url: string;
@@ -92,17 +94,10 @@ export class HeadwireClient {
     try {
       reply = await this.connection.query(request.url, request.options);
     } catch (error) {
-      void prebound.then(
-        (socket) => socket.close(),
-        () => {},
-      );
+      releaseSocket(prebound);
       throw error;
     }
-    if (reply.kind !== "ticket")
-      void prebound.then(
-        (socket) => socket.close(),
-        () => {},
-      );
+    if (reply.kind !== "ticket") releaseSocket(prebound);
     if (reply.kind === "error") {
       return { url: request.url, ms: elapsed(), error: { code: reply.code, message: reply.message } };
     }
@@ -110,12 +105,21 @@ export class HeadwireClient {
       throw new HeadwireError("PROTOCOL_ERROR", `unexpected reply to a query: ${reply.kind}`);
     const { ticket } = reply;
     if (ticket.bytes > this.config.maxHeaderBytes || ticket.chunks > Math.max(1, ticket.bytes)) {
-      void prebound.then(
-        (socket) => socket.close(),
-        () => {},
-      );
+      releaseSocket(prebound);
       const failure = `a ticket for ${ticket.bytes} bytes in ${ticket.chunks} chunks (this client accepts ${this.config.maxHeaderBytes})`;
       return { url: request.url, ms: elapsed(), error: { code: "PROTOCOL_ERROR", message: failure } };
+    }
+    // --udp-via names the UDP destination itself; otherwise the ticket's host must be trusted.
+    if (
+      !this.dataAddress &&
+      !isTrustedUdpHost(ticket.udpHost, this.connection.remoteAddress, this.config.trustUdpHosts)
+    ) {
+      releaseSocket(prebound);
+      const failure =
+        `the server asked to collect the header from ${ticket.udpHost}, which is not the server's address ` +
+        `(${this.connection.remoteAddress ?? "unknown"}); pass --trust-udp-host ${ticket.udpHost} if the server ` +
+        "runs behind NAT with --advertise";
+      return { url: request.url, ms: elapsed(), error: { code: "UNTRUSTED_TICKET", message: failure } };
     }
     try {
       const target = this.dataAddress
@@ -169,6 +173,14 @@ export class HeadwireClient {
   destroy(): void {
     this.connection.destroy();
   }
+}
+
+/** Closes a socket bound in advance and not used. */
+function releaseSocket(socket: Promise<Socket>): void {
+  void socket.then(
+    (bound) => bound.close(),
+    () => {},
+  );
 }
 
 /** The final response's status line (after any 1xx or redirect hops), for display. */

@@ -482,4 +482,27 @@ export const CLIENT_SETTINGS = {
     flag: false,
     help: "largest header the client accepts a ticket for",
   },
+  /**
+   * A ticket without ttl, or with a longer one, is bounded by this: a server that drips one chunk
+   * at a time resets the silent rounds with each, and would otherwise hold a query forever.
+   */
+  maxTicketTtlMs: {
+    kind: "integer",
+    min: 1,
+    max: 3_600_000,
+    default: 30_000,
+    env: false,
+    help: "longest time one header's UDP collection may take, whatever the ticket's ttl",
+  },
+  /**
+   * A ticket's udp= host must be the control server's address or one of these: otherwise a
+   * hostile server could make clients send REQUESTs to a third party (docs/protocol.md).
+   */
+  trustUdpHosts: {
+    kind: "list",
+    default: [],
+    flag: "--trust-udp-host <host>",
+    env: false,
+    help: "accept tickets that send UDP to HOST (a server behind NAT with --advertise); repeatable",
+  },
 } as const satisfies SettingsTable;

@@ -4,7 +4,11 @@
  * (RFC 9111 §4.3.1); an origin whose response has not changed answers 304 Not Modified.
  */
 
-/** Validators for a conditional request (RFC 9110 §13.1), as sent on the request's first hop. */
+/**
+ * Validators for a conditional request (RFC 9110 §13.1), as sent on the request's first hop. Values
+ * are latin1 strings, one char per byte, exactly as the origin sent the validator: an ETag may hold
+ * obs-text (RFC 9110 §8.8.3), and only the same bytes match it at the origin.
+ */
 export interface ConditionalFields {
   "If-None-Match"?: string;
   "If-Modified-Since"?: string;

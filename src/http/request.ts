@@ -10,8 +10,16 @@ import type { FetchTarget } from "../url/target.js";
 
 /** Visible ASCII only: a request-target or Host with a space or control byte would split the line. */
 const HEADER_LINE_TEXT = /^[\x21-\x7e]+$/;
-/** Printable ASCII (spaces allowed): what a field value may carry without being misread. */
+/** Printable ASCII (spaces allowed): what headwire's own values (User-Agent) are made of. */
 const HEADER_VALUE_TEXT = /^[\x20-\x7e]+$/;
+/**
+ * RFC 9110 §5.5: field-value = *field-content; field-content = field-vchar [ 1*( SP / HTAB /
+ * field-vchar ) field-vchar ]; field-vchar = VCHAR / obs-text (%x80-FF). One char per byte
+ * (latin1), so a validator an origin sent with obs-text (an entity-tag's etagc includes it,
+ * RFC 9110 §8.8.3) goes back byte for byte. CR, LF, NUL and every other control but HTAB stay
+ * out: they would end the field or the request early.
+ */
+const FIELD_VALUE_BYTES = /^[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?$/;
 
 /** Whether `text` can be sent as a field value as it is (non-empty printable ASCII). */
 export function isSendableFieldValue(text: string): boolean {
@@ -19,10 +27,19 @@ export function isSendableFieldValue(text: string): boolean {
 }
 
 /**
+ * Whether `text`, one char per byte, is a field value an origin may have sent and may be sent
+ * back as it is: RFC 9110 §5.5 field-content, obs-text included, no leading or trailing space.
+ */
+export function isFieldValueBytes(text: string): boolean {
+  return FIELD_VALUE_BYTES.test(text);
+}
+
+/**
  * RFC 9112 §3: request-line, then Host (RFC 9112 §3.2 requires it) and a few fixed fields.
  * RFC 9112 §9.6: "Connection: close" tells the origin not to keep the connection; the fetcher
- * closes it after the header. Throws INVALID_URL for a path or host that cannot be sent, and
- * ORIGIN_ERROR for a conditional value that cannot.
+ * closes it after the header. Conditional values are latin1 (one char per byte, obs-text allowed).
+ * Throws INVALID_URL for a path or host that cannot be sent, and ORIGIN_ERROR for a conditional
+ * value that cannot (a control byte, a char above U+00FF).
  */
 export function buildRequest(
   target: FetchTarget,
@@ -42,7 +59,8 @@ export function buildRequest(
   ];
   for (const [name, value] of Object.entries(conditional)) {
     if (value === undefined) continue;
-    if (!HEADER_VALUE_TEXT.test(value)) throw new HeadwireError("ORIGIN_ERROR", `cannot send ${name}: ${value}`);
+    // A validator is sent back exactly as the origin gave it (RFC 9110 §13.1): never re-encoded.
+    if (!FIELD_VALUE_BYTES.test(value)) throw new HeadwireError("ORIGIN_ERROR", `cannot send ${name}: ${value}`);
     lines.push(`${name}: ${value}`);
   }
   return Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1");

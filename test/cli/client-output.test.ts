@@ -1,8 +1,25 @@
 import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import { test } from "node:test";
-import { formatErrorLine, formatResultLine, ResultPrinter, toRecord } from "../../src/cli/client-output.js";
+import fc from "fast-check";
+import {
+  formatErrorLine,
+  formatJsonLine,
+  formatResultLine,
+  headerForStream,
+  ResultPrinter,
+  toRecord,
+  visibleInLine,
+} from "../../src/cli/client-output.js";
 import { PLAIN_STYLE, styleFor, visible } from "../../src/cli/terminal-style.js";
+import { CraftedOrigin } from "../../src/demo/crafted-origin.js";
+import { startServer, tempDir } from "../helpers.js";
+import { runCli } from "./run-cli.js";
+
+/** C0 and C1 controls and DEL: none may reach a terminal or a --json line raw. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** An origin's status line that reads as a 200 when its bare CR reaches a terminal. */
+const SPOOFED = "HTTP/1.1 500 Bad\rHTTP/1.1 200 OK";
 
 test("--json record: every field, in order, null where absent", () => {
   const header = Buffer.from("HTTP/1.1 200 OK\r\n\r\n");
@@ -87,4 +104,61 @@ test("--print keeps the bytes for a pipe; quiet batch mode prints failures only"
   await quiet.report({ url: "v", ms: 1, error: { code: "INVALID_URL", message: "bad" } });
   assert.equal(stdout.read(), null);
   assert.deepEqual(errors, ["v: error INVALID_URL: bad — The URL cannot be parsed; check its spelling.\n"]);
+});
+
+test("a bare CR in a status line is shown as \\x0d in the result line, never raw", () => {
+  const line = formatResultLine(
+    { url: "u", file: "u.txt", status: 500, statusLine: SPOOFED, bytes: 9, cache: "MISS", ms: 4 },
+    PLAIN_STYLE,
+  );
+  assert.equal(line, "HTTP/1.1 500 Bad\\x0dHTTP/1.1 200 OK | 9 bytes | MISS | 4 ms | u.txt\n");
+  assert.equal(visibleInLine("a\tb\nc\u009b"), "a\\x09b\\x0ac\\x9b");
+});
+
+test("--print to a terminal: controls and a CR that ends no line are escaped, line ends kept", () => {
+  const header = Buffer.from(`${SPOOFED}\r\nX-A: \u001b[2J\r\n\r\n`, "latin1");
+  assert.equal(
+    headerForStream(header, { isTTY: true }),
+    "HTTP/1.1 500 Bad\\x0dHTTP/1.1 200 OK\r\nX-A: \\x1b[2J\r\n\r\n",
+  );
+  assert.equal(headerForStream(header, { isTTY: false }), header, "a pipe gets the bytes");
+});
+
+test("property: a --json line holds no control character and parses back to the record", () => {
+  fc.assert(
+    fc.property(fc.string({ unit: "binary" }), fc.string({ unit: "binary" }), (url, message) => {
+      const result = { url, ms: 1, error: { code: "ORIGIN_ERROR" as const, message } };
+      const line = formatJsonLine(result);
+      assert.ok(line.endsWith("\n"));
+      assert.doesNotMatch(line.slice(0, -1), CONTROL);
+      assert.doesNotMatch(line, /[\u2028\u2029]/);
+      assert.deepEqual(JSON.parse(line), toRecord(result));
+    }),
+  );
+  assert.equal(
+    formatJsonLine({ url: "u", ms: 1, error: { code: "ORIGIN_ERROR", message: "\r\u009b31m\u007f" } }),
+    '{"url":"u","file":null,"status":null,"bytes":null,"cache":null,"ms":1,"error":{"code":"ORIGIN_ERROR","message":"\\r\\u009b31m\\u007f"}}\n',
+  );
+});
+
+test("headwire client: an origin's spoofed status line is escaped in the summary line and --json stays clean", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start({
+    "/spoof": { header: `${SPOOFED}\r\nContent-Length: 0\r\n\r\n` },
+  });
+  t.after(() => origin.close());
+  const server = await startServer(dir, {}, t);
+  const url = `127.0.0.1:${origin.port}/spoof`;
+  const lines = await runCli(["client", "-s", `127.0.0.1:${server.controlPort}`, "-o", "out", url], { cwd: dir });
+  assert.equal(lines.code, 0, lines.stderr);
+  assert.match(lines.stdout, /^HTTP\/1\.1 500 Bad\\x0dHTTP\/1\.1 200 OK \| \d+ bytes \| MISS \|/);
+  assert.doesNotMatch(lines.stdout.slice(0, -1), CONTROL);
+  const json = await runCli(["client", "-s", `127.0.0.1:${server.controlPort}`, "-o", "out", "--json", url], {
+    cwd: dir,
+  });
+  assert.equal(json.code, 0, json.stderr);
+  assert.doesNotMatch(json.stdout.slice(0, -1), CONTROL);
+  const record = JSON.parse(json.stdout) as { status: number; error: unknown };
+  assert.equal(record.status, 500, "the status the server parsed, not the spoofed one");
+  assert.equal(record.error, null);
 });

@@ -181,3 +181,16 @@ test("the README's table of server settings is the settings table (scripts/setti
     );
   assert.deepEqual(rows, settingsTableRows(SERVER_SETTINGS));
 });
+
+test("a list flag that takes one value is repeated, and leaves the arguments after it alone", () => {
+  const command = new Command("client")
+    .argument("[URL...]")
+    .exitOverride()
+    .configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  const read = addSettingOptions(command, CLIENT_SETTINGS);
+  command.parse(["--trust-udp-host", "udp.example.net", "--trust-udp-host", "203.0.113.9", "example.com"], {
+    from: "user",
+  });
+  assert.deepEqual(read(command.opts()).trustUdpHosts, ["udp.example.net", "203.0.113.9"]);
+  assert.deepEqual(command.args, ["example.com"]);
+});

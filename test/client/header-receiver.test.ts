@@ -25,6 +25,7 @@ const PATIENT: ReceiveOptions = {
   maxChunkTimeoutMs: 2000,
   maxDeliveryAttempts: 4,
   windowChunks: 64,
+  maxTicketTtlMs: 60_000,
 };
 
 /**
@@ -38,6 +39,7 @@ const QUICK: ReceiveOptions = {
   maxChunkTimeoutMs: 80,
   maxDeliveryAttempts: 4,
   windowChunks: 64,
+  maxTicketTtlMs: 60_000,
 };
 
 /** For peers that never answer: every wait is short (no answer can come early or late). */
@@ -290,26 +292,76 @@ test("the ticket's ttl bounds the asking: DELIVERY_FAILED once it has passed", a
   });
 });
 
-// Today's behaviour: the receiver does not check the chunk's source address or port. A chunk is
-// accepted on its token (128 random bits, known only to the session) and its CRC.
-test("chunks from another source port are accepted when their token is the ticket's (today's behaviour)", async (t) => {
+/** A UDP socket on loopback: `address` 127.0.0.1 unless given, port ephemeral unless given. */
+async function loopbackSocket(t: Hooks, address = "127.0.0.1", port = 0): Promise<Socket> {
+  const socket = createSocket("udp4");
+  socket.bind(port, address);
+  await once(socket, "listening");
+  t.after(() => socket.close());
+  return socket;
+}
+
+// Chunks count only from the address and port the REQUESTs went to (was: any source, on the token
+// and CRC alone). A third party that learnt the token cannot feed the receiver.
+test("chunks from another source port are ignored and counted; the peer's own are then used", async (t) => {
   const peer = await ChunkPeer.start(t, header(450));
-  const elsewhere = createSocket("udp4");
-  elsewhere.bind(0, "127.0.0.1");
-  await once(elsewhere, "listening");
-  t.after(() => elsewhere.close());
+  const elsewhere = await loopbackSocket(t);
   assert.notEqual(elsewhere.address().port, peer.socket.address().port);
   peer.answer = (indices, nth) => {
-    if (nth === 0) {
-      const { address, port } = peer.requests[0]!.from;
-      for (const i of indices) elsewhere.send(peer.chunk(i), port, address);
-    }
+    if (nth > 0) return indices.map((i) => peer.chunk(i));
+    const { address, port } = peer.requests[0]!.from;
+    for (const i of indices) elsewhere.send(peer.chunk(i), port, address);
     return [];
   };
-  const { header: got, stats } = await receiveHeader(peer.ticket(), PATIENT);
+  const { header: got, stats } = await receiveHeader(peer.ticket(), QUICK);
   assert.deepEqual(got, peer.header);
+  assert.equal(stats.foreign, peer.chunks, "every chunk from the other port was counted");
+  assert.equal(stats.chunksReceived, peer.chunks);
   assert.equal(stats.rejected, 0);
-  assert.equal(peer.requests.length, 1, "the chunks from the other port were enough");
+  assert.ok(peer.requests.length >= 2, "the chunks from the other port were not enough");
+});
+
+test("chunks from another address, even from the same port, are ignored", async (t) => {
+  const peer = await ChunkPeer.start(t, header(450));
+  let impostor: Socket;
+  try {
+    impostor = await loopbackSocket(t, "127.0.0.2", peer.socket.address().port);
+  } catch {
+    return t.skip("cannot bind 127.0.0.2");
+  }
+  peer.answer = (indices, nth) => {
+    if (nth > 0) return indices.map((i) => peer.chunk(i));
+    const { address, port } = peer.requests[0]!.from;
+    for (const i of indices) impostor.send(peer.chunk(i), port, address);
+    return [];
+  };
+  const { header: got, stats } = await receiveHeader(peer.ticket(), QUICK);
+  assert.deepEqual(got, peer.header);
+  assert.equal(stats.foreign, peer.chunks);
+  assert.ok(peer.requests.length >= 2);
+});
+
+test("a server that drips one chunk every 0.5 s is given up on at maxTicketTtlMs, ttl or not", async (t) => {
+  for (const ttlMs of [undefined, 600_000]) {
+    const peer = await ChunkPeer.start(t, header(4000));
+    assert.equal(peer.chunks, 40);
+    let next = 0;
+    const drip = setInterval(() => {
+      const from = peer.requests[0]?.from;
+      if (from && next < peer.chunks) peer.socket.send(peer.chunk(next++), from.port, from.address);
+    }, 500);
+    t.after(() => clearInterval(drip));
+    peer.answer = () => [];
+    const started = performance.now();
+    await assert.rejects(receiveHeader(peer.ticket({ ttlMs }), { ...PATIENT, maxTicketTtlMs: 1500 }), {
+      code: "DELIVERY_FAILED",
+      message: /^\d+ of 40 chunks arrived in 1500 ms, the longest this client waits for a ticket \(maxTicketTtlMs\)$/,
+    });
+    clearInterval(drip);
+    const took = performance.now() - started;
+    assert.ok(took >= 1400 && took < 10_000, `gave up after ${Math.round(took)} ms`);
+    assert.ok(next < peer.chunks, "it ended before the drip did");
+  }
 });
 
 test("a prebound socket of the wrong family is closed and a fresh one used", async (t) => {

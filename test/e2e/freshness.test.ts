@@ -60,6 +60,40 @@ test("stale with an ETag: revalidated with If-None-Match, a 304 refreshes the st
   assert.match((await readFile(changed.file!)).toString(), /ETag: "v2"/);
 });
 
+test("an ETag with a non-ASCII byte (obs-text) is sent back byte for byte: REVALIDATED", async (t) => {
+  const dir = await tempDir(t);
+  const time = clock();
+  // RFC 9110 §8.8.3: etagc includes obs-text; the origin matches the exact bytes it sent.
+  const etag = Buffer.concat([Buffer.from('"caf'), Buffer.from([0xe9]), Buffer.from('"')]);
+  const origin = await CraftedOrigin.start({
+    "/accent": (request) => {
+      const conditional = request.includes(`\r\nIf-None-Match: ${etag.toString("latin1")}\r\n`);
+      const status = conditional ? "304 Not Modified" : "200 OK";
+      return {
+        header: Buffer.concat([
+          Buffer.from(`HTTP/1.1 ${status}\r\nCache-Control: max-age=60\r\nETag: `),
+          etag,
+          Buffer.from("\r\n\r\n"),
+        ]),
+      };
+    },
+  });
+  t.after(() => origin.close());
+  const server = await startServer(dir, { now: time.now }, t);
+  const client = await HeadwireClient.connect({ serverPort: server.controlPort, outDir: dir });
+  t.after(() => client.destroy());
+  const url = `127.0.0.1:${origin.port}/accent`;
+  assert.equal((await client.query({ url })).cache, "MISS");
+  time.advance(61);
+  const second = await client.query({ url });
+  assert.equal(second.error, undefined);
+  assert.equal(second.cache, "REVALIDATED");
+  assert.equal(origin.requests.get("/accent"), 2);
+  const sent = Buffer.from(origin.lastRequest.get("/accent")!, "latin1");
+  assert.ok(sent.includes(Buffer.concat([Buffer.from("\r\nIf-None-Match: "), etag, Buffer.from("\r\n")])));
+  assert.ok((await readFile(second.file!)).includes(etag), "the stored ETag keeps its byte");
+});
+
 test("stale with Last-Modified: revalidated with If-Modified-Since", async (t) => {
   const dir = await tempDir(t);
   const time = clock();

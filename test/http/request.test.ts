@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { HeadwireError } from "../../src/errors.js";
-import { buildRequest, isSendableFieldValue } from "../../src/http/request.js";
+import { buildRequest, isFieldValueBytes, isSendableFieldValue } from "../../src/http/request.js";
 import { parseTarget, type FetchTarget } from "../../src/url/target.js";
 
 function assertCode(fn: () => unknown, code: string): void {
@@ -54,7 +54,47 @@ test("a conditional value that cannot be sent is ORIGIN_ERROR, never a second fi
   const target = parseTarget("example.com");
   assertCode(() => buildRequest(target, "GET", "ua", { "If-None-Match": '"a"\r\nX-Injected: 1' }), "ORIGIN_ERROR");
   assertCode(() => buildRequest(target, "GET", "ua", { "If-Modified-Since": "" }), "ORIGIN_ERROR");
-  assertCode(() => buildRequest(target, "GET", "ua", { "If-None-Match": '"caf\xe9"' }), "ORIGIN_ERROR");
+  assertCode(() => buildRequest(target, "GET", "ua", { "If-None-Match": '"a"\nX: 1' }), "ORIGIN_ERROR");
+  assertCode(() => buildRequest(target, "GET", "ua", { "If-None-Match": '"a\x00"' }), "ORIGIN_ERROR");
+  assertCode(() => buildRequest(target, "GET", "ua", { "If-None-Match": '"a\x7f"' }), "ORIGIN_ERROR");
+  assertCode(() => buildRequest(target, "GET", "ua", { "If-None-Match": '"caf\u20ac"' }), "ORIGIN_ERROR");
+  assertCode(() => buildRequest(target, "GET", "ua", { "If-None-Match": ' "a"' }), "ORIGIN_ERROR");
+});
+
+test("an ETag with obs-text (RFC 9110 §8.8.3) goes back byte for byte, never refused", () => {
+  const target = parseTarget("example.com");
+  const request = buildRequest(target, "GET", "ua", { "If-None-Match": 'W/"caf\xe9", "\x80\xff"' });
+  const expected = Buffer.concat([
+    Buffer.from('If-None-Match: W/"caf'),
+    Buffer.from([0xe9]),
+    Buffer.from('", "'),
+    Buffer.from([0x80, 0xff]),
+    Buffer.from('"\r\n\r\n'),
+  ]);
+  assert.ok(request.subarray(request.length - expected.length).equals(expected), text(request));
+  assert.ok(isFieldValueBytes("a\tb"));
+  for (const value of ["", " a", "a ", "a\rb", "a\x00", "\x85\u0100"]) assert.equal(isFieldValueBytes(value), false);
+});
+
+test("property: a latin1 field value goes out as its own bytes, or is refused when RFC 9110 §5.5 forbids it", () => {
+  const byte = fc.integer({ min: 0, max: 0xff }).map((c) => String.fromCharCode(c));
+  const target = parseTarget("example.com");
+  fc.assert(
+    fc.property(fc.string({ unit: byte, minLength: 1 }), (value) => {
+      const allowed = /^[^\x00-\x20\x7f](?:[^\x00-\x08\x0a-\x1f\x7f]*[^\x00-\x20\x7f])?$/.test(value);
+      let request: Buffer;
+      try {
+        request = buildRequest(target, "GET", "ua", { "If-None-Match": value });
+      } catch (error) {
+        assert.ok(!allowed && error instanceof HeadwireError && error.code === "ORIGIN_ERROR", JSON.stringify(value));
+        return;
+      }
+      assert.ok(allowed, JSON.stringify(value));
+      const tail = Buffer.from(`If-None-Match: ${value}\r\n\r\n`, "latin1");
+      assert.ok(request.subarray(request.length - tail.length).equals(tail));
+      assert.equal(request.toString("latin1").split("\r\n").length, 8, "no line was added");
+    }),
+  );
 });
 
 test("a sendable field value is non-empty printable ASCII", () => {
@@ -73,7 +113,8 @@ test("property: every request is CRLF lines of printable ASCII, ending in one em
       fc.record({ "If-None-Match": printable, "If-Modified-Since": printable }, { requiredKeys: [] }),
       (path, method, userAgent, conditional) => {
         const target = { ...parseTarget("example.com"), path };
-        const sendable = Object.values(conditional).every((value) => value !== "");
+        // RFC 9110 §5.5: a field value neither is empty nor starts or ends with whitespace.
+        const sendable = Object.values(conditional).every((value) => /^[^ ](?:.*[^ ])?$/.test(value));
         let request: string;
         try {
           request = text(buildRequest(target, method, userAgent, conditional));
