@@ -158,11 +158,17 @@ export class ControlSession {
       const end = newline === -1 ? this.backlog.length : newline + 1;
       const piece = this.backlog.subarray(0, end);
       this.backlog = end === this.backlog.length ? undefined : this.backlog.subarray(end);
-      for (const event of this.decoder.push(piece)) {
-        if (this.ending) break;
-        this.idleTimer.refresh();
-        if (event.kind === "error") this.badLine(event.error);
-        else this.onLine(event.text);
+      try {
+        for (const event of this.decoder.push(piece)) {
+          if (this.ending) break;
+          this.idleTimer.refresh();
+          if (event.kind === "error") this.badLine(event.error);
+          else this.onLine(event.text);
+        }
+      } catch (error) {
+        // A bug of ours on this session's input ends this session only, never the process.
+        this.handler.internalError(error, this.context);
+        this.end(new HeadwireError("INTERNAL_ERROR"));
       }
     }
     if (this.ending) this.backlog = undefined;

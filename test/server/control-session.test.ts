@@ -65,6 +65,7 @@ class FakeHandler implements SessionHandler {
   }
 
   authorize(token: string): boolean {
+    if (token === "throw-a-bug") throw new TypeError("a bug in authorize");
     return token === "s3cret";
   }
 
@@ -367,4 +368,17 @@ test("past the shared reply budget a query gets SERVER_BUSY instead of work", as
   assert.match((await peer.next()) ?? "", /^ERROR SERVER_BUSY too many replies waiting to be read/);
   assert.equal(handler.queries.length, 0);
   replyBytes.used = 0;
+});
+
+test("a bug while handling one session's line ends that session with INTERNAL_ERROR, logged, and nothing else", async (t) => {
+  const handler = new FakeHandler();
+  const { peer, serverClosed } = await openSession(t, {}, handler);
+  const { peer: other } = await openSession(t, {}, handler);
+  peer.write("AUTH throw-a-bug\nPING\n");
+  assert.match((await peer.next()) ?? "", /^ERROR INTERNAL_ERROR /);
+  assert.equal(await peer.next(), null, "the session is closed; its PING is not answered");
+  await serverClosed;
+  assert.equal(handler.internalErrors.length, 1);
+  other.write("PING\n");
+  assert.equal(await other.next(), "PONG");
 });
