@@ -21,6 +21,7 @@ import { formatError } from "../protocol/control.js";
 import { MAX_CHUNKS_PER_REQUEST } from "../protocol/datagram.js";
 import { VERSION } from "../version.js";
 import { ControlSession, ReplyBytes } from "./control-session.js";
+import { openFilesLimit, sessionCeiling } from "./file-descriptors.js";
 import { DataServer, type DataServerStats } from "./data-server.js";
 import { HeaderService, type HeaderFetcher } from "./header-service.js";
 import { QueryHandler } from "./query-handler.js";
@@ -75,6 +76,8 @@ export class HeadwireServer {
   /** Connections refused by limit, by code (queries refused are counted by the query handler). */
   private readonly limitHits: Record<string, number> = {};
   private readonly now: () => number;
+  /** maxSessions, or fewer when the open-file limit would not let that many be answered. */
+  private readonly maxSessions: number;
   private readonly log: ServerLog;
   private control: Server | undefined;
   private data: DataServer | undefined;
@@ -86,6 +89,7 @@ export class HeadwireServer {
     const now = options.now ?? Date.now;
     this.now = now;
     this.replyBytes = new ReplyBytes(this.config.maxReplyBytes);
+    this.maxSessions = sessionCeiling(this.config.maxSessions, openFilesLimit());
     this.log = options.log ?? ((message) => process.stderr.write(`headwire server: ${message}\n`));
     const freshness = new Freshness({
       defaultTtlMs: this.config.defaultTtlMs,
@@ -133,6 +137,12 @@ export class HeadwireServer {
   }
 
   async start(): Promise<this> {
+    if (this.maxSessions < this.config.maxSessions) {
+      this.log(
+        `warning: the open-files limit (${openFilesLimit()}) holds only ${this.maxSessions} sessions, not ` +
+          `maxSessions ${this.config.maxSessions}; raise it (ulimit -n, systemd LimitNOFILE=) to hold more`,
+      );
+    }
     this.log(`cache ${await this.store.open()}`);
     try {
       this.data = await DataServer.start(this.tickets, {
@@ -239,7 +249,7 @@ export class HeadwireServer {
   /** Why a new connection from `address` is refused, if it is. */
   private refusal(address: string): HeadwireError<"SHUTTING_DOWN" | "SERVER_BUSY" | "SESSION_LIMIT"> | undefined {
     if (this.stopping) return new HeadwireError("SHUTTING_DOWN");
-    if (this.sessions.size >= this.config.maxSessions) return new HeadwireError("SERVER_BUSY");
+    if (this.sessions.size >= this.maxSessions) return new HeadwireError("SERVER_BUSY");
     if ((this.sessionsByAddress.get(address) ?? 0) >= this.config.maxSessionsPerAddress) {
       return new HeadwireError(
         "SESSION_LIMIT",
