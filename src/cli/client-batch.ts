@@ -129,7 +129,8 @@ export async function runBatch(options: BatchOptions): Promise<number> {
   }
   if (fatal) {
     stderr.write(`headwire client: ${fatal.message} (${fatal.code}) — ${fatal.advice}\n`);
-    return BATCH_EXIT.sessionFailed;
+    // PERSIST_FAILED comes after every answer (at TERMINATE): a failed step, not a lost session.
+    return fatal.code === "PERSIST_FAILED" ? BATCH_EXIT.queryFailed : BATCH_EXIT.sessionFailed;
   }
   if (interrupted) return BATCH_EXIT.interrupted;
   return tally.failed > 0 ? BATCH_EXIT.queryFailed : BATCH_EXIT.ok;

@@ -136,10 +136,14 @@ export class ControlSession {
     }
     if (message.kind === "terminate") {
       this.ending = true;
+      // BYE says the cache is persisted: only when it is. Either way the session ends.
       this.tail = this.tail
         .then(() => this.handler.terminated(this.context))
-        .catch(() => {})
-        .then(() => void this.socket.end(BYE_LINE));
+        .then(
+          () => BYE_LINE,
+          (error: unknown) => formatError(toWireError(error, "PERSIST_FAILED")),
+        )
+        .then((line) => void this.socket.end(line));
       return;
     }
     if (this.queuedQueries >= this.limits.maxQueuedQueries) {
