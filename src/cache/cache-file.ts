@@ -27,8 +27,7 @@ const READ_BATCH_BYTES = 1024 * 1024;
  * Create a new file or fail (O_EXCL), and fail on a symbolic link rather than follow it
  * (O_NOFOLLOW; with O_EXCL a link at the name already fails, the flag says it twice on purpose).
  */
-const CREATE_EXCLUSIVE =
-  fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
+const CREATE_EXCLUSIVE = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
 
 /**
  * Opening a FIFO for reading blocks until a writer comes, forever if none does: O_NONBLOCK makes
@@ -186,19 +185,19 @@ export class CacheFile {
 
 /** Serializes the entries into an open file, in batches, and fsyncs it. */
 async function writeEntries(file: FileHandle, entries: readonly CacheEntry[]): Promise<void> {
-      let batch: Buffer[] = [];
-      let batchBytes = 0;
-      for (const part of serializeCacheParts(entries)) {
-        batch.push(part);
-        batchBytes += part.length;
-        if (batchBytes >= WRITE_BATCH_BYTES) {
-          await writeAll(file, Buffer.concat(batch, batchBytes));
-          batch = [];
-          batchBytes = 0;
-        }
-      }
-      if (batchBytes > 0) await writeAll(file, Buffer.concat(batch, batchBytes));
-      await file.sync();
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  for (const part of serializeCacheParts(entries)) {
+    batch.push(part);
+    batchBytes += part.length;
+    if (batchBytes >= WRITE_BATCH_BYTES) {
+      await writeAll(file, Buffer.concat(batch, batchBytes));
+      batch = [];
+      batchBytes = 0;
+    }
+  }
+  if (batchBytes > 0) await writeAll(file, Buffer.concat(batch, batchBytes));
+  await file.sync();
 }
 
 /**
@@ -219,7 +218,13 @@ async function readAtMost(file: FileHandle, maxBytes: number): Promise<Buffer | 
   }
 }
 
-function fileKind(stats: { isFIFO(): boolean; isDirectory(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+function fileKind(stats: {
+  isFIFO(): boolean;
+  isDirectory(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+  isSocket(): boolean;
+}): string {
   if (stats.isFIFO()) return "a FIFO";
   if (stats.isDirectory()) return "a directory";
   if (stats.isCharacterDevice()) return "a character device";
