@@ -120,6 +120,9 @@ export class FileCacheStore implements CacheStore {
       await this.flush();
     } finally {
       await this.release();
+      // A retry a failed last write scheduled: nobody owns the file any more.
+      clearTimeout(this.timer);
+      this.timer = undefined;
     }
     return `persisted to ${this.options.path} (${this.size} entries)`;
   }
@@ -146,6 +149,9 @@ export class FileCacheStore implements CacheStore {
         { cause: error },
       );
       if (this.failures++ === 0) this.options.log(`${failure.message}; the cache stays in memory, retrying`);
+      // Whoever asked (a TERMINATE, SIGHUP, the timer), the changes are tried again later, so a
+      // disk that recovers gets them without waiting for the next change.
+      this.scheduleWrite(Math.max(RETRY_DELAY_MS, this.options.persistDelayMs));
       throw failure;
     }
     if (this.failures > 0) {
@@ -169,16 +175,13 @@ export class FileCacheStore implements CacheStore {
 
   /**
    * A scheduled write has nobody to answer: its failure is logged (once per run, by
-   * writeIfDirty) and it is tried again a little later, so a disk that recovers gets the changes
-   * without waiting for the next one.
+   * writeIfDirty), which schedules the next attempt.
    */
   private scheduleWrite(delayMs: number): void {
-    if (this.timer) return;
+    if (this.timer || !this.opened) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.flush().catch(() => {
-        if (this.opened) this.scheduleWrite(Math.max(RETRY_DELAY_MS, this.options.persistDelayMs));
-      });
+      this.flush().catch(() => {});
     }, delayMs);
     this.timer.unref();
   }
