@@ -21,6 +21,7 @@ const INTEGRATION_FILES = [
   "cli/cli.test.js", // the CLI as a process, servers
   "cli/client-batch.test.js", // the CLI as a process, a server
   "cli/client-terminal.test.js", // tmux
+  "cli/server-command.test.js", // the server as a process
   "fetch/nginx-origin.test.js", // nginx
   "server/control-protocol.test.js", // a whole headwire server
   "server/data-channel.test.js", // a whole headwire server

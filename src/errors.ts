@@ -25,6 +25,7 @@ export const WIRE_ERROR_CODES = {
   ORIGIN_BUSY: "The server is already sending this origin as many requests as it allows; retry later.",
   STORE_UNAVAILABLE: "The server's shared cache store cannot be reached; retry later.",
   INTERNAL_ERROR: "The server failed on its own; this is a bug (logged there), the query can be retried.",
+  PERSIST_FAILED: "The server could not write its cache to disk (logged there); the answers given still hold.",
   // Fetching from the origin.
   DNS_NOT_FOUND: "The origin's host name does not resolve.",
   CONNECTION_REFUSED: "The origin refused the connection.",
@@ -98,6 +99,11 @@ export class CacheFileOwnedError extends Error {
   override name = "CacheFileOwnedError";
 }
 
+/** A cache file that could not be written (a full disk, a directory gone): nothing was persisted. */
+export class CachePersistError extends Error {
+  override name = "CachePersistError";
+}
+
 export function isHeadwireError(error: unknown): error is HeadwireError {
   return error instanceof HeadwireError;
 }
@@ -108,12 +114,13 @@ export function isHeadwireError(error: unknown): error is HeadwireError {
  */
 export function isExpectedError(
   error: unknown,
-): error is HeadwireError | ConfigError | CacheFileError | CacheFileOwnedError {
+): error is HeadwireError | ConfigError | CacheFileError | CacheFileOwnedError | CachePersistError {
   return (
     error instanceof HeadwireError ||
     error instanceof ConfigError ||
     error instanceof CacheFileError ||
-    error instanceof CacheFileOwnedError
+    error instanceof CacheFileOwnedError ||
+    error instanceof CachePersistError
   );
 }
 

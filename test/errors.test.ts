@@ -3,6 +3,7 @@ import { test } from "node:test";
 import {
   CacheFileError,
   CacheFileOwnedError,
+  CachePersistError,
   ConfigError,
   HeadwireError,
   isExpectedError,
@@ -26,6 +27,7 @@ test("ours or a bug: every named class is expected, anything else is not", () =>
     new ConfigError("server.x must be y"),
     new CacheFileError("bad line"),
     new CacheFileOwnedError("owned"),
+    new CachePersistError("cache file x could not be written: ENOSPC"),
   ]) {
     assert.ok(isExpectedError(error), error.name);
     assert.equal(isHeadwireError(error), error instanceof HeadwireError, error.name);

@@ -6,11 +6,25 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HeadwireServer, type HeadwireServerOptions } from "../src/server/headwire-server.js";
 
+/** Servers started in a temporary directory (startServer with t): stopped before it is removed. */
+const stopBeforeRemoval = new Map<string, Array<() => Promise<void>>>();
+
 export async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "headwire-test-"));
-  // Hooks run in the order they were registered, so a server started later may still be writing
-  // its cache file here while this runs: rm retries on ENOTEMPTY/EBUSY.
-  t.after(() => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
+  const stops: Array<() => Promise<void>> = [];
+  stopBeforeRemoval.set(dir, stops);
+  t.after(async () => {
+    // A server persists its cache when it stops, and a persist that fails makes stop() reject:
+    // its directory must still be there. Hooks run in the order they were registered, so servers
+    // started later are stopped here, first.
+    stopBeforeRemoval.delete(dir);
+    try {
+      for (const stop of stops.reverse()) await stop();
+    } finally {
+      // Something else may still be writing here while this runs: rm retries on ENOTEMPTY/EBUSY.
+      await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+    }
+  });
   return dir;
 }
 
@@ -56,7 +70,11 @@ export async function startServer(
     ...options,
   });
   await server.start();
-  t?.after(() => server.stop());
+  if (t) {
+    const stops = stopBeforeRemoval.get(dir);
+    if (stops) stops.push(() => server.stop());
+    else t.after(() => server.stop());
+  }
   return server;
 }
 

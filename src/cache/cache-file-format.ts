@@ -12,10 +12,28 @@
  * Anything else (a missing `end`, a count or length that does not match, trailing bytes) makes
  * the whole file invalid: the loader moves it aside and starts with an empty cache.
  */
+import { constants as bufferConstants } from "node:buffer";
 import { CacheFileError } from "../errors.js";
+import { MAX_URL_CHARS } from "../url/target.js";
 import type { CacheEntry } from "./cache-store.js";
 
 export const CACHE_FILE_MAGIC = "headwire-cache 1";
+
+/**
+ * What one entry costs in the file besides its header: the entry line (a key is a normalized URL
+ * of at most MAX_URL_CHARS, plus its query options after `#`), and the LF after the header.
+ */
+export const ENTRY_OVERHEAD_BYTES = MAX_URL_CHARS + 128;
+
+/**
+ * The largest file a store with these bounds can write: its header bytes, each entry's overhead,
+ * the first and last lines. A larger file was not written by such a server; the loader refuses
+ * to read it into memory (a link to /dev/zero, a file that grew by mistake).
+ */
+export function cacheFileLimitBytes(maxTotalBytes: number, maxEntries: number): number {
+  const limit = maxTotalBytes + maxEntries * ENTRY_OVERHEAD_BYTES + 256;
+  return Math.min(limit, bufferConstants.MAX_LENGTH);
+}
 
 /** The file's bytes, piece by piece (a writer can yield between pieces). */
 export function* serializeCacheParts(entries: readonly CacheEntry[]): Generator<Buffer> {

@@ -3,10 +3,19 @@
  * file's lock and loads it; every change schedules a write persistDelayMs later (changes in
  * between are written together, off the query path); flush() writes now; close() flushes and
  * releases the lock.
+ *
+ * A write that fails is never reported as a success: flush() and close() reject with a
+ * CachePersistError, the changes stay pending for the next attempt, and the log says it once per
+ * run of failures (and again when a write succeeds after them).
  */
+import { CachePersistError } from "../errors.js";
 import { CacheFile, type CacheFileLog } from "./cache-file.js";
+import { cacheFileLimitBytes } from "./cache-file-format.js";
 import type { CacheEntry, CacheStore, CacheStoreStats } from "./cache-store.js";
 import { MemoryCacheStore } from "./memory-cache-store.js";
+
+/** After a scheduled write failed, the next attempt is made this long later (or at the next change). */
+const RETRY_DELAY_MS = 5000;
 
 export interface FileCacheStoreOptions {
   path: string;
@@ -32,9 +41,15 @@ export class FileCacheStore implements CacheStore {
   private dirty = false;
   private opened = false;
   private writtenWaiters: Array<() => void> = [];
+  /** Writes failed in a row (the first is logged, and the success that ends the run). */
+  private failures = 0;
 
   constructor(private readonly options: FileCacheStoreOptions) {
-    this.file = new CacheFile(options.path, options.log);
+    this.file = new CacheFile(
+      options.path,
+      options.log,
+      cacheFileLimitBytes(options.maxTotalBytes, options.maxEntries),
+    );
     this.memory = new MemoryCacheStore({
       maxEntries: options.maxEntries,
       maxTotalBytes: options.maxTotalBytes,
@@ -84,29 +99,31 @@ export class FileCacheStore implements CacheStore {
     return { ...(await this.memory.stats()), kind: this.kind };
   }
 
-  /** Writes now if anything changed since the last write; resolves when it is on disk. */
+  /**
+   * Writes now if anything changed since the last write; resolves when it is on disk, rejects
+   * with a CachePersistError when it could not be written (the changes stay pending).
+   */
   flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    this.writing = this.writing.then(async () => {
-      if (!this.dirty || !this.opened) return;
-      this.dirty = false;
-      try {
-        await this.file.write(this.memory.snapshot());
-        for (const resolve of this.writtenWaiters.splice(0)) resolve();
-      } catch (error) {
-        this.dirty = true;
-        this.options.log(`cache file ${this.options.path} could not be written: ${(error as Error).message}`);
-      }
-    });
-    return this.writing;
+    const run = this.writing.then(() => this.writeIfDirty());
+    // Writes stay in sequence whatever became of the one before.
+    this.writing = run.catch(() => {});
+    return run;
   }
 
+  /** Flushes and gives the file up; the lock is released even when the last write fails. */
   async close(): Promise<string> {
-    await this.flush();
-    await this.release();
+    try {
+      await this.flush();
+    } finally {
+      await this.release();
+      // A retry a failed last write scheduled: nobody owns the file any more.
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
     return `persisted to ${this.options.path} (${this.size} entries)`;
   }
 
@@ -120,6 +137,30 @@ export class FileCacheStore implements CacheStore {
     return new Promise((resolve) => this.writtenWaiters.push(resolve));
   }
 
+  private async writeIfDirty(): Promise<void> {
+    if (!this.dirty || !this.opened) return;
+    this.dirty = false;
+    try {
+      await this.file.write(this.memory.snapshot());
+    } catch (error) {
+      this.dirty = true;
+      const failure = new CachePersistError(
+        `cache file ${this.options.path} could not be written: ${(error as Error).message}`,
+        { cause: error },
+      );
+      if (this.failures++ === 0) this.options.log(`${failure.message}; the cache stays in memory, retrying`);
+      // Whoever asked (a TERMINATE, SIGHUP, the timer), the changes are tried again later, so a
+      // disk that recovers gets them without waiting for the next change.
+      this.scheduleWrite(Math.max(RETRY_DELAY_MS, this.options.persistDelayMs));
+      throw failure;
+    }
+    if (this.failures > 0) {
+      this.options.log(`cache file ${this.options.path} written again after ${this.failures} failed attempts`);
+      this.failures = 0;
+    }
+    for (const resolve of this.writtenWaiters.splice(0)) resolve();
+  }
+
   private async release(): Promise<void> {
     if (!this.opened) return;
     this.opened = false;
@@ -129,11 +170,19 @@ export class FileCacheStore implements CacheStore {
   /** Schedules a write persistDelayMs from now, unless one is already scheduled. */
   private schedule(): void {
     this.dirty = true;
-    if (this.timer) return;
+    this.scheduleWrite(this.options.persistDelayMs);
+  }
+
+  /**
+   * A scheduled write has nobody to answer: its failure is logged (once per run, by
+   * writeIfDirty), which schedules the next attempt.
+   */
+  private scheduleWrite(delayMs: number): void {
+    if (this.timer || !this.opened) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.flush();
-    }, this.options.persistDelayMs);
+      this.flush().catch(() => {});
+    }, delayMs);
     this.timer.unref();
   }
 }

@@ -128,8 +128,10 @@ export async function runBatch(options: BatchOptions): Promise<number> {
     if (!fatal) return BATCH_EXIT.usage;
   }
   if (fatal) {
-    stderr.write(`headwire client: ${visibleInLine(fatal.message)} (${fatal.code}) — ${fatal.advice}\n`);
-    return BATCH_EXIT.sessionFailed;
+    stderr.write(`headwire client: ${visibleInLine(fatal.message)} (${fatal.code}) — ${fatal.advice}
+`);
+    // PERSIST_FAILED comes after every answer (at TERMINATE): a failed step, not a lost session.
+    return fatal.code === "PERSIST_FAILED" ? BATCH_EXIT.queryFailed : BATCH_EXIT.sessionFailed;
   }
   if (interrupted) return BATCH_EXIT.interrupted;
   return tally.failed > 0 ? BATCH_EXIT.queryFailed : BATCH_EXIT.ok;

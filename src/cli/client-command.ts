@@ -149,7 +149,8 @@ ENVIRONMENT
 
 EXIT STATUS
   0    every query succeeded
-  1    at least one query failed (its error was printed; the session went on)
+  1    at least one query failed (its error was printed; the session went on), or the server
+       answered TERMINATE with PERSIST_FAILED (it could not write its cache)
   2    bad usage: an unknown option, a bad value, an unreadable --batch file
   3    the server could not be reached, or the session was lost
   130  interrupted (Ctrl-C) during --batch
@@ -271,9 +272,11 @@ async function runClient(urls: string[], opts: ClientOptions, settings: Partial<
     if (endedWhileReading && client.lost) throw client.lost;
     await client.terminate();
   } catch (error) {
-    reportFatal(toHeadwireError(error, "CONNECTION_LOST"));
+    const failure = toHeadwireError(error, "CONNECTION_LOST");
+    reportFatal(failure);
     client.destroy();
-    return CLIENT_EXIT.sessionFailed;
+    // The answers arrived; the server failed to persist its cache after them: a failed step.
+    return failure.code === "PERSIST_FAILED" ? CLIENT_EXIT.queryFailed : CLIENT_EXIT.sessionFailed;
   }
   return failures > 0 ? CLIENT_EXIT.queryFailed : CLIENT_EXIT.ok;
 }

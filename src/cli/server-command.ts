@@ -26,8 +26,15 @@ Files:
 
 Exit status:
   0  stopped by SIGINT or SIGTERM, cache persisted
-  1  could not start (port in use, cache file owned by another server, bad configuration)
+  1  could not start (port in use, cache file owned by another server or not a regular file,
+     bad configuration), or stopped but the cache could not be persisted (the lock is released),
+     or stopped on an internal error (logged with its stack; cache persisted, lock released)
   2  bad usage
+
+Signals:
+  SIGINT, SIGTERM  stop: no new sessions, queries in flight finish, the cache is persisted
+                   (a second one while stopping is only acknowledged)
+  SIGHUP           persist the cache now and go on (nothing else is reloaded yet)
 
 Examples:
   headwire server                                  # ports 50366/tcp and 50367/udp on all addresses
@@ -36,34 +43,79 @@ Examples:
   headwire server --cache redis://10.0.0.5:6379/0 --advertise 203.0.113.7   # one of a fleet
 
 On SIGINT or SIGTERM the server stops accepting sessions, finishes the queries in flight,
-persists the cache and exits 0.`,
+persists the cache and exits 0 (1 when the cache could not be written). A closed standard output
+or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`,
     )
     .action(async (opts) => {
+      ignoreClosedOutput();
       let server: HeadwireServer;
       try {
         server = new HeadwireServer(readSettings(opts));
         await server.start();
       } catch (error) {
-        process.stderr.write(`headwire server: cannot start: ${(error as Error).message}\n`);
+        say(`headwire server: cannot start: ${(error as Error).message}\n`);
         process.exit(1);
       }
       process.stdout.write(
         `headwire server ready: control tcp port ${server.controlPort}, data udp port ${server.dataPort}\n`,
       );
+      let stopping = false;
       const stop = (signal: string) => {
-        process.stderr.write(`headwire server: ${signal}: stopping\n`);
+        if (stopping) {
+          // A second Ctrl-C must not kill the process half-way (lock left, cache unwritten).
+          say(`headwire server: ${signal}: already stopping (at most --shutdown-grace-ms); SIGKILL ends it at once\n`);
+          return;
+        }
+        stopping = true;
+        say(`headwire server: ${signal}: stopping\n`);
         server.stop().then(
           () => process.exit(0),
           (error: unknown) => {
-            process.stderr.write(`headwire server: shutdown failed: ${String(error)}\n`);
+            say(`headwire server: stopped, but ${error instanceof Error ? error.message : String(error)}\n`);
             process.exit(1);
           },
         );
       };
-      process.once("SIGINT", () => stop("SIGINT"));
-      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.on("SIGINT", () => stop("SIGINT"));
+      process.on("SIGTERM", () => stop("SIGTERM"));
+      // A bug that escapes every handler: say it with its stack, persist and release the lock
+      // as a stop does, and exit 1 (the process's state can no longer be trusted to go on).
+      process.on("uncaughtException", (error: Error) => {
+        say(`headwire server: internal error, stopping: ${error.stack ?? error.message}\n`);
+        if (stopping) process.exit(1);
+        stopping = true;
+        void server.stop().finally(() => process.exit(1));
+      });
+      // SIGHUP's default is to end the process (without persisting, lock left behind): a server
+      // started from a terminal that closes, or a supervisor asking for a reload, must not die.
+      process.on("SIGHUP", () => {
+        if (stopping) return;
+        server.flushCache().then(
+          () => say("headwire server: SIGHUP: cache flushed; nothing else to reload\n"),
+          (error: unknown) => say(`headwire server: SIGHUP: cache not flushed: ${(error as Error).message}\n`),
+        );
+      });
     });
   // Every setting is an option (src/config/settings.ts), after the command's own text.
   const readSettings = addSettingOptions(command, SERVER_SETTINGS);
   return command;
+}
+
+/** Log lines go to standard error. */
+function say(text: string): void {
+  process.stderr.write(text);
+}
+
+/**
+ * `headwire server 2>&1 | tee log`, then Ctrl-C: tee dies first, and the server's next line meets
+ * a closed pipe (EPIPE). Unhandled, that error would end the process in the middle of its
+ * shutdown (exit 1, a temporary file and the lock left). The log is only a witness: lines that
+ * cannot be written are dropped, and the server stops as it would have.
+ */
+function ignoreClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EPIPE") throw error;
+    });
+  }
 }

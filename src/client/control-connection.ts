@@ -100,7 +100,11 @@ export class ControlConnection {
     return reply;
   }
 
-  /** Sends TERMINATE and waits for the server's BYE and close. */
+  /**
+   * Sends TERMINATE and waits for the server's BYE and close. The server may answer ERROR
+   * instead (PERSIST_FAILED: it could not write its cache): the session is over all the same,
+   * and the error is thrown once it has closed.
+   */
   async terminate(): Promise<void> {
     // A server that is stopping ends idle sessions itself, after answering what was asked: the
     // session is over, nothing was lost.
@@ -108,9 +112,10 @@ export class ControlConnection {
     if (this.failure) throw this.failure;
     const bye = this.next().catch(() => undefined);
     this.write("TERMINATE\n");
-    await bye;
+    const reply = await bye;
     this.socket.end();
     await this.closed;
+    if (reply?.kind === "error") throw new HeadwireError(reply.code, reply.message);
   }
 
   destroy(): void {

@@ -214,10 +214,15 @@ export class ControlSession {
     }
     if (message.kind === "terminate") {
       this.ending = true;
+      // BYE says the cache is persisted: only when it is. Either way the session ends.
       this.tail = this.tail
         .then(() => this.handler.terminated(this.context))
-        .catch(() => {})
-        .then(() => void this.socket.end(BYE_LINE));
+        .then(
+          () => BYE_LINE,
+          (error: unknown) => formatError(toWireError(error, "PERSIST_FAILED")),
+        )
+        // Closed, not half-closed, once the last line is out: the slot is free at once.
+        .then((line) => void this.socket.end(line, () => this.socket.destroy()));
       return;
     }
     if (this.queuedQueries >= this.limits.maxQueuedQueries) {

@@ -166,7 +166,8 @@ export class HeadwireServer {
       // A start that fails (a port taken) gives back what it took: the store's lock, the UDP port.
       await this.data?.close();
       this.tickets.close();
-      await this.store.close();
+      // The start's own failure is the one to report; the store has written nothing yet.
+      await this.store.close().catch(() => {});
       throw error;
     }
     this.log(`listening: control tcp ${this.config.host} port ${this.controlPort}, data udp port ${this.dataPort}`);
@@ -201,6 +202,11 @@ export class HeadwireServer {
   /** The cache store's kind, entries and bytes (counted in Redis for a fleet's shared store). */
   cacheStats(): Promise<CacheStoreStats> {
     return this.store.stats();
+  }
+
+  /** Makes the cache's changes durable now (SIGHUP); rejects when they could not be written. */
+  flushCache(): Promise<void> {
+    return this.store.flush();
   }
 
   /** Drops one URL's entries (every query option variant), or every entry; returns how many. */
@@ -261,7 +267,8 @@ export class HeadwireServer {
 
   /**
    * Stops accepting, lets in-flight queries finish and their headers be collected (bounded by
-   * shutdownGraceMs), closes the sessions, persists the cache and closes the listeners.
+   * shutdownGraceMs), closes the sessions, persists the cache and closes the listeners. Rejects
+   * when the cache could not be persisted (everything is closed and released all the same).
    */
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
@@ -281,11 +288,21 @@ export class HeadwireServer {
     for (const session of this.sessions.values()) session.end(new HeadwireError("SHUTTING_DOWN"));
     await sessionsDrained();
     for (const session of this.sessions.values()) session.destroy();
-    const cache = await this.store.close();
+    // The store is closed (its lock released) whatever becomes of its last write; a write that
+    // failed makes stop() reject once everything else is closed too, so the caller exits non-zero.
+    const cache = await this.store.close().then(
+      (said) => ({ said, failure: undefined }),
+      (failure: unknown) => ({ said: undefined, failure }),
+    );
     this.tickets.close();
     await this.data?.close();
     await new Promise<void>((resolve) => (this.control ? this.control.close(() => resolve()) : resolve()));
-    this.log(`stopped; cache ${cache}`);
+    if (cache.failure !== undefined) {
+      const reason = cache.failure instanceof Error ? cache.failure.message : String(cache.failure);
+      this.log(`stopped; cache NOT persisted: ${reason}`);
+      throw cache.failure;
+    }
+    this.log(`stopped; cache ${cache.said}`);
   }
 }
 

@@ -128,9 +128,20 @@ export class QueryHandler implements SessionHandler {
     }
   }
 
-  /** The seed persisted its cache at TERMINATE; BYE waits for it. */
-  terminated(): Promise<void> {
-    return this.options.store.flush();
+  /**
+   * The seed persisted its cache at TERMINATE; BYE waits for it, and promises it: a write that
+   * fails is PERSIST_FAILED instead (the store has logged it). The reason sent is the system's
+   * error code only: the server's paths are not the client's business.
+   */
+  async terminated(): Promise<void> {
+    try {
+      await this.options.store.flush();
+    } catch (error) {
+      const code = (error as { cause?: NodeJS.ErrnoException }).cause?.code;
+      throw new HeadwireError("PERSIST_FAILED", `the cache could not be persisted${code ? ` (${code})` : ""}`, {
+        cause: error,
+      });
+    }
   }
 
   closed(session: SessionContext): void {

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { CacheFileOwnedError } from "../../src/errors.js";
+import { CacheFileOwnedError, CachePersistError } from "../../src/errors.js";
 import { FileCacheStore, type FileCacheStoreOptions } from "../../src/cache/file-cache-store.js";
 import { tempDir } from "../helpers.js";
 import { awkwardEntry, cacheStoreContract } from "./cache-store-contract.js";
@@ -20,10 +21,14 @@ function fileStore(path: string, extra: Partial<FileCacheStoreOptions> = {}): Fi
 }
 
 cacheStoreContract("file", async (t) => {
-  const dir = await tempDir(t);
+  // Closed before its directory is removed: a close whose last write fails rejects (issue 11).
+  const dir = await mkdtemp(join(tmpdir(), "headwire-test-"));
   let now = 1_000_000;
   const store = fileStore(join(dir, "cache.txt"), { now: () => now });
-  t.after(() => store.close());
+  t.after(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
   await store.open();
   return { store, elapse: async (ms) => void (now += ms) };
 });
@@ -103,4 +108,78 @@ test("file store: a corrupt file is moved aside and the store opens empty", asyn
   t.after(() => store.close());
   assert.match(await store.open(), /0 entries loaded/);
   assert.ok((await readdir(dir)).some((name) => name.startsWith("cache.txt.corrupt-")));
+});
+
+/**
+ * A persist that fails, as root: the tests run as root, who ignores permissions, so a read-only
+ * directory would not do. A directory put where cache.txt is makes every write fail (the rename
+ * of the temporary file over it: EISDIR), whoever runs it; removing it lets writes succeed again.
+ */
+async function breakCacheFile(path: string): Promise<void> {
+  await rm(path, { force: true });
+  await mkdir(path);
+}
+
+test("file store: a failed write rejects flush(), keeps the changes, and the next flush writes them", async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, "cache.txt");
+  const logged: string[] = [];
+  const store = fileStore(path, { persistDelayMs: 600_000, log: (line) => logged.push(line) });
+  t.after(() => store.close().catch(() => {}));
+  await store.open();
+  await breakCacheFile(path);
+  await store.set(awkwardEntry("a"), 60_000);
+  await assert.rejects(store.flush(), (error: Error) => {
+    assert.ok(error instanceof CachePersistError);
+    assert.match(error.message, /cache\.txt could not be written: EISDIR/);
+    return true;
+  });
+  await assert.rejects(store.flush(), CachePersistError, "still pending, still failing");
+  assert.equal(logged.filter((line) => /could not be written/.test(line)).length, 1, "logged once per run");
+  assert.deepEqual((await readdir(dir)).sort(), ["cache.txt", "cache.txt.lock"], "no temporary file left");
+
+  await rm(path, { recursive: true });
+  await store.flush();
+  assert.match(await readFile(path, "latin1"), /end entries=1\n$/);
+  assert.match(logged.join("\n"), /written again after 2 failed attempts/);
+});
+
+test("file store: a scheduled write that fails is logged, not thrown, and retried", async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, "cache.txt");
+  let failed!: () => void;
+  const failure = new Promise<void>((resolve) => (failed = resolve));
+  const logged: string[] = [];
+  const store = fileStore(path, {
+    persistDelayMs: 0,
+    log: (line) => {
+      logged.push(line);
+      if (/could not be written/.test(line)) failed();
+    },
+  });
+  t.after(() => store.close().catch(() => {}));
+  await store.open();
+  await breakCacheFile(path);
+  // An unhandled rejection would end this test process: the scheduled write must catch its own.
+  const keepAlive = setInterval(() => {}, 1000);
+  try {
+    await store.set(awkwardEntry("a"), 60_000);
+    await failure;
+  } finally {
+    clearInterval(keepAlive);
+  }
+  await rm(path, { recursive: true });
+  await store.flush(); // the change is still pending: written now
+  assert.match(await readFile(path, "latin1"), /end entries=1\n$/);
+});
+
+test("file store: close() rejects when the last write fails, and releases the lock all the same", async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, "cache.txt");
+  const store = fileStore(path, { persistDelayMs: 600_000 });
+  await store.open();
+  await store.set(awkwardEntry("a"), 60_000);
+  await breakCacheFile(path);
+  await assert.rejects(store.close(), CachePersistError);
+  assert.deepEqual(await readdir(dir), ["cache.txt"], "no lock, no temporary file (cache.txt is the directory)");
 });

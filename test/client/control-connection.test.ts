@@ -161,6 +161,20 @@ test("terminate sends TERMINATE, waits for BYE, and ends when the server closes"
   assert.equal(connection.lost?.code, "CONNECTION_LOST", "after the close, the session is over");
 });
 
+test("terminate answered by ERROR PERSIST_FAILED: the session ends, and terminate rejects with it", async (t) => {
+  const { port, sessions } = await scriptedServer(t, async (side) => {
+    side.write(GREETING);
+    if ((await side.next()) === "TERMINATE") side.socket.end("ERROR PERSIST_FAILED the cache could not be persisted\n");
+  });
+  const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS);
+  t.after(() => connection.destroy());
+  await assert.rejects(connection.terminate(), {
+    code: "PERSIST_FAILED",
+    message: "the cache could not be persisted",
+  });
+  await sessions[0]!.closed;
+});
+
 for (const [what, greeting, code] of [
   ["a garbage greeting", "HELLO THERE\n", "PROTOCOL_ERROR"],
   ["another protocol version", "HEADWIRE/2 READY future/9\n", "PROTOCOL_ERROR"],

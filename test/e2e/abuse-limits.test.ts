@@ -180,6 +180,18 @@ test("a session the server closes (IDLE_TIMEOUT) releases its slot at once, thou
   assert.equal(socket.destroyed, false, "the client still holds its end");
 });
 
+test("after BYE the server closes the connection: a client that keeps its end open holds no slot", async (t) => {
+  const { server: s } = await server(t, {});
+  const socket = connect({ port: s.controlPort, host: "127.0.0.1", allowHalfOpen: true });
+  t.after(async () => void socket.destroy());
+  let received = "";
+  socket.setEncoding("latin1").on("data", (text: string) => (received += text));
+  socket.write("TERMINATE\n");
+  await once(socket, "end");
+  assert.match(received, /\nBYE\n$/);
+  await waitFor(() => s.sessionCount === 0);
+});
+
 async function waitFor(condition: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!condition()) {

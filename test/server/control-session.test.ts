@@ -249,12 +249,13 @@ test("TERMINATE: replies already promised, then terminated() is awaited, then BY
   assert.equal(handler.terminatedCalls.length, 1);
 });
 
-test("TERMINATE: BYE still comes when terminated() fails", async (t) => {
+test("TERMINATE: a failed persist is PERSIST_FAILED instead of BYE, and the session ends", async (t) => {
   const { peer, handler } = await openSession(t);
   peer.write("TERMINATE\n");
   await handler.terminating();
-  handler.terminatedCalls[0]!.reject(new Error("disk full"));
-  assert.equal(await peer.next(), "BYE");
+  // BYE promises the cache is persisted (issue 11: it used to come whatever happened).
+  handler.terminatedCalls[0]!.reject(new HeadwireError("PERSIST_FAILED", "the cache could not be persisted (ENOSPC)"));
+  assert.equal(await peer.next(), "ERROR PERSIST_FAILED the cache could not be persisted (ENOSPC)");
   assert.equal(await peer.next(), null);
 });
 

@@ -1,0 +1,187 @@
+/**
+ * `headwire server` as a process: what it promises about persistence and its lifecycle (issue 11):
+ * a failed persist is never reported as a success, SIGHUP does not kill it, a closed log pipe
+ * changes nothing, and every exit path releases the cache file's lock.
+ */
+import assert from "node:assert/strict";
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdir, readdir, readFile, symlink } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { test } from "node:test";
+import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/demo/crafted-origin.js";
+import { tempDir } from "../helpers.js";
+import { runCli, spawnServer } from "./run-cli.js";
+
+/** Resolves when the process has written a line matching `pattern` on stderr; rejects if it exits first. */
+function stderrShows(child: ChildProcess, seen: () => string, pattern: RegExp): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (!pattern.test(seen())) return;
+      child.stderr?.off("data", check);
+      child.off("exit", exited);
+      resolve();
+    };
+    const exited = (code: number | null, signal: string | null) =>
+      reject(new Error(`the server exited (${code ?? signal}) before printing ${pattern}: ${seen()}`));
+    child.stderr?.on("data", check);
+    child.once("exit", exited);
+    check();
+  });
+}
+
+/** Exit code (or signal) of a process, once it has exited. */
+async function exitOf(child: ChildProcess): Promise<number | string | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode ?? child.signalCode;
+  const [code, signal] = (await once(child, "exit")) as [number | null, string | null];
+  return code ?? signal;
+}
+
+/** The server's files in `dir`: the cache, its lock, temporary files (the client's header files are not). */
+async function serverFiles(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((name) => /^\.?cache\.txt/.test(name)).sort();
+}
+
+/** A server killed by a failed test must not outlive it. */
+function reap(t: { after: (fn: () => void) => void }, child: ChildProcess): void {
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+}
+
+test("server: a persist that fails is PERSIST_FAILED at TERMINATE (client exits 1), and the server exits 1 with the lock released", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
+  t.after(() => origin.close());
+  // No scheduled write: the only writes are TERMINATE's and the final one.
+  const server = await spawnServer(dir, ["--persist-delay-ms", "600000"]);
+  reap(t, server.child);
+  // The full disk, as root (these tests run as root, who ignores permissions, so a read-only
+  // directory would not fail): a directory where cache.txt goes makes every write fail (the
+  // rename of the temporary file over it is EISDIR), whoever the process runs as.
+  await mkdir(join(dir, "cache.txt"));
+  const client = await runCli(["client", "-s", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
+    cwd: dir,
+  });
+  assert.match(client.stdout, /^HTTP\/1\.0 200 OK \|/, "the answer itself arrived");
+  assert.match(client.stderr, /\(PERSIST_FAILED\)/);
+  assert.equal(client.code, 1, client.stderr);
+
+  server.child.kill("SIGTERM");
+  assert.equal(await exitOf(server.child), 1, server.stderr());
+  assert.match(server.stderr(), /could not be written: EISDIR/);
+  assert.match(server.stderr(), /stopped; cache NOT persisted/);
+  assert.doesNotMatch(server.stderr(), /stopped; cache persisted/);
+  assert.deepEqual(
+    await serverFiles(dir),
+    ["cache.txt"],
+    "no lock, no temporary file left (cache.txt is the directory)",
+  );
+});
+
+test("server: SIGHUP flushes the cache and the server goes on serving", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
+  t.after(() => origin.close());
+  const server = await spawnServer(dir, ["--persist-delay-ms", "600000"]);
+  reap(t, server.child);
+  const first = await runCli(["client", "-s", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
+    cwd: dir,
+  });
+  assert.equal(first.code, 0, first.stderr);
+  server.child.kill("SIGHUP");
+  await stderrShows(server.child, server.stderr, /SIGHUP: cache flushed; nothing else to reload/);
+  assert.match(await readFile(join(dir, "cache.txt"), "latin1"), /end entries=1\n$/);
+  const again = await runCli(["client", "-s", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
+    cwd: dir,
+  });
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout, /\| HIT \|/);
+  server.child.kill("SIGTERM");
+  assert.equal(await exitOf(server.child), 0, server.stderr());
+});
+
+test("server: with its stdout and stderr pipes closed, SIGTERM still persists, releases the lock and exits 0", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
+  t.after(() => origin.close());
+  const server = await spawnServer(dir, ["--persist-delay-ms", "600000"]);
+  reap(t, server.child);
+  const client = await runCli(["client", "-s", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
+    cwd: dir,
+  });
+  assert.equal(client.code, 0, client.stderr);
+  // `headwire server 2>&1 | tee log`, then tee goes away: every line the server writes now meets
+  // a pipe with no reader (EPIPE).
+  server.child.stdout?.destroy();
+  server.child.stderr?.destroy();
+  server.child.kill("SIGTERM");
+  assert.equal(await exitOf(server.child), 0);
+  assert.deepEqual(await serverFiles(dir), ["cache.txt"], "no lock, no temporary file");
+  assert.match(await readFile(join(dir, "cache.txt"), "latin1"), /end entries=1\n$/);
+});
+
+test("server: a start that fails on a taken port exits 1 and releases its lock", async (t) => {
+  const dir = await tempDir(t);
+  const taken = createServer().listen(0, "127.0.0.1");
+  await once(taken, "listening");
+  t.after(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+  const port = (taken.address() as { port: number }).port;
+  const result = await runCli(
+    ["server", "--host", "127.0.0.1", "--port", String(port), "--data-port", "0", "--cache-file", "cache.txt"],
+    { cwd: dir },
+  );
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /cannot start: .*EADDRINUSE/);
+  assert.deepEqual(await readdir(dir), [], "no lock left behind");
+});
+
+test("server: a cache path that is a FIFO stops the start at once, with a message naming it", async (t) => {
+  const dir = await tempDir(t);
+  const made = spawnSync("mkfifo", [join(dir, "cache.txt")]);
+  assert.equal(made.status, 0, String(made.stderr));
+  // Before issue 11 the start hung forever on the FIFO: the guard ends it, and the test fails.
+  let guard: NodeJS.Timeout | undefined;
+  const result = await runCli(["server", "--host", "127.0.0.1", "--port", "0", "--data-port", "0"], {
+    cwd: dir,
+    onSpawn: (pid) => (guard = setTimeout(() => process.kill(pid, "SIGKILL"), 30_000)),
+  });
+  clearTimeout(guard);
+  assert.equal(result.code, 1, `${result.signal ?? ""} ${result.stderr}`);
+  assert.match(result.stderr, /cannot start: cache file cache\.txt is a FIFO, not a regular file/);
+  assert.deepEqual(await readdir(dir), ["cache.txt"], "no lock left behind");
+});
+
+test("server: a cache path linked to /dev/zero is refused", async (t) => {
+  const dir = await tempDir(t);
+  await symlink("/dev/zero", join(dir, "cache.txt"));
+  const result = await runCli(["server", "--host", "127.0.0.1", "--port", "0", "--data-port", "0"], { cwd: dir });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /cache\.txt is a character device, not a regular file/);
+  assert.deepEqual(await readdir(dir), ["cache.txt"], "no lock left behind");
+});
+
+test("server: a second SIGINT while stopping is acknowledged, not fatal: the stop completes, exit 0, lock released", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
+  t.after(() => origin.close());
+  origin.responseDelayMs = 500; // a query in flight keeps the stop going for a while
+  const server = await spawnServer(dir);
+  reap(t, server.child);
+  const client = runCli(["client", "-s", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], { cwd: dir });
+  await new Promise<void>((resolve) => {
+    const check = () => ((origin.requests.get("/legacy") ?? 0) > 0 ? resolve() : setImmediate(check));
+    check();
+  });
+  server.child.kill("SIGINT");
+  await stderrShows(server.child, server.stderr, /SIGINT: stopping/);
+  server.child.kill("SIGINT");
+  await stderrShows(server.child, server.stderr, /already stopping/);
+  assert.equal(await exitOf(server.child), 0, server.stderr());
+  assert.equal((await client).code, 0);
+  assert.deepEqual(
+    (await readdir(dir)).filter((name) => name.endsWith(".lock")),
+    [],
+  );
+});
