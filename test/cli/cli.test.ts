@@ -220,3 +220,29 @@ test("client: a server that stops while the client waits for input: a clear mess
   assert.match(stderr, /\(SHUTTING_DOWN\)/);
   assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
 });
+
+/** An origin status line with a bare CR: on a terminal it would display as a 200. */
+const SPOOFED_STATUS = "HTTP/1.1 500 Bad\rHTTP/1.1 200 OK";
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
+test("headwire client: an origin's spoofed status line is escaped in the summary line and --json stays clean", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start({
+    "/spoof": { header: `${SPOOFED_STATUS}\r\nContent-Length: 0\r\n\r\n` },
+  });
+  t.after(() => origin.close());
+  const server = await startServer(dir, {}, t);
+  const url = `127.0.0.1:${origin.port}/spoof`;
+  const lines = await runCli(["client", "-s", `127.0.0.1:${server.controlPort}`, "-o", "out", url], { cwd: dir });
+  assert.equal(lines.code, 0, lines.stderr);
+  assert.match(lines.stdout, /^HTTP\/1\.1 500 Bad\\x0dHTTP\/1\.1 200 OK \| \d+ bytes \| MISS \|/);
+  assert.doesNotMatch(lines.stdout.slice(0, -1), CONTROL_CHARACTER);
+  const json = await runCli(["client", "-s", `127.0.0.1:${server.controlPort}`, "-o", "out", "--json", url], {
+    cwd: dir,
+  });
+  assert.equal(json.code, 0, json.stderr);
+  assert.doesNotMatch(json.stdout.slice(0, -1), CONTROL_CHARACTER);
+  const record = JSON.parse(json.stdout) as { status: number; error: unknown };
+  assert.equal(record.status, 500, "the status the server parsed, not the spoofed one");
+  assert.equal(record.error, null);
+});

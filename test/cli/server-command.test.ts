@@ -4,15 +4,16 @@
  * changes nothing, and every exit path releases the cache file's lock.
  */
 import assert from "node:assert/strict";
-import { spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdir, readdir, readFile, symlink } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/demo/crafted-origin.js";
-import { tempDir } from "../helpers.js";
-import { runCli, spawnServer } from "./run-cli.js";
+import { RESERVED_FILE_DESCRIPTORS } from "../../src/server/file-descriptors.js";
+import { RawSession, tempDir, UNLIMITED_ENV } from "../helpers.js";
+import { BIN, runCli, spawnServer } from "./run-cli.js";
 
 /** Resolves when the process has written a line matching `pattern` on stderr; rejects if it exits first. */
 function stderrShows(child: ChildProcess, seen: () => string, pattern: RegExp): Promise<void> {
@@ -184,4 +185,55 @@ test("server: a second SIGINT while stopping is acknowledged, not fatal: the sto
     (await readdir(dir)).filter((name) => name.endsWith(".lock")),
     [],
   );
+});
+
+test("under a low open-files limit, clients past the ceiling are told SERVER_BUSY, never dropped in silence", async (t) => {
+  const dir = await tempDir(t);
+  const openFiles = RESERVED_FILE_DESCRIPTORS + 40;
+  const server = spawn(
+    "sh",
+    [
+      "-c",
+      `ulimit -n ${openFiles} && exec "$0" "$@"`,
+      process.execPath,
+      BIN,
+      "server",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--data-port",
+      "0",
+    ],
+    { cwd: dir, env: { ...process.env, ...UNLIMITED_ENV } },
+  );
+  t.after(async () => {
+    server.kill("SIGKILL");
+    await once(server, "exit").catch(() => {});
+  });
+  let stderr = "";
+  server.stderr.setEncoding("utf8");
+  const port = await new Promise<number>((resolve, reject) => {
+    server.stderr.on("data", (text: string) => {
+      stderr += text;
+      const match = /control tcp \S+ port (\d+)/.exec(stderr);
+      if (match) resolve(Number(match[1]));
+    });
+    server.on("exit", (code) => reject(new Error(`server exited ${code}: ${stderr}`)));
+  });
+  assert.match(stderr, new RegExp(`open-files limit \\(${openFiles}\\) holds only 40 sessions, not maxSessions 20000`));
+  const sessions: RawSession[] = [];
+  t.after(() => {
+    for (const session of sessions) session.close();
+  });
+  for (let i = 0; i < 40; i++) {
+    const session = await RawSession.open(port);
+    sessions.push(session);
+    assert.match((await session.next()) ?? "", /^HEADWIRE\/1 READY /, `session ${i} is greeted`);
+  }
+  for (let i = 0; i < 10; i++) {
+    const refused = await RawSession.open(port);
+    sessions.push(refused);
+    assert.match((await refused.next()) ?? "", /^ERROR SERVER_BUSY /, `extra session ${i} is told why`);
+  }
 });
