@@ -2,7 +2,8 @@
  * What each phase measures: the shapes the phases return, the target checks read, the report
  * prints, and bench/results/<timestamp>.json keeps.
  */
-import type { ColdResult } from "./cold-path.js";
+import type { AttackAchieved, AttackKind } from "./attacker.js";
+import type { ColdResult, ColdSummary } from "./cold-path.js";
 import type { RunResult } from "./load-generator.js";
 import type { TrendVerdict } from "./trend.js";
 
@@ -63,12 +64,39 @@ export interface SoakResult {
   originFetches: number;
 }
 
+/** One attack window of the "attacks" phase: the probe's figures, the server's, the attack's. */
+export interface AttackRow {
+  attack: AttackKind;
+  seconds: number;
+  /** A new session: connect to greeting, then PING to PONG. */
+  greeting: ColdSummary;
+  /** A cached lookup (query + UDP collection) on a kept session. */
+  lookup: ColdSummary;
+  /** Probe lookups whose UDP REQUEST had to be sent again. */
+  lookupsResent: number;
+  /** Each probe failure, by the start of its message. */
+  failureKinds: Record<string, number>;
+  /** Each figure ÷ the same figure with no attack (set once the baseline is known). */
+  greetingP50Ratio?: number | undefined;
+  greetingP99Ratio?: number | undefined;
+  lookupP50Ratio?: number | undefined;
+  lookupP99Ratio?: number | undefined;
+  serverAlive: boolean;
+  serverRssBeforeKiB: number | undefined;
+  serverRssAfterKiB: number | undefined;
+  serverPeakRssKiB: number | undefined;
+  serverLogLines: number;
+  /** What the attack achieved (bench/attacker.ts): lines, datagrams, sessions, origin requests. */
+  achieved: AttackAchieved;
+}
+
 /** The phases' results; a phase that did not run is undefined. */
 export interface PhaseResults {
   throughput?: ThroughputRow[] | undefined;
   idle?: IdleResult[] | undefined;
   cold?: ColdPhaseResult | undefined;
   soak?: SoakResult | undefined;
+  attacks?: AttackRow[] | undefined;
 }
 
 /** The machine the run was on, as the report's first line and the results file give it. */
