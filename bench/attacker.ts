@@ -14,15 +14,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { connect, type Socket } from "node:net";
 import { encodeRequest, TOKEN_BYTES } from "../src/protocol/datagram.js";
 import { serveParent, type ChildRequest } from "./child.js";
+import type { AttackAchieved, AttackKind } from "./results.js";
 
 /** The attackers' source addresses: 127.0.0.2 … 127.0.0.11 (all of 127/8 is loopback on Linux). */
 export const ATTACKER_ADDRESSES = Array.from({ length: 10 }, (_, i) => `127.0.0.${i + 2}`);
 /** The origin that redirects forever, on an address of its own (its own per-origin budget). */
 export const LOOP_ORIGIN_HOST = "127.0.0.12";
 const SERVER_HOST = "127.0.0.1";
-
-export const ATTACKS = ["none", "newline-flood", "ping-flood", "session-hog", "udp-garbage", "query-flood"] as const;
-export type AttackKind = (typeof ATTACKS)[number];
 
 export interface AttackRequest extends ChildRequest {
   cmd: "attack";
@@ -31,9 +29,6 @@ export interface AttackRequest extends ChildRequest {
   dataPort: number;
   seconds: number;
 }
-
-/** What an attack achieved; every field a count over the window unless its name says otherwise. */
-export type AttackAchieved = Record<string, number>;
 
 /** Safety ceilings: a window on loopback reaches none of them. */
 const MAX_CONNECTIONS = 200_000;
@@ -108,9 +103,10 @@ class Window {
     this.timers.add(setInterval(fn, ms));
   }
 
-  /** Resolves at the deadline, then ends everything the attack opened. */
-  async end(): Promise<void> {
+  /** Resolves at the deadline, then ends everything the attack opened (after `atDeadline` has looked). */
+  async end(atDeadline?: () => void): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, this.deadline - Date.now())));
+    atDeadline?.();
     for (const timer of this.timers) clearInterval(timer);
     // Every close handler runs (and counts) before the attack reports; none reconnects past the window.
     const closing = [...this.sockets].map((socket) => once(socket, "close"));
@@ -165,6 +161,7 @@ async function newlineFlood(request: AttackRequest, window: Window): Promise<Att
   for (const address of ATTACKER_ADDRESSES) session(address);
   await window.end();
   achieved.newlinesPerSecond = achieved.bytesWritten! / request.seconds;
+  achieved.sessionsPerSecond = achieved.sessions! / request.seconds;
   return achieved;
 }
 
@@ -212,8 +209,7 @@ async function sessionHog(request: AttackRequest, window: Window): Promise<Attac
   window.every(HOG_PING_MS, () => {
     for (const socket of held) socket.write("PING\n");
   });
-  await window.end();
-  achieved.heldAtEnd = held.size;
+  await window.end(() => (achieved.heldAtEnd = held.size));
   return achieved;
 }
 

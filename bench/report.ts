@@ -244,13 +244,14 @@ export function achievedText(row: AttackRow): string {
       return "—";
     case "newline-flood":
       return (
-        `${n("bytesWritten")} newlines written (${n("newlinesPerSecond")}/s), ${n("sessions")} sessions, ` +
+        `${n("bytesWritten")} newlines taken by the kernel (${n("newlinesPerSecond")}/s), ` +
+        `${n("sessions")} sessions (${n("sessionsPerSecond")}/s), ` +
         `${n("badRequestReplies")} ERROR replies, ${n("tooManyErrors")} TOO_MANY_ERRORS`
       );
     case "ping-flood":
-      return `${n("pingsWritten")} PINGs written, never a reply read, ${n("sessions")} sessions, ${n("closedByServer")} closed by the server`;
+      return `${n("pingsWritten")} PINGs taken by the kernel, never a reply read, ${n("sessions")} sessions, ${n("closedByServer")} closed by the server`;
     case "session-hog":
-      return `${n("greeted")} sessions held of ${n("attempts")} tried, ${n("sessionLimit")} SESSION_LIMIT, ${n("pongs")} PONGs`;
+      return `${n("heldAtEnd")} sessions held of ${n("attempts")} tried, ${n("sessionLimit")} SESSION_LIMIT, ${n("pongs")} PONGs`;
     case "udp-garbage":
       return `${n("datagramsSent")} datagrams (${n("datagramsPerSecond")}/s)`;
     case "query-flood":
@@ -273,6 +274,7 @@ export function attackTable(rows: AttackRow[]): string {
       "p99 ÷ none",
       "lookups resent",
       "probe failures",
+      "server CPU",
       "server RSS after MiB",
       "what the attack did",
     ],
@@ -286,6 +288,7 @@ export function attackTable(rows: AttackRow[]): string {
       fixed(r.lookupP99Ratio),
       `${r.lookupsResent}/${r.lookup.samples}`,
       `${r.greeting.failures + r.lookup.failures}/${r.greeting.samples + r.lookup.samples + r.greeting.failures + r.lookup.failures}`,
+      fixed(r.serverCores),
       fixed((r.serverRssAfterKiB ?? NaN) / 1024, 1),
       achievedText(r),
     ]),

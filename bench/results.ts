@@ -2,7 +2,6 @@
  * What each phase measures: the shapes the phases return, the target checks read, the report
  * prints, and bench/results/<timestamp>.json keeps.
  */
-import type { AttackAchieved, AttackKind } from "./attacker.js";
 import type { ColdResult, ColdSummary } from "./cold-path.js";
 import type { RunResult } from "./load-generator.js";
 import type { TrendVerdict } from "./trend.js";
@@ -64,6 +63,13 @@ export interface SoakResult {
   originFetches: number;
 }
 
+/** The attacks of the "attacks" phase (bench/attacker.ts), in the order they run; "none" is the baseline. */
+export const ATTACKS = ["none", "newline-flood", "ping-flood", "session-hog", "udp-garbage", "query-flood"] as const;
+export type AttackKind = (typeof ATTACKS)[number];
+
+/** What an attack achieved; every field a count over the window unless its name says otherwise. */
+export type AttackAchieved = Record<string, number>;
+
 /** One attack window of the "attacks" phase: the probe's figures, the server's, the attack's. */
 export interface AttackRow {
   attack: AttackKind;
@@ -82,6 +88,8 @@ export interface AttackRow {
   lookupP50Ratio?: number | undefined;
   lookupP99Ratio?: number | undefined;
   serverAlive: boolean;
+  /** The server's CPU over the window, in cores (1.0: one core busy all the time). */
+  serverCores: number | undefined;
   serverRssBeforeKiB: number | undefined;
   serverRssAfterKiB: number | undefined;
   serverPeakRssKiB: number | undefined;

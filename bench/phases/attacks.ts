@@ -17,15 +17,15 @@ import os from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { HeadwireClient } from "../../src/client/headwire-client.js";
-import { ATTACKS, type AttackAchieved, type AttackKind } from "../attacker.js";
 import { BenchChild } from "../child.js";
 import { summarizeMs } from "../cold-path.js";
 import { fixed } from "../format.js";
 import type { BenchHarness } from "../harness.js";
 import { delay, log } from "../harness.js";
 import { HOST, warmCache } from "../line-client.js";
-import { memory } from "../process-stats.js";
-import type { AttackRow } from "../results.js";
+import { coreShare, cpuSeconds, memory } from "../process-stats.js";
+import { ATTACKS, type AttackAchieved, type AttackKind, type AttackRow } from "../results.js";
+import { ratio } from "../targets.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ATTACKER_SCRIPT = join(here, "..", "attacker.js");
@@ -245,16 +245,12 @@ export async function runAttacks(bench: BenchHarness): Promise<AttackRow[]> {
   // The ratios against the same probe with no attack.
   const baseline = rows.find((r) => r.attack === "none");
   for (const row of rows) {
-    row.greetingP99Ratio = ratioOf(row.greeting.p99Ms, baseline?.greeting.p99Ms);
-    row.greetingP50Ratio = ratioOf(row.greeting.p50Ms, baseline?.greeting.p50Ms);
-    row.lookupP99Ratio = ratioOf(row.lookup.p99Ms, baseline?.lookup.p99Ms);
-    row.lookupP50Ratio = ratioOf(row.lookup.p50Ms, baseline?.lookup.p50Ms);
+    row.greetingP99Ratio = ratio(row.greeting.p99Ms, baseline?.greeting.p99Ms);
+    row.greetingP50Ratio = ratio(row.greeting.p50Ms, baseline?.greeting.p50Ms);
+    row.lookupP99Ratio = ratio(row.lookup.p99Ms, baseline?.lookup.p99Ms);
+    row.lookupP50Ratio = ratio(row.lookup.p50Ms, baseline?.lookup.p50Ms);
   }
   return rows;
-}
-
-function ratioOf(a: number, b: number | undefined): number | undefined {
-  return b === undefined || b === 0 ? undefined : a / b;
 }
 
 async function runWindow(
@@ -270,14 +266,18 @@ async function runWindow(
     await warmCache(server.controlPort, [url]);
     // Warm the probe's own code paths before the window, so that the first samples are not compile time.
     await probe(server.controlPort, url, delay(300));
-    const rssBefore = memory(server.process.pid ?? 0)?.rssKiB;
+    const pid = server.process.pid ?? 0;
+    const rssBefore = memory(pid)?.rssKiB;
+    const cpuBefore = cpuSeconds(pid);
+    const started = performance.now();
     const attack = attacker.request(
       { cmd: "attack", kind, controlPort: server.controlPort, dataPort: server.dataPort, seconds },
       (seconds + 60) * 1000,
     );
     const samples = await probe(server.controlPort, url, attack);
     const { achieved } = (await attack) as { achieved: AttackAchieved };
-    const after = memory(server.process.pid ?? 0);
+    const serverCores = coreShare(cpuBefore, cpuSeconds(pid), (performance.now() - started) / 1000);
+    const after = memory(pid);
     const alive = server.process.exitCode === null && server.process.signalCode === null;
     const row: AttackRow = {
       attack: kind,
@@ -287,6 +287,7 @@ async function runWindow(
       lookupsResent: samples.lookupsResent,
       failureKinds: samples.failureKinds,
       serverAlive: alive,
+      serverCores,
       serverRssBeforeKiB: rssBefore,
       serverRssAfterKiB: after?.rssKiB,
       serverPeakRssKiB: after?.peakRssKiB,
