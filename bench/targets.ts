@@ -39,10 +39,16 @@ export const TARGETS = {
   /**
    * The probe's p99 (a new session's greeting + PING, and a cached lookup) under each attack ÷
    * its p99 with no attack: at most. One order of magnitude: on a 2-core machine the attacker
-   * and the probe share the second core, and the control-channel floods measured 1.1-7 × (a
-   * newline flood used to cost a new client 10.9 s at the median, about 16,000 ×).
+   * and the probe share the second core, and the control-channel floods measured 1.1-7 × in a
+   * full run (a newline flood used to cost a new client 10.9 s at the median, about 16,000 ×).
    */
   attackP99OverBaseline: 10,
+  /**
+   * …or this many milliseconds, whichever is more: a loopback p99 of a few ms is scheduler noise
+   * on a shared 2-core machine (the baseline's p99 measured 1.9 to 45 ms between runs), and
+   * 100 ms is still a response a person perceives as immediate.
+   */
+  attackP99FloorMs: 100,
 } as const;
 
 /** a ÷ b; undefined when either is missing or b is 0 (nothing to compare against). */
@@ -143,19 +149,22 @@ export function attackCheck(
   baseline: AttackRow | undefined,
 ): TargetCheck {
   const name = `probe under attack: ${kind}`;
-  const target = `p99 ≤ ${TARGETS.attackP99OverBaseline} × no attack, no failure`;
+  const { attackP99OverBaseline: times, attackP99FloorMs: floorMs } = TARGETS;
+  const target = `p99 ≤ ${times} × no attack (or ≤ ${floorMs} ms), no failure`;
   const greeting = ratio(row?.greeting.p99Ms, baseline?.greeting.p99Ms);
   const lookup = ratio(row?.lookup.p99Ms, baseline?.lookup.p99Ms);
-  if (row === undefined || greeting === undefined || lookup === undefined) {
+  if (row === undefined || baseline === undefined || greeting === undefined || lookup === undefined) {
     return { name, target, measured: "not run", pass: undefined };
   }
   const failures = row.greeting.failures + row.lookup.failures;
   const measured =
-    `greeting+PING ${fixed(greeting)} ×, lookup ${fixed(lookup)} ×` +
+    `greeting+PING ${fixed(greeting)} × (${fixed(row.greeting.p99Ms, 1)} ms), ` +
+    `lookup ${fixed(lookup)} × (${fixed(row.lookup.p99Ms, 1)} ms)` +
     (failures > 0 ? `, ${failures} failed` : "") +
     (row.serverAlive ? "" : ", SERVER DIED");
-  const bound = TARGETS.attackP99OverBaseline;
-  return { name, target, measured, pass: row.serverAlive && failures === 0 && greeting <= bound && lookup <= bound };
+  const within = (p99Ms: number, baselineP99Ms: number) => p99Ms <= Math.max(times * baselineP99Ms, floorMs);
+  const fast = within(row.greeting.p99Ms, baseline.greeting.p99Ms) && within(row.lookup.p99Ms, baseline.lookup.p99Ms);
+  return { name, target, measured, pass: row.serverAlive && failures === 0 && fast };
 }
 
 /** One check per attack (the baseline is what they are measured against). */
