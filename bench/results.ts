@@ -90,6 +90,8 @@ export interface AttackRow {
   serverAlive: boolean;
   /** The server's CPU over the window, in cores (1.0: one core busy all the time). */
   serverCores: number | undefined;
+  /** Datagrams the kernel dropped during the window because a UDP receive queue was full (the whole machine's). */
+  udpReceiveBufferDrops?: number | undefined;
   serverRssBeforeKiB: number | undefined;
   serverRssAfterKiB: number | undefined;
   serverPeakRssKiB: number | undefined;

@@ -23,7 +23,7 @@ import { fixed } from "../format.js";
 import type { BenchHarness } from "../harness.js";
 import { delay, log } from "../harness.js";
 import { HOST, warmCache } from "../line-client.js";
-import { coreShare, cpuSeconds, memory } from "../process-stats.js";
+import { coreShare, cpuSeconds, memory, udpReceiveBufferDrops } from "../process-stats.js";
 import { ATTACKS, type AttackAchieved, type AttackKind, type AttackRow } from "../results.js";
 import { ratio } from "../targets.js";
 
@@ -269,6 +269,7 @@ async function runWindow(
     const pid = server.process.pid ?? 0;
     const rssBefore = memory(pid)?.rssKiB;
     const cpuBefore = cpuSeconds(pid);
+    const udpDropsBefore = udpReceiveBufferDrops();
     const started = performance.now();
     const attack = attacker.request(
       { cmd: "attack", kind, controlPort: server.controlPort, dataPort: server.dataPort, seconds },
@@ -278,6 +279,7 @@ async function runWindow(
     const { achieved } = (await attack) as { achieved: AttackAchieved };
     const serverCores = coreShare(cpuBefore, cpuSeconds(pid), (performance.now() - started) / 1000);
     const after = memory(pid);
+    const udpDropsAfter = udpReceiveBufferDrops();
     const alive = server.process.exitCode === null && server.process.signalCode === null;
     const row: AttackRow = {
       attack: kind,
@@ -288,6 +290,8 @@ async function runWindow(
       failureKinds: samples.failureKinds,
       serverAlive: alive,
       serverCores,
+      udpReceiveBufferDrops:
+        udpDropsBefore === undefined || udpDropsAfter === undefined ? undefined : udpDropsAfter - udpDropsBefore,
       serverRssBeforeKiB: rssBefore,
       serverRssAfterKiB: after?.rssKiB,
       serverPeakRssKiB: after?.peakRssKiB,
