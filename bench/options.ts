@@ -5,7 +5,7 @@
 import { DEFAULT_SERVER_CONFIG } from "../src/config.js";
 import { availableParallelism } from "node:os";
 
-export const PHASES = ["throughput", "idle", "cold", "soak"] as const;
+export const PHASES = ["throughput", "idle", "cold", "soak", "attacks"] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface BenchOptions {
@@ -27,6 +27,8 @@ export interface BenchOptions {
   /** Share of soak queries that go to a URL outside the hot set (a pool larger than the cache). */
   soakChurnRatio: number;
   soakChurnUrls: number;
+  /** Each attack's window in the attacks phase (and the baseline's, with no attack). */
+  attackSeconds: number;
   /** Pin the server to CPU 0 and the load generator to CPU 1 (taskset). */
   pin: boolean;
   /** CPU-profile the headwire server during each measured window. */
@@ -52,6 +54,7 @@ const HELP = `Usage: npm run bench -- [options]
   --soak-warmup <s>       load before the soak is sampled (quick 12, full 25: tickets live 10-20 s)
   --soak-sample <s>       soak sampling interval (quick 1, full 5)
   --soak-churn <ratio>    share of soak queries outside the hot set (default 0.02)
+  --attack <s>            each attack's window, and the baseline's (quick 3, full 10)
   --no-pin                do not pin server and load generator to separate CPUs
   --profile               CPU-profile the headwire server in each measured window (.cpuprofile files
                           under the results directory; the profiler slows the server a little)
@@ -78,6 +81,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     soakSampleSeconds: quick ? 1 : 5,
     soakChurnRatio: 0.02,
     soakChurnUrls: 5000,
+    attackSeconds: quick ? 3 : 10,
     pin: availableParallelism() >= 2,
     profile: false,
     heapSnapshot: false,
@@ -145,6 +149,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
         break;
       case "--soak-churn":
         options.soakChurnRatio = number(0, 1);
+        break;
+      case "--attack":
+        options.attackSeconds = number(1, 600);
         break;
       case "--no-pin":
         options.pin = false;

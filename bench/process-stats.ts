@@ -71,3 +71,18 @@ export function machineBusySeconds(): number | undefined {
     return undefined;
   }
 }
+
+/** Datagrams the kernel dropped because a UDP socket's receive queue was full (all sockets, since boot). */
+export function udpReceiveBufferDrops(): number | undefined {
+  try {
+    const lines = readFileSync("/proc/net/snmp", "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith("Udp: "));
+    const names = lines[0]?.split(/\s+/) ?? [];
+    const values = lines[1]?.split(/\s+/) ?? [];
+    const value = Number(values[names.indexOf("RcvbufErrors")]);
+    return Number.isFinite(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -9,6 +9,7 @@ import { fixed, markdownTable, thousands, verdict } from "./format.js";
 import type { BenchOptions } from "./options.js";
 import type { ProfileLine } from "./profile-summary.js";
 import type {
+  AttackRow,
   ColdPhaseResult,
   ExchangeSizes,
   IdleResult,
@@ -42,7 +43,7 @@ export function writeResultsFile(dir: string, startedMs: number, results: Record
 
 /** The terminal report, line by line (phases that did not run are left out). */
 export function renderReport(input: ReportInput): string[] {
-  const { options, throughput, idle, cold, soak } = input;
+  const { options, throughput, idle, cold, soak, attacks } = input;
   const out: string[] = [...heading(input)];
   if (throughput) {
     out.push(`\n### Cached lookups (${options.durationSeconds} s per run after ${options.warmupSeconds} s warm-up)\n`);
@@ -62,6 +63,12 @@ export function renderReport(input: ReportInput): string[] {
       );
   }
   if (soak) out.push(...soakSection(soak, options));
+  if (attacks) {
+    out.push(
+      `\n### Under attack (${options.attackSeconds} s per attack; default limits; probe from 127.0.0.1, attackers from 127.0.0.2–11)\n`,
+    );
+    out.push(attackTable(attacks));
+  }
   out.push(`\n### Targets\n`);
   out.push(
     markdownTable(
@@ -226,4 +233,66 @@ function soakSection(soak: SoakResult, options: BenchOptions): string[] {
       `loop delay p99 ${fixed(soak.eventLoopDelayTrend.slopePerMinute, 3)} ms/min, ` +
       `throughput ${fixed(soak.throughputTrend.relativeGrowth * 100)}%; ${soak.result.errors} errors, ${soak.result.retransmits} re-sent requests`,
   ];
+}
+
+/** What an attack achieved, in a few words (the numbers bench/attacker.ts counted). */
+export function achievedText(row: AttackRow): string {
+  const a = row.achieved;
+  const n = (key: string) => thousands(a[key]);
+  switch (row.attack) {
+    case "none":
+      return "—";
+    case "newline-flood":
+      return (
+        `${n("bytesWritten")} newlines taken by the kernel (${n("newlinesPerSecond")}/s), ` +
+        `${n("sessions")} sessions (${n("sessionsPerSecond")}/s), ` +
+        `${n("badRequestReplies")} ERROR replies, ${n("tooManyErrors")} TOO_MANY_ERRORS`
+      );
+    case "ping-flood":
+      return `${n("pingsWritten")} PINGs taken by the kernel, never a reply read, ${n("sessions")} sessions, ${n("closedByServer")} closed by the server`;
+    case "session-hog":
+      return `${n("heldAtEnd")} sessions held of ${n("attempts")} tried, ${n("sessionLimit")} SESSION_LIMIT, ${n("pongs")} PONGs`;
+    case "udp-garbage":
+      return `${n("datagramsSent")} datagrams (${n("datagramsPerSecond")}/s)`;
+    case "query-flood":
+      return (
+        `${n("queries")} queries, ${n("originBusy")} ORIGIN_BUSY, ${n("rateLimited")} RATE_LIMITED; origin got ` +
+        `${fixed(a.originRequestsPerSecond, 1)} requests/s (peak ${n("originPeakPerSecond")} in a second)`
+      );
+  }
+}
+
+export function attackTable(rows: AttackRow[]): string {
+  return markdownTable(
+    [
+      "attack",
+      "greeting+PING p50 ms",
+      "p99 ms",
+      "p99 ÷ none",
+      "cached lookup p50 ms",
+      "p99 ms",
+      "p99 ÷ none",
+      "lookups resent",
+      "UDP queue drops",
+      "probe failures",
+      "server CPU",
+      "server RSS after MiB",
+      "what the attack did",
+    ],
+    rows.map((r) => [
+      r.attack + (r.serverAlive ? "" : " (SERVER DIED)"),
+      fixed(r.greeting.p50Ms, 3),
+      fixed(r.greeting.p99Ms, 3),
+      fixed(r.greetingP99Ratio),
+      fixed(r.lookup.p50Ms, 3),
+      fixed(r.lookup.p99Ms, 3),
+      fixed(r.lookupP99Ratio),
+      `${r.lookupsResent}/${r.lookup.samples}`,
+      thousands(r.udpReceiveBufferDrops),
+      `${r.greeting.failures + r.lookup.failures}/${r.greeting.samples + r.lookup.samples + r.greeting.failures + r.lookup.failures}`,
+      fixed(r.serverCores),
+      fixed((r.serverRssAfterKiB ?? NaN) / 1024, 1),
+      achievedText(r),
+    ]),
+  );
 }

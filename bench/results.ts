@@ -2,7 +2,7 @@
  * What each phase measures: the shapes the phases return, the target checks read, the report
  * prints, and bench/results/<timestamp>.json keeps.
  */
-import type { ColdResult } from "./cold-path.js";
+import type { ColdResult, ColdSummary } from "./cold-path.js";
 import type { RunResult } from "./load-generator.js";
 import type { TrendVerdict } from "./trend.js";
 
@@ -63,12 +63,50 @@ export interface SoakResult {
   originFetches: number;
 }
 
+/** The attacks of the "attacks" phase (bench/attacker.ts), in the order they run; "none" is the baseline. */
+export const ATTACKS = ["none", "newline-flood", "ping-flood", "session-hog", "udp-garbage", "query-flood"] as const;
+export type AttackKind = (typeof ATTACKS)[number];
+
+/** What an attack achieved; every field a count over the window unless its name says otherwise. */
+export type AttackAchieved = Record<string, number>;
+
+/** One attack window of the "attacks" phase: the probe's figures, the server's, the attack's. */
+export interface AttackRow {
+  attack: AttackKind;
+  seconds: number;
+  /** A new session: connect to greeting, then PING to PONG. */
+  greeting: ColdSummary;
+  /** A cached lookup (query + UDP collection) on a kept session. */
+  lookup: ColdSummary;
+  /** Probe lookups whose UDP REQUEST had to be sent again. */
+  lookupsResent: number;
+  /** Each probe failure, by the start of its message. */
+  failureKinds: Record<string, number>;
+  /** Each figure ÷ the same figure with no attack (set once the baseline is known). */
+  greetingP50Ratio?: number | undefined;
+  greetingP99Ratio?: number | undefined;
+  lookupP50Ratio?: number | undefined;
+  lookupP99Ratio?: number | undefined;
+  serverAlive: boolean;
+  /** The server's CPU over the window, in cores (1.0: one core busy all the time). */
+  serverCores: number | undefined;
+  /** Datagrams the kernel dropped during the window because a UDP receive queue was full (the whole machine's). */
+  udpReceiveBufferDrops?: number | undefined;
+  serverRssBeforeKiB: number | undefined;
+  serverRssAfterKiB: number | undefined;
+  serverPeakRssKiB: number | undefined;
+  serverLogLines: number;
+  /** What the attack achieved (bench/attacker.ts): lines, datagrams, sessions, origin requests. */
+  achieved: AttackAchieved;
+}
+
 /** The phases' results; a phase that did not run is undefined. */
 export interface PhaseResults {
   throughput?: ThroughputRow[] | undefined;
   idle?: IdleResult[] | undefined;
   cold?: ColdPhaseResult | undefined;
   soak?: SoakResult | undefined;
+  attacks?: AttackRow[] | undefined;
 }
 
 /** The machine the run was on, as the report's first line and the results file give it. */

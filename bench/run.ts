@@ -7,7 +7,8 @@
  *
  * Phases (bench/phases/): throughput (C sessions, cached URLs, headwire and the floor in turn for
  * each C), idle (sessions held open, the server's RSS per session), cold (an uncached lookup
- * against a direct fetch), soak (C=100 with cache churn, sampled over time). Results: Markdown
+ * against a direct fetch), soak (C=100 with cache churn, sampled over time), attacks (a probe
+ * client's latency while each attack of bench/attacker.ts runs, against no attack). Results: Markdown
  * tables and target checks on the terminal (bench/report.ts, bench/targets.ts), and everything in
  * bench/results/<timestamp>.json.
  */
@@ -16,6 +17,7 @@ import os from "node:os";
 import { fixed } from "./format.js";
 import { BenchHarness, log } from "./harness.js";
 import { parseOptions } from "./options.js";
+import { runAttacks } from "./phases/attacks.js";
 import { runCold } from "./phases/cold.js";
 import { runIdle } from "./phases/idle.js";
 import { runSoak } from "./phases/soak.js";
@@ -66,6 +68,7 @@ async function main(): Promise<void> {
     if (options.phases.includes("idle")) phases.idle = await runIdle(bench);
     if (options.phases.includes("cold")) phases.cold = await runCold(bench);
     if (options.phases.includes("soak")) phases.soak = await runSoak(bench);
+    if (options.phases.includes("attacks")) phases.attacks = await runAttacks(bench);
   } finally {
     await bench.tearDown();
   }
@@ -78,6 +81,7 @@ async function main(): Promise<void> {
     idle: phases.idle,
     cold: phases.cold,
     soak: phases.soak,
+    attacks: phases.attacks,
     targets: checks,
     profiles,
   });

@@ -2,8 +2,18 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { ColdSummary } from "../../bench/cold-path.js";
 import type { RunResult } from "../../bench/load-generator.js";
-import type { ColdPhaseResult, IdleResult, ServerKind, SoakResult, ThroughputRow } from "../../bench/results.js";
+import type {
+  AttackKind,
+  AttackRow,
+  ColdPhaseResult,
+  IdleResult,
+  ServerKind,
+  SoakResult,
+  ThroughputRow,
+} from "../../bench/results.js";
 import {
+  attackCheck,
+  attackChecks,
   coldChecks,
   idleCheck,
   ratio,
@@ -90,6 +100,11 @@ test("with no phase run every target is a SKIP, never a pass, in the report's or
       ["cold path vs bare Node request, origin 20 ms away", "p50 ≤ 1.2 × direct", "not run", undefined],
       ["cold path vs curl (process start-up included)", "p50 ≤ 1.2 × direct", "not run", undefined],
       ["soak: no RSS growth trend", "< 5% growth over the window", "not run", undefined],
+      ["probe under attack: newline-flood", "p99 ≤ 10 × no attack (or ≤ 100 ms), no failure", "not run", undefined],
+      ["probe under attack: ping-flood", "p99 ≤ 10 × no attack (or ≤ 100 ms), no failure", "not run", undefined],
+      ["probe under attack: session-hog", "p99 ≤ 10 × no attack (or ≤ 100 ms), no failure", "not run", undefined],
+      ["probe under attack: udp-garbage", "p99 ≤ 10 × no attack (or ≤ 100 ms), no failure", "not run", undefined],
+      ["probe under attack: query-flood", "p99 ≤ 10 × no attack (or ≤ 100 ms), no failure", "not run", undefined],
     ],
   );
 });
@@ -200,6 +215,97 @@ test("targetChecks puts each phase's results in its own check", () => {
   });
   assert.deepEqual(
     checks.map((c) => c.pass),
-    [true, false, true, false, true, true, true],
+    [true, false, true, false, true, true, true, undefined, undefined, undefined, undefined, undefined],
+  );
+});
+
+function attackRow(
+  attack: AttackKind,
+  greetingP99Ms: number,
+  lookupP99Ms: number,
+  extra: { failures?: number; alive?: boolean } = {},
+): AttackRow {
+  const failures = extra.failures ?? 0;
+  return {
+    attack,
+    seconds: 10,
+    greeting: { samples: 800, p50Ms: 0.7, p99Ms: greetingP99Ms, meanMs: 1, failures },
+    lookup: { samples: 800, p50Ms: 0.8, p99Ms: lookupP99Ms, meanMs: 1, failures: 0 },
+    lookupsResent: 0,
+    failureKinds: {},
+    serverAlive: extra.alive ?? true,
+    serverCores: 0.5,
+    serverRssBeforeKiB: 60_000,
+    serverRssAfterKiB: 80_000,
+    serverPeakRssKiB: 90_000,
+    serverLogLines: 2,
+    achieved: {},
+  };
+}
+
+test("attack: each p99 up to 10 × the same probe's with no attack passes, over it misses", () => {
+  const none = attackRow("none", 40, 50);
+  assert.deepEqual(attackCheck("newline-flood", attackRow("newline-flood", 400, 500), none), {
+    name: "probe under attack: newline-flood",
+    target: "p99 ≤ 10 × no attack (or ≤ 100 ms), no failure",
+    measured: "greeting+PING 10.00 × (400.0 ms), lookup 10.00 × (500.0 ms)",
+    pass: true,
+  });
+  assert.equal(attackCheck("newline-flood", attackRow("newline-flood", 400.1, 50), none).pass, false, "greeting");
+  assert.equal(attackCheck("udp-garbage", attackRow("udp-garbage", 40, 500.1), none).pass, false, "lookup");
+  assert.equal(attackCheck("ping-flood", attackRow("ping-flood", 1, 1), none).pass, true, "faster is fine");
+});
+
+test("attack: under a fast baseline, a p99 up to 100 ms passes whatever the ratio", () => {
+  const none = attackRow("none", 2, 3);
+  const slow = attackCheck("session-hog", attackRow("session-hog", 100, 100), none);
+  assert.deepEqual([slow.measured, slow.pass], ["greeting+PING 50.00 × (100.0 ms), lookup 33.33 × (100.0 ms)", true]);
+  assert.equal(attackCheck("session-hog", attackRow("session-hog", 100.1, 3), none).pass, false, "greeting");
+  assert.equal(attackCheck("udp-garbage", attackRow("udp-garbage", 2, 250), none).pass, false, "lookup");
+});
+
+test("attack: a failed probe or a dead server misses whatever the latency", () => {
+  const none = attackRow("none", 4, 5);
+  const failed = attackCheck("session-hog", attackRow("session-hog", 4, 5, { failures: 3 }), none);
+  assert.deepEqual(
+    [failed.measured, failed.pass],
+    ["greeting+PING 1.00 × (4.0 ms), lookup 1.00 × (5.0 ms), 3 failed", false],
+  );
+  const dead = attackCheck("udp-garbage", attackRow("udp-garbage", 4, 5, { alive: false }), none);
+  assert.deepEqual(
+    [dead.measured, dead.pass],
+    ["greeting+PING 1.00 × (4.0 ms), lookup 1.00 × (5.0 ms), SERVER DIED", false],
+  );
+});
+
+test("attack: without the baseline, or with a baseline p99 of 0, every attack is a SKIP", () => {
+  const rows = [attackRow("newline-flood", 4, 5), attackRow("query-flood", 4, 5)];
+  assert.deepEqual(
+    attackChecks(rows).map((c) => c.pass),
+    [undefined, undefined, undefined, undefined, undefined],
+  );
+  const zero = attackChecks([attackRow("none", 0, 5), ...rows]);
+  assert.deepEqual(
+    zero.map((c) => c.pass),
+    [undefined, undefined, undefined, undefined, undefined],
+  );
+});
+
+test("attackChecks: one check per attack, in order; an attack that did not run is a SKIP", () => {
+  const checks = attackChecks([
+    attackRow("none", 4, 25),
+    attackRow("newline-flood", 28, 14),
+    attackRow("ping-flood", 5, 5),
+    attackRow("udp-garbage", 53, 250.1),
+  ]);
+  assert.deepEqual(
+    checks.map((c) => [c.name, c.pass]),
+    [
+      ["probe under attack: newline-flood", true],
+      ["probe under attack: ping-flood", true],
+      ["probe under attack: session-hog", undefined],
+      ["probe under attack: udp-garbage", false],
+      ["probe under attack: query-flood", undefined],
+    ],
   );
 });
