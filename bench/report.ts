@@ -244,12 +244,12 @@ export function achievedText(row: AttackRow): string {
       return "—";
     case "newline-flood":
       return (
-        `${n("bytesWritten")} newlines taken by the kernel (${n("newlinesPerSecond")}/s), ` +
+        `${n("bytesWritten")} newlines handed to write() (socket.bytesWritten: most were never sent, the server had closed; ${n("newlinesPerSecond")}/s), ` +
         `${n("sessions")} sessions (${n("sessionsPerSecond")}/s), ` +
         `${n("badRequestReplies")} ERROR replies, ${n("tooManyErrors")} TOO_MANY_ERRORS`
       );
     case "ping-flood":
-      return `${n("pingsWritten")} PINGs taken by the kernel, never a reply read, ${n("sessions")} sessions, ${n("closedByServer")} closed by the server`;
+      return `${n("pingsWritten")} PINGs handed to write(), never a reply read, ${n("sessions")} sessions, ${n("closedByServer")} closed by the server`;
     case "session-hog":
       return `${n("heldAtEnd")} sessions held of ${n("attempts")} tried, ${n("sessionLimit")} SESSION_LIMIT, ${n("pongs")} PONGs`;
     case "udp-garbage":
