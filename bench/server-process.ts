@@ -50,6 +50,7 @@ if (kind === "headwire") {
     // The load generator is one address and the bench origin one host: the abuse limits would
     // measure themselves. Throughput and cost are measured without them.
     maxSessionsPerAddress: 1_000_000,
+    connectionsPerSecondPerAddress: 0,
     queriesPerSecondPerAddress: 0,
     originConcurrentFetches: 0,
     originFetchesPerSecond: 0,

@@ -35,6 +35,7 @@ export async function tempDir(t: { after: (fn: () => Promise<void>) => void }): 
  */
 export const UNLIMITED = {
   maxSessionsPerAddress: 1_000_000,
+  connectionsPerSecondPerAddress: 0,
   queriesPerSecondPerAddress: 0,
   originConcurrentFetches: 0,
   originFetchesPerSecond: 0,
@@ -46,6 +47,7 @@ export const UNLIMITED = {
 /** The same, as environment variables for a server started as a process. */
 export const UNLIMITED_ENV: Record<string, string> = {
   HEADWIRE_MAX_SESSIONS_PER_ADDRESS: "1000000",
+  HEADWIRE_CONNECTIONS_PER_SECOND_PER_ADDRESS: "0",
   HEADWIRE_QUERIES_PER_SECOND_PER_ADDRESS: "0",
   HEADWIRE_ORIGIN_CONCURRENT_FETCHES: "0",
   HEADWIRE_ORIGIN_FETCHES_PER_SECOND: "0",

@@ -210,6 +210,20 @@ export const SERVER_SETTINGS = {
     default: 64,
     help: "sessions at once from one client address; more get SESSION_LIMIT",
   },
+  connectionsPerSecondPerAddress: {
+    kind: "integer",
+    min: 0,
+    max: 1_000_000,
+    default: 20,
+    help: "new sessions a second from one client address (0: no limit); more get SESSION_LIMIT",
+  },
+  connectionBurstPerAddress: {
+    kind: "integer",
+    min: 1,
+    max: 1_000_000,
+    default: 40,
+    help: "new sessions one client address may open at once before connectionsPerSecondPerAddress applies",
+  },
   queriesPerSecondPerAddress: {
     kind: "integer",
     min: 0,

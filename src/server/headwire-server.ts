@@ -19,6 +19,7 @@ import { OriginGate } from "../fetch/origin-gate.js";
 import { OutboundGuard } from "../fetch/outbound-guard.js";
 import { formatError } from "../protocol/control.js";
 import { MAX_CHUNKS_PER_REQUEST } from "../protocol/datagram.js";
+import { KeyedTokenBuckets } from "../limits/token-bucket.js";
 import { VERSION } from "../version.js";
 import { ControlSession, ReplyBytes } from "./control-session.js";
 import { openFilesLimit, sessionCeiling } from "./file-descriptors.js";
@@ -71,6 +72,8 @@ export class HeadwireServer {
   private readonly sessions = new Map<number, ControlSession>();
   /** Sessions open per client address (maxSessionsPerAddress). */
   private readonly sessionsByAddress = new Map<string, number>();
+  /** New sessions per client address (connectionsPerSecondPerAddress). */
+  private readonly connectionRate: KeyedTokenBuckets;
   /** Reply bytes not yet written, all sessions together (maxReplyBytes). */
   private readonly replyBytes: ReplyBytes;
   /** Connections refused by limit, by code (queries refused are counted by the query handler). */
@@ -89,6 +92,11 @@ export class HeadwireServer {
     const now = options.now ?? Date.now;
     this.now = now;
     this.replyBytes = new ReplyBytes(this.config.maxReplyBytes);
+    this.connectionRate = new KeyedTokenBuckets(
+      this.config.connectionsPerSecondPerAddress,
+      this.config.connectionBurstPerAddress,
+      now,
+    );
     this.maxSessions = sessionCeiling(this.config.maxSessions, openFilesLimit());
     this.log = options.log ?? ((message) => process.stderr.write(`headwire server: ${message}\n`));
     const freshness = new Freshness({
@@ -256,6 +264,13 @@ export class HeadwireServer {
   private refusal(address: string): HeadwireError<"SHUTTING_DOWN" | "SERVER_BUSY" | "SESSION_LIMIT"> | undefined {
     if (this.stopping) return new HeadwireError("SHUTTING_DOWN");
     if (this.sessions.size >= this.maxSessions) return new HeadwireError("SERVER_BUSY");
+    // A client closed for its bad lines (TOO_MANY_ERRORS) must not simply reconnect at once, for ever.
+    if (!this.connectionRate.take(address)) {
+      return new HeadwireError(
+        "SESSION_LIMIT",
+        `more than ${this.config.connectionsPerSecondPerAddress} new sessions a second from ${address}; retry later`,
+      );
+    }
     if ((this.sessionsByAddress.get(address) ?? 0) >= this.config.maxSessionsPerAddress) {
       return new HeadwireError(
         "SESSION_LIMIT",

@@ -104,6 +104,20 @@ test("sessions per client address: past maxSessionsPerAddress, SESSION_LIMIT; an
   assert.equal(s.stats().limitHits.SESSION_LIMIT, 1);
 });
 
+test("new sessions per client address: past the burst, SESSION_LIMIT until the rate refills it", async (t) => {
+  const { server: s, clock } = await server(t, { connectionsPerSecondPerAddress: 2, connectionBurstPerAddress: 3 });
+  for (let i = 0; i < 3; i++) (await greeted(s.controlPort, t)).close();
+  const refused = await RawSession.open(s.controlPort);
+  t.after(async () => refused.close());
+  assert.match(
+    (await refused.next()) ?? "",
+    /^ERROR SESSION_LIMIT more than 2 new sessions a second from 127\.0\.0\.1/,
+  );
+  await greeted(s.controlPort, t, "127.0.0.2"); // another address has its own bucket
+  clock.now += 500;
+  await greeted(s.controlPort, t);
+});
+
 test("queries per client address, all its sessions together: past the burst, RATE_LIMITED until it refills", async (t) => {
   const origin = await CraftedOrigin.start({
     "/a": { header: "HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\n\r\n" },
