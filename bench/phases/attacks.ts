@@ -35,6 +35,11 @@ const HEADWIRE_BIN = join(here, "..", "..", "..", "bin", "headwire");
 const PROBE_TIMEOUT_MS = 30_000;
 /** Between two probe rounds: about 100 rounds a second, well under the probe's own per-address query rate. */
 const PROBE_PAUSE_MS = 10;
+/**
+ * Between two new probe sessions: about 14 a second, under the server's default new-sessions rate
+ * per address (connectionsPerSecondPerAddress, 20), which a probe reconnecting every round would trip.
+ */
+const PROBE_NEW_SESSION_EVERY_MS = 70;
 
 /** A `headwire server` process as an operator starts it: default limits, loopback, ephemeral ports. */
 interface ServerUnderAttack {
@@ -190,13 +195,17 @@ async function probe(controlPort: number, url: string, until: Promise<unknown>):
     samples.failureKinds[kind] = (samples.failureKinds[kind] ?? 0) + 1;
   };
   let session: ProbeSession | undefined = await ProbeSession.open(controlPort);
+  let lastNewSessionAt = 0;
   try {
     while (!done) {
-      try {
-        samples.greetingMs.push(await greetingAndPing(controlPort));
-      } catch (error) {
-        samples.greetingFailures++;
-        failed(error);
+      if (Date.now() - lastNewSessionAt >= PROBE_NEW_SESSION_EVERY_MS) {
+        lastNewSessionAt = Date.now();
+        try {
+          samples.greetingMs.push(await greetingAndPing(controlPort));
+        } catch (error) {
+          samples.greetingFailures++;
+          failed(error);
+        }
       }
       try {
         session ??= await ProbeSession.open(controlPort);
