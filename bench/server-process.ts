@@ -12,6 +12,7 @@ import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import v8 from "node:v8";
+import { WITHOUT_ABUSE_LIMITS } from "../src/config.js";
 import { HeadwireServer } from "../src/server/headwire-server.js";
 import { serveParent } from "./child.js";
 import { FloorServer } from "./floor-server.js";
@@ -49,12 +50,7 @@ if (kind === "headwire") {
     allowPrivate: true,
     // The load generator is one address and the bench origin one host: the abuse limits would
     // measure themselves. Throughput and cost are measured without them.
-    maxSessionsPerAddress: 1_000_000,
-    connectionsPerSecondPerAddress: 0,
-    queriesPerSecondPerAddress: 0,
-    originConcurrentFetches: 0,
-    originFetchesPerSecond: 0,
-    linesPerSecondPerSession: 1_000_000,
+    ...WITHOUT_ABUSE_LIMITS,
     cacheFile: settings.cacheFile,
     ...(settings.cacheMaxEntries !== undefined ? { cacheMaxEntries: settings.cacheMaxEntries } : {}),
     ...(settings.idleTimeoutMs !== undefined ? { idleTimeoutMs: settings.idleTimeoutMs } : {}),

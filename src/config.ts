@@ -5,7 +5,7 @@
  * defaults and checks, including the checks that involve two settings.
  */
 import { ConfigError } from "./errors.js";
-import { defaultsOf, resolveSettings, type ConfigOf } from "./config/schema.js";
+import { defaultsOf, envOf, resolveSettings, type ConfigOf } from "./config/schema.js";
 import { CLIENT_SETTINGS, SERVER_SETTINGS } from "./config/settings.js";
 
 export { CLIENT_SETTINGS, DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORT, SERVER_SETTINGS } from "./config/settings.js";
@@ -53,4 +53,30 @@ export function resolveClientConfig(overrides: Partial<ClientConfig> = {}): Clie
     );
   }
   return config;
+}
+
+/**
+ * Every abuse limit off (docs/protocol.md, "Abuse limits"): for a server that only trusted clients
+ * reach, or where every client and origin is one address anyway (the benchmark's load generator,
+ * the tests' loopback). Never for a public server.
+ */
+export const WITHOUT_ABUSE_LIMITS: Readonly<Partial<ServerConfig>> = Object.freeze({
+  maxSessionsPerAddress: SERVER_SETTINGS.maxSessionsPerAddress.max,
+  connectionsPerSecondPerAddress: 0,
+  queriesPerSecondPerAddress: 0,
+  originConcurrentFetches: 0,
+  originFetchesPerSecond: 0,
+  linesPerSecondPerSession: SERVER_SETTINGS.linesPerSecondPerSession.max,
+  badLineBurst: SERVER_SETTINGS.badLineBurst.max,
+  badLinesPerSecond: SERVER_SETTINGS.badLinesPerSecond.max,
+});
+
+/** Server settings as the environment variables `headwire server` reads (for a server started as a process). */
+export function serverSettingsAsEnvironment(settings: Partial<ServerConfig>): Record<string, string> {
+  const environment: Record<string, string> = {};
+  for (const [key, value] of Object.entries(settings)) {
+    const name = envOf(key, SERVER_SETTINGS[key as keyof typeof SERVER_SETTINGS]);
+    if (name !== undefined) environment[name] = String(value);
+  }
+  return environment;
 }

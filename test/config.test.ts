@@ -7,6 +7,8 @@ import {
   resolveClientConfig,
   resolveServerConfig,
   SERVER_SETTINGS,
+  serverSettingsAsEnvironment,
+  WITHOUT_ABUSE_LIMITS,
 } from "../src/config.js";
 import type { SettingsTable } from "../src/config/schema.js";
 import { ConfigError } from "../src/errors.js";
@@ -165,4 +167,15 @@ test("the settings that used to be constants keep their values as defaults", () 
 
 test("undefined means the default", () => {
   assert.equal(resolveServerConfig({ ticketTtlMs: undefined }).ticketTtlMs, 10_000);
+});
+
+test("the abuse limits off is a valid configuration, and settings become the variables the CLI reads", () => {
+  const config = resolveServerConfig({ ...WITHOUT_ABUSE_LIMITS });
+  assert.equal(config.queriesPerSecondPerAddress, 0);
+  assert.equal(config.originFetchesPerSecond, 0);
+  assert.deepEqual(serverSettingsAsEnvironment({ ticketTtlMs: 5, controlPort: 7, cacheUrl: "memory" }), {
+    HEADWIRE_TICKET_TTL_MS: "5",
+    HEADWIRE_PORT: "7",
+    HEADWIRE_CACHE: "memory",
+  });
 });

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { serverSettingsAsEnvironment, WITHOUT_ABUSE_LIMITS } from "../src/config.js";
 import { HeadwireServer, type HeadwireServerOptions } from "../src/server/headwire-server.js";
 
 /** Servers started in a temporary directory (startServer with t): stopped before it is removed. */
@@ -33,28 +34,10 @@ export async function tempDir(t: { after: (fn: () => Promise<void>) => void }): 
  * per-address and per-origin limits would measure the test, not the behaviour under test. The
  * limits have their own tests (test/e2e/abuse-limits.test.ts), which set them.
  */
-export const UNLIMITED = {
-  maxSessionsPerAddress: 1_000_000,
-  connectionsPerSecondPerAddress: 0,
-  queriesPerSecondPerAddress: 0,
-  originConcurrentFetches: 0,
-  originFetchesPerSecond: 0,
-  linesPerSecondPerSession: 1_000_000,
-  badLineBurst: 1_000_000,
-  badLinesPerSecond: 1_000_000,
-} as const;
+export const UNLIMITED = WITHOUT_ABUSE_LIMITS;
 
 /** The same, as environment variables for a server started as a process. */
-export const UNLIMITED_ENV: Record<string, string> = {
-  HEADWIRE_MAX_SESSIONS_PER_ADDRESS: "1000000",
-  HEADWIRE_CONNECTIONS_PER_SECOND_PER_ADDRESS: "0",
-  HEADWIRE_QUERIES_PER_SECOND_PER_ADDRESS: "0",
-  HEADWIRE_ORIGIN_CONCURRENT_FETCHES: "0",
-  HEADWIRE_ORIGIN_FETCHES_PER_SECOND: "0",
-  HEADWIRE_LINES_PER_SECOND_PER_SESSION: "1000000",
-  HEADWIRE_BAD_LINE_BURST: "1000000",
-  HEADWIRE_BAD_LINES_PER_SECOND: "1000000",
-};
+export const UNLIMITED_ENV = serverSettingsAsEnvironment(WITHOUT_ABUSE_LIMITS);
 
 export async function startServer(
   dir: string,
