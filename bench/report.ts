@@ -14,6 +14,7 @@ import type {
   ExchangeSizes,
   IdleResult,
   MachineInfo,
+  PathRow,
   PhaseResults,
   SoakResult,
   ThroughputRow,
@@ -43,7 +44,7 @@ export function writeResultsFile(dir: string, startedMs: number, results: Record
 
 /** The terminal report, line by line (phases that did not run are left out). */
 export function renderReport(input: ReportInput): string[] {
-  const { options, throughput, idle, cold, soak, attacks } = input;
+  const { options, throughput, idle, cold, soak, attacks, paths } = input;
   const out: string[] = [...heading(input)];
   if (throughput) {
     out.push(`\n### Cached lookups (${options.durationSeconds} s per run after ${options.warmupSeconds} s warm-up)\n`);
@@ -68,6 +69,10 @@ export function renderReport(input: ReportInput): string[] {
       `\n### Under attack (${options.attackSeconds} s per attack; default limits; probe from 127.0.0.1, attackers from 127.0.0.2–11)\n`,
     );
     out.push(attackTable(attacks));
+  }
+  if (paths) {
+    out.push(`\n### Delivery over emulated paths (cached headers through the relay; ideal = one round trip)\n`);
+    out.push(pathTable(paths));
   }
   out.push(`\n### Targets\n`);
   out.push(
@@ -293,6 +298,23 @@ export function attackTable(rows: AttackRow[]): string {
       fixed(r.serverCores),
       fixed((r.serverRssAfterKiB ?? NaN) / 1024, 1),
       achievedText(r),
+    ]),
+  );
+}
+
+/** The "paths" phase: one row per path and size. */
+export function pathTable(rows: PathRow[]): string {
+  return markdownTable(
+    ["one-way delay", "loss", "chunks", "median ms", "ideal ms", "median ÷ ideal", "failed", "UDP bytes sent per byte"],
+    rows.map((row) => [
+      `${row.oneWayMs} ms`,
+      `${fixed(row.loss * 100, 0)} %`,
+      String(row.chunks),
+      fixed(row.medianMs, 0),
+      String(row.idealMs),
+      row.idealMs > 0 ? fixed(row.medianMs / row.idealMs, 2) : "—",
+      `${row.failures}/${row.samples}`,
+      fixed(row.bytesSentPerByte, 2),
     ]),
   );
 }

@@ -107,6 +107,7 @@ export interface PhaseResults {
   cold?: ColdPhaseResult | undefined;
   soak?: SoakResult | undefined;
   attacks?: AttackRow[] | undefined;
+  paths?: PathRow[] | undefined;
 }
 
 /** The machine the run was on, as the report's first line and the results file give it. */
@@ -127,4 +128,19 @@ export interface ExchangeSizes {
   ticketBytes: number;
   requestBytes: number;
   chunkBytes: number;
+}
+
+/** One path × size of the "paths" phase: delivery of a cached header through the emulating relay. */
+export interface PathRow {
+  oneWayMs: number;
+  loss: number;
+  chunks: number;
+  samples: number;
+  failures: number;
+  /** Median time of the succeeded queries (control round trip + UDP delivery), ms. */
+  medianMs: number;
+  /** One round trip through the relay: the least any delivery can take on this path. */
+  idealMs: number;
+  /** UDP bytes the server sent per header byte delivered (chunk headers and resends included). */
+  bytesSentPerByte: number;
 }

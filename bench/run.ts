@@ -8,7 +8,8 @@
  * Phases (bench/phases/): throughput (C sessions, cached URLs, headwire and the floor in turn for
  * each C), idle (sessions held open, the server's RSS per session), cold (an uncached lookup
  * against a direct fetch), soak (C=100 with cache churn, sampled over time), attacks (a probe
- * client's latency while each attack of bench/attacker.ts runs, against no attack). Results: Markdown
+ * client's latency while each attack of bench/attacker.ts runs, against no attack), paths (a cached
+ * header's delivery through the relay per one-way delay, loss and size). Results: Markdown
  * tables and target checks on the terminal (bench/report.ts, bench/targets.ts), and everything in
  * bench/results/<timestamp>.json.
  */
@@ -18,6 +19,7 @@ import { fixed } from "./format.js";
 import { BenchHarness, log } from "./harness.js";
 import { parseOptions } from "./options.js";
 import { runAttacks } from "./phases/attacks.js";
+import { runPaths } from "./phases/paths.js";
 import { runCold } from "./phases/cold.js";
 import { runIdle } from "./phases/idle.js";
 import { runSoak } from "./phases/soak.js";
@@ -69,6 +71,7 @@ async function main(): Promise<void> {
     if (options.phases.includes("cold")) phases.cold = await runCold(bench);
     if (options.phases.includes("soak")) phases.soak = await runSoak(bench);
     if (options.phases.includes("attacks")) phases.attacks = await runAttacks(bench);
+    if (options.phases.includes("paths")) phases.paths = await runPaths(bench);
   } finally {
     await bench.tearDown();
   }
@@ -82,6 +85,7 @@ async function main(): Promise<void> {
     cold: phases.cold,
     soak: phases.soak,
     attacks: phases.attacks,
+    paths: phases.paths,
     targets: checks,
     profiles,
   });
