@@ -16,6 +16,7 @@ import {
   attackChecks,
   coldChecks,
   idleCheck,
+  pathCheck,
   ratio,
   soakCheck,
   tailCheck,
@@ -105,8 +106,32 @@ test("with no phase run every target is a SKIP, never a pass, in the report's or
       ["probe under attack: session-hog", "p99 ≤ 10 × no attack (or ≤ 100 ms), no failure", "not run", undefined],
       ["probe under attack: udp-garbage", "p99 ≤ 10 × no attack (or ≤ 100 ms), no failure", "not run", undefined],
       ["probe under attack: query-flood", "p99 ≤ 10 × no attack (or ≤ 100 ms), no failure", "not run", undefined],
+      ["every header arrives over emulated paths", "0 failed, RTT ≤ 1 s, loss ≤ 30 %", "not run", undefined],
     ],
   );
+});
+
+test("paths: one failed header anywhere is a MISS, named; none is a PASS", () => {
+  const path = (oneWayMs: number, loss: number, chunks: number, failures: number) => ({
+    oneWayMs,
+    loss,
+    chunks,
+    samples: 4,
+    failures,
+    medianMs: 100,
+    idealMs: 2 * oneWayMs,
+    bytesSentPerByte: 1.1,
+  });
+  assert.deepEqual(pathCheck([path(50, 0, 1, 0), path(500, 0, 226, 0)]), {
+    name: "every header arrives over emulated paths",
+    target: "0 failed, RTT ≤ 1 s, loss ≤ 30 %",
+    measured: "0/8 failed",
+    pass: true,
+  });
+  const missed = pathCheck([path(50, 0, 1, 0), path(300, 0.3, 226, 2)]);
+  assert.equal(missed.pass, false);
+  assert.equal(missed.measured, "2/8 failed (226 chunks at 300 ms/30 %)");
+  assert.equal(pathCheck([]).pass, undefined);
 });
 
 test("throughput at C=100: 0.70 × the floor passes, just under misses", () => {
@@ -215,7 +240,7 @@ test("targetChecks puts each phase's results in its own check", () => {
   });
   assert.deepEqual(
     checks.map((c) => c.pass),
-    [true, false, true, false, true, true, true, undefined, undefined, undefined, undefined, undefined],
+    [true, false, true, false, true, true, true, undefined, undefined, undefined, undefined, undefined, undefined],
   );
 });
 
