@@ -65,11 +65,13 @@ export function relayOptions(flags: RelayFlags): LossyRelayOptions {
 
 export function relayCommand(): Command {
   return new Command("relay")
-    .summary("a lossy UDP relay, to see delivery survive a bad network")
+    .summary("a UDP path emulator, to see delivery survive a bad network")
     .description(
-      "Relay UDP datagrams to a headwire server's data port, dropping, duplicating, reordering, delaying " +
-        "and corrupting them from a seeded random source (the same seed and traffic give the same faults). " +
-        "Point a client at it with --udp-via. Runs until interrupted, then prints what it did.",
+      "Relay UDP datagrams to a headwire server's data port as a bad path would: dropping, duplicating, " +
+        "reordering and corrupting them from a seeded random source (the same seed and traffic give the same " +
+        "faults), delaying them (latency and jitter), squeezing them through a bottleneck with a queue, " +
+        "blocking UDP altogether, and forgetting idle client mappings as a NAT does. Point a client at it " +
+        "with --udp-via. Runs until interrupted, then prints what it did.",
     )
     .requiredOption(
       "-t, --target <host:port>",
