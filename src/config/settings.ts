@@ -7,6 +7,7 @@
  * (`ticketTtlMs` → `--ticket-ttl-ms`, HEADWIRE_TICKET_TTL_MS) unless given; the given ones are
  * older than the rule and documented, so they stay.
  */
+import { parseAdvertise } from "./advertise.js";
 import type { SettingsTable } from "./schema.js";
 
 export const DEFAULT_CONTROL_PORT = 50366;
@@ -40,13 +41,17 @@ export const SERVER_SETTINGS = {
     flag: "--data-port <port>",
     help: "UDP data port (0: ephemeral)",
   },
-  /** Empty: tickets name the address the TCP session reached. */
+  /** Empty: tickets name the address the TCP session reached, and the bound data port. */
   advertiseHost: {
     kind: "string",
     default: "",
-    flag: "--advertise <host>",
+    flag: "--advertise <host[:port]>",
     defaultText: "the address the client reached",
-    help: "host clients send UDP to (behind NAT or a load balancer)",
+    help: "host[:port] clients send UDP to (behind NAT, a port mapping or a load balancer; IPv6 in brackets)",
+    check: (value) => {
+      const parsed = parseAdvertise(value);
+      return parsed.ok ? undefined : parsed.problem;
+    },
   },
   cacheFile: {
     kind: "string",

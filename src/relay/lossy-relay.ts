@@ -1,5 +1,5 @@
 /**
- * A UDP relay that injects faults, for tests and for trying a client against a bad network.
+ * A UDP relay that emulates a bad path, for tests and for trying a client against a bad network.
  *
  *   client ──► relay socket ──► upstream socket (one per client) ──► target
  *   client ◄── relay socket ◄── upstream socket                  ◄── target
@@ -7,26 +7,46 @@
  * Each distinct client address:port gets its own upstream socket, like a NAT mapping, so the
  * target's replies find their way back. Upstream sockets bind to the relay's own IP when the target
  * is of the same family: headwire's server accepts UDP only from the IP of the TCP session, and a
- * test's TCP session comes from 127.0.0.1.
+ * test's TCP session comes from 127.0.0.1. A mapping whose client has sent nothing for
+ * `idleMappingMs` is forgotten and its socket closed, as a NAT does (RFC 4787 §4.3: only traffic
+ * from the inside refreshes it, REQ-6); the client's next datagram opens a new one, from another
+ * port.
  *
  * Faults apply in both directions, decided by a seeded PRNG (mulberry32), one stream per client and
- * direction (clients numbered in the order they are first seen), so a failing run replays with the
+ * direction (clients numbered in the order their mappings open), so a failing run replays with the
  * same seed and the same traffic. Every datagram draws the same number of
  * random values whatever happens to it, so the fate of the n-th datagram of a stream depends only
- * on the seed and n: turning corruption on does not change which datagrams are dropped.
+ * on the seed and n: turning corruption on does not change which datagrams are dropped. Queue
+ * drops (below) depend on timing as well, as on a real link.
  *
- * Per datagram, in order: drop (`loss`); flip one random bit (`corrupt`); send twice
- * (`duplicate`); hold back until the next datagram of the same stream has gone, or `reorderHoldMs`
- * has passed (`reorder`); wait a random time in `delayMs` before sending (random delays reorder
- * too).
+ * Per datagram, in order: drop everything (`block`: UDP blocked); drop (`loss`); flip one random
+ * bit (`corrupt`); send twice (`duplicate`); hold back until the next datagram of the same stream
+ * has gone, or `reorderHoldMs` has passed (`reorder`); then each copy crosses the direction's link:
+ * a bottleneck of `bytesPerSecond` with a FIFO queue of `queueBytes` (a copy that does not fit is
+ * dropped: tail drop), then a one-way delay drawn uniformly in [`delayMs`, `delayMs + jitterMs`]
+ * (or the older `delayMs: {min, max}` for both directions). Copies leave the link in the order of
+ * their arrival times, so jitter reorders, and a fixed delay does not.
  */
 import { createSocket, type RemoteInfo, type Socket, type SocketType } from "node:dgram";
 import { isIP } from "node:net";
+import { performance } from "node:perf_hooks";
 import { ConfigError } from "../errors.js";
 
 export interface UdpAddress {
   host: string;
   port: number;
+}
+
+/** One direction of the path: its delay and its bottleneck. */
+export interface LinkOptions {
+  /** Fixed one-way delay, ms. Default 0 (or the relay-wide `delayMs` range when neither is set). */
+  delayMs?: number;
+  /** Each datagram waits up to this much more, uniformly, ms. Default 0. */
+  jitterMs?: number;
+  /** Bottleneck rate, bytes of UDP payload a second. Default 0: unlimited. */
+  bytesPerSecond?: number;
+  /** Bytes the bottleneck queues (the one being sent included); the rest is dropped. Default 65536. */
+  queueBytes?: number;
 }
 
 export interface LossyRelayOptions {
@@ -42,8 +62,19 @@ export interface LossyRelayOptions {
   reorder?: number;
   /** Probability that one random bit of a datagram is flipped. Default 0. */
   corrupt?: number;
-  /** Each datagram waits a uniform random time in [min, max] ms before it is sent. Default none. */
+  /**
+   * Both directions: each datagram waits a uniform random time in [min, max] ms. Default none. A
+   * direction's own `delayMs` or `jitterMs` replaces it.
+   */
   delayMs?: { min: number; max: number };
+  /** The client → target direction's link. */
+  toTarget?: LinkOptions;
+  /** The target → client direction's link. */
+  toClient?: LinkOptions;
+  /** Drop every datagram both ways (UDP blocked); see also `setBlocked`. Default false. */
+  block?: boolean;
+  /** Forget a client's mapping after this long without a datagram from it; 0: never. Default 120000. */
+  idleMappingMs?: number;
   /** Longest a reordered datagram waits for a successor before it is sent anyway. Default 50. */
   reorderHoldMs?: number;
   /** Address the relay listens on (and upstream sockets bind to). Default 127.0.0.1. */
@@ -59,15 +90,34 @@ export interface DirectionStats {
   received: number;
   /** Datagrams sent on, duplicates included. */
   forwarded: number;
+  /** Dropped by `loss`. */
   dropped: number;
   /** Extra copies sent. */
   duplicated: number;
   /** Datagrams held back behind a later one. */
   reordered: number;
   corrupted: number;
+  /** Dropped because UDP is blocked. */
+  blocked: number;
+  /** Copies dropped because the bottleneck's queue was full (tail drop). */
+  queueDropped: number;
+  /** The most bytes the bottleneck's queue has held at once (any one client). */
+  peakQueueBytes: number;
 }
 
 export type RelayStats = Record<RelayDirection, DirectionStats>;
+
+/** RFC 4787 §4.3 REQ-5: a NAT's UDP mapping must not expire in less than two minutes. */
+const DEFAULT_IDLE_MAPPING_MS = 120_000;
+const DEFAULT_QUEUE_BYTES = 65_536;
+const MAX_DELAY_MS = 600_000;
+
+interface ResolvedLink {
+  delay: { min: number; max: number } | null;
+  /** 0: unlimited. */
+  bytesPerSecond: number;
+  queueBytes: number;
+}
 
 interface ResolvedOptions {
   target: UdpAddress;
@@ -76,7 +126,9 @@ interface ResolvedOptions {
   duplicate: number;
   reorder: number;
   corrupt: number;
-  delayMs: { min: number; max: number } | null;
+  links: Record<RelayDirection, ResolvedLink>;
+  block: boolean;
+  idleMappingMs: number;
   reorderHoldMs: number;
   host: string;
   port: number;
@@ -105,19 +157,80 @@ function streamSeed(seed: number, stream: number): number {
 /** What a fault stream needs from its relay. */
 interface StreamContext {
   readonly options: ResolvedOptions;
+  readonly link: ResolvedLink;
   readonly stats: DirectionStats;
-  /** Sends a datagram on; false (and nothing sent) once the relay is closed. */
+  /** Whether UDP is blocked now. */
+  blocked(): boolean;
+  /** Sends a datagram on; false (and nothing sent) once the relay or the mapping is closed. */
   send(datagram: Buffer): boolean;
-  /** Runs `action` after `delayMs`, unless the relay closes first. */
-  later(action: () => void, delayMs: number): void;
   /** Reports that the counts changed. */
   changed(): void;
 }
 
-/** One direction of one client: its PRNG and the datagram it holds back for reordering. */
+interface TimedEvent {
+  at: number;
+  sequence: number;
+  run: () => void;
+}
+
+/**
+ * Events at given times (performance.now() ms), run in the order of their times (ties in the
+ * order they were added) from one timer: separate timers could fire out of order when their
+ * times are close, and a link must not reorder what it does not mean to.
+ */
+class Timeline {
+  private readonly events: TimedEvent[] = [];
+  private sequence = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private disposed = false;
+
+  add(at: number, run: () => void): void {
+    if (this.disposed) return;
+    const event = { at, sequence: this.sequence++, run };
+    let i = this.events.length;
+    while (i > 0 && this.events[i - 1]!.at > at) i--;
+    this.events.splice(i, 0, event);
+    this.arm();
+  }
+
+  /** Runs every event that is due; a timer may fire a little early, so the clock decides. */
+  runDue(): void {
+    const now = performance.now();
+    while (!this.disposed && this.events.length > 0 && this.events[0]!.at <= now) this.events.shift()!.run();
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.events.length = 0;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private arm(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const next = this.events[0];
+    if (next === undefined || this.disposed) return;
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        this.runDue();
+        this.arm();
+      },
+      Math.max(0, next.at - performance.now()),
+    );
+  }
+}
+
+/** One direction of one client: its PRNG, the datagram it holds back, and its link. */
 class FaultStream {
   private readonly random: () => number;
   private held: { emit: () => void; timer: NodeJS.Timeout } | null = null;
+  private readonly timeline = new Timeline();
+  /** Bytes in the bottleneck's queue, the one being sent included. */
+  private queuedBytes = 0;
+  /** When the bottleneck finishes sending what it holds. */
+  private linkFreeAt = 0;
 
   constructor(
     seed: number,
@@ -136,6 +249,11 @@ class FaultStream {
     const reorder = this.random();
     const delay = this.random();
     stats.received++;
+    if (this.context.blocked()) {
+      stats.blocked++;
+      this.context.changed();
+      return;
+    }
     if (lose < options.loss) {
       stats.dropped++;
       this.context.changed();
@@ -150,9 +268,9 @@ class FaultStream {
     }
     const copies = duplicate < options.duplicate ? 2 : 1;
     if (copies === 2) stats.duplicated++;
-    const delayMs = delayFor(options.delayMs, delay);
+    const delayMs = delayFor(this.context.link.delay, delay);
     const emit = (): void => {
-      for (let i = 0; i < copies; i++) this.emitAfter(datagram, delayMs);
+      for (let i = 0; i < copies; i++) this.enterLink(datagram, delayMs);
     };
     if (reorder < options.reorder && this.held === null) {
       stats.reordered++;
@@ -173,9 +291,36 @@ class FaultStream {
     emit();
   }
 
-  private emitAfter(datagram: Buffer, delayMs: number): void {
-    if (delayMs <= 0) this.forward(datagram);
-    else this.context.later(() => this.forward(datagram), delayMs);
+  /**
+   * The bottleneck: a FIFO queue drained at `bytesPerSecond`, then the one-way delay. Tail drop
+   * when the queue is full, as a plain router does (RFC 7567 recommends AQM instead; tail drop is
+   * the harsher case for a sender to face).
+   */
+  private enterLink(datagram: Buffer, delayMs: number): void {
+    const { link, stats } = this.context;
+    if (link.bytesPerSecond === 0) {
+      this.propagate(datagram, performance.now(), delayMs);
+      return;
+    }
+    this.timeline.runDue();
+    if (this.queuedBytes + datagram.length > link.queueBytes) {
+      stats.queueDropped++;
+      this.context.changed();
+      return;
+    }
+    this.queuedBytes += datagram.length;
+    stats.peakQueueBytes = Math.max(stats.peakQueueBytes, this.queuedBytes);
+    const departAt = Math.max(performance.now(), this.linkFreeAt) + (datagram.length * 1000) / link.bytesPerSecond;
+    this.linkFreeAt = departAt;
+    this.timeline.add(departAt, () => {
+      this.queuedBytes -= datagram.length;
+      this.propagate(datagram, departAt, delayMs);
+    });
+  }
+
+  private propagate(datagram: Buffer, departedAt: number, delayMs: number): void {
+    if (delayMs <= 0 && departedAt <= performance.now()) this.forward(datagram);
+    else this.timeline.add(departedAt + delayMs, () => this.forward(datagram));
   }
 
   private forward(datagram: Buffer): void {
@@ -184,10 +329,11 @@ class FaultStream {
     this.context.changed();
   }
 
-  /** Forgets the held-back datagram; for close(). */
+  /** Forgets the held-back and queued datagrams; for close() and a forgotten mapping. */
   dispose(): void {
     if (this.held !== null) clearTimeout(this.held.timer);
     this.held = null;
+    this.timeline.dispose();
   }
 }
 
@@ -200,6 +346,10 @@ interface ClientMapping {
   upstream: Socket;
   toTarget: FaultStream;
   toClient: FaultStream;
+  closed: boolean;
+  /** When the client last sent a datagram (performance.now() ms). */
+  lastSeen: number;
+  idleTimer: NodeJS.Timeout | null;
 }
 
 interface StatsWaiter {
@@ -211,9 +361,12 @@ export class LossyRelay {
   /** The relay's listening address: clients send here instead of to the target. */
   readonly address: UdpAddress;
   private closed = false;
+  private blocked: boolean;
   private readonly counts: RelayStats = { toTarget: emptyStats(), toClient: emptyStats() };
   private readonly clients = new Map<string, ClientMapping>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Mappings opened so far: numbers the PRNG streams, so a reopened mapping gets fresh ones. */
+  private mappingsOpened = 0;
+  private expired = 0;
   private readonly waiters = new Set<StatsWaiter>();
 
   private constructor(
@@ -222,6 +375,7 @@ export class LossyRelay {
   ) {
     const bound = socket.address();
     this.address = { host: bound.address, port: bound.port };
+    this.blocked = options.block;
     socket.on("message", (message, from) => this.fromClient(message, from));
   }
 
@@ -245,14 +399,25 @@ export class LossyRelay {
     return { toTarget: { ...this.counts.toTarget }, toClient: { ...this.counts.toClient } };
   }
 
-  /** Clients (source address:port pairs) seen so far. */
+  /** Client mappings open now (source address:port pairs; a forgotten one no longer counts). */
   get clientCount(): number {
     return this.clients.size;
   }
 
+  /** Mappings forgotten after `idleMappingMs` of silence from their client. */
+  get expiredMappings(): number {
+    return this.expired;
+  }
+
+  /** Blocks (or unblocks) UDP both ways from now on: every datagram is dropped and counted. */
+  setBlocked(blocked: boolean): void {
+    this.blocked = blocked;
+  }
+
   /**
    * Resolves once `predicate(stats)` holds; rejects after `timeoutMs`. Lets tests synchronise on
-   * what the relay has done rather than on sleeps.
+   * what the relay has done rather than on sleeps. Checked whenever a count changes or a mapping
+   * is forgotten, so a predicate may read `expiredMappings` and `clientCount` too.
    */
   waitForStats(predicate: (stats: RelayStats) => boolean, timeoutMs: number): Promise<void> {
     if (predicate(this.stats)) return Promise.resolve();
@@ -274,16 +439,13 @@ export class LossyRelay {
     });
   }
 
-  /** Stops relaying: pending (held or delayed) datagrams are discarded and every socket is closed. */
+  /** Stops relaying: pending (held, queued or delayed) datagrams are discarded and every socket is closed. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const timer of this.timers) clearTimeout(timer);
-    this.timers.clear();
     const sockets = [this.socket];
     for (const mapping of this.clients.values()) {
-      mapping.toTarget.dispose();
-      mapping.toClient.dispose();
+      this.disposeMapping(mapping);
       sockets.push(mapping.upstream);
     }
     this.clients.clear();
@@ -295,14 +457,15 @@ export class LossyRelay {
     const key = `${from.address}|${from.port}`;
     let mapping = this.clients.get(key);
     if (mapping === undefined) {
-      mapping = this.openMapping(from, this.clients.size);
+      mapping = this.openMapping(key, from, this.mappingsOpened++);
       this.clients.set(key, mapping);
     }
+    mapping.lastSeen = performance.now();
     mapping.toTarget.handle(message);
   }
 
   /** A NAT-like mapping: the n-th client gets its own upstream socket and PRNG streams 2n, 2n+1. */
-  private openMapping(client: RemoteInfo, index: number): ClientMapping {
+  private openMapping(key: string, client: RemoteInfo, index: number): ClientMapping {
     const { target, host, seed } = this.options;
     const upstream = createSocket(socketType(target.host));
     upstream.on("error", () => {});
@@ -310,36 +473,79 @@ export class LossyRelay {
     // target sees the source IP the client's TCP session comes from.
     const concrete = socketType(host) === socketType(target.host) && host !== "0.0.0.0" && host !== "::";
     upstream.bind({ address: concrete ? host : undefined, port: 0 });
-    // Sends issued before the bind completes are queued by node:dgram.
-    const toTarget = new FaultStream(
-      streamSeed(seed, index * 2),
-      this.streamContext(this.counts.toTarget, (d) => upstream.send(d, target.port, target.host)),
-    );
-    const toClient = new FaultStream(
-      streamSeed(seed, index * 2 + 1),
-      this.streamContext(this.counts.toClient, (d) => this.socket.send(d, client.port, client.address)),
-    );
+    const mapping: ClientMapping = {
+      upstream,
+      closed: false,
+      lastSeen: performance.now(),
+      idleTimer: null,
+      // Sends issued before the bind completes are queued by node:dgram.
+      toTarget: new FaultStream(
+        streamSeed(seed, index * 2),
+        this.streamContext(
+          "toTarget",
+          () => mapping,
+          (d) => upstream.send(d, target.port, target.host),
+        ),
+      ),
+      toClient: new FaultStream(
+        streamSeed(seed, index * 2 + 1),
+        this.streamContext(
+          "toClient",
+          () => mapping,
+          (d) => this.socket.send(d, client.port, client.address),
+        ),
+      ),
+    };
     upstream.on("message", (message) => {
-      if (!this.closed) toClient.handle(message);
+      if (!this.closed && !mapping.closed) mapping.toClient.handle(message);
     });
-    return { upstream, toTarget, toClient };
+    this.watchIdle(key, mapping);
+    return mapping;
   }
 
-  private streamContext(stats: DirectionStats, send: (datagram: Buffer) => void): StreamContext {
+  /** Forgets the mapping once its client has been silent for `idleMappingMs` (0: never). */
+  private watchIdle(key: string, mapping: ClientMapping): void {
+    const { idleMappingMs } = this.options;
+    if (idleMappingMs === 0) return;
+    const check = (): void => {
+      mapping.idleTimer = null;
+      if (mapping.closed) return;
+      const silentMs = performance.now() - mapping.lastSeen;
+      if (silentMs < idleMappingMs) {
+        mapping.idleTimer = setTimeout(check, idleMappingMs - silentMs);
+        return;
+      }
+      this.disposeMapping(mapping);
+      mapping.upstream.close();
+      this.clients.delete(key);
+      this.expired++;
+      this.notifyWaiters();
+    };
+    mapping.idleTimer = setTimeout(check, idleMappingMs);
+  }
+
+  private disposeMapping(mapping: ClientMapping): void {
+    mapping.closed = true;
+    if (mapping.idleTimer !== null) clearTimeout(mapping.idleTimer);
+    mapping.idleTimer = null;
+    mapping.toTarget.dispose();
+    mapping.toClient.dispose();
+  }
+
+  private streamContext(
+    direction: RelayDirection,
+    mapping: () => ClientMapping,
+    send: (datagram: Buffer) => void,
+  ): StreamContext {
     return {
       options: this.options,
-      stats,
+      link: this.options.links[direction],
+      stats: this.counts[direction],
+      blocked: () => this.blocked,
       send: (datagram) => {
-        if (this.closed) return false;
+        if (this.closed || mapping().closed) return false;
         send(datagram);
         return true;
-      },
-      later: (action, delayMs) => {
-        const timer = setTimeout(() => {
-          this.timers.delete(timer);
-          action();
-        }, delayMs);
-        this.timers.add(timer);
       },
       changed: () => this.notifyWaiters(),
     };
@@ -358,7 +564,17 @@ export class LossyRelay {
 }
 
 function emptyStats(): DirectionStats {
-  return { received: 0, forwarded: 0, dropped: 0, duplicated: 0, reordered: 0, corrupted: 0 };
+  return {
+    received: 0,
+    forwarded: 0,
+    dropped: 0,
+    duplicated: 0,
+    reordered: 0,
+    corrupted: 0,
+    blocked: 0,
+    queueDropped: 0,
+    peakQueueBytes: 0,
+  };
 }
 
 function socketType(host: string): SocketType {
@@ -395,6 +611,12 @@ function resolveOptions(options: LossyRelayOptions): ResolvedOptions {
   if (!isDelay(reorderHoldMs) || reorderHoldMs < 1) {
     throw new ConfigError(`options.reorderHoldMs must be a positive integer, got ${String(reorderHoldMs)}`);
   }
+  const idleMappingMs = options.idleMappingMs ?? DEFAULT_IDLE_MAPPING_MS;
+  if (!isWhole(idleMappingMs, 86_400_000)) {
+    throw new ConfigError(`options.idleMappingMs must be an integer from 0 to 86400000, got ${String(idleMappingMs)}`);
+  }
+  const block = options.block ?? false;
+  if (typeof block !== "boolean") throw new ConfigError(`options.block must be a boolean, got ${typeof block}`);
   return {
     target: { host: target.host, port: target.port },
     seed: options.seed,
@@ -402,11 +624,44 @@ function resolveOptions(options: LossyRelayOptions): ResolvedOptions {
     duplicate: probability("duplicate", options.duplicate),
     reorder: probability("reorder", options.reorder),
     corrupt: probability("corrupt", options.corrupt),
-    delayMs,
+    links: {
+      toTarget: resolveLink("toTarget", options.toTarget, delayMs),
+      toClient: resolveLink("toClient", options.toClient, delayMs),
+    },
+    block,
+    idleMappingMs,
     reorderHoldMs,
     host,
     port,
   };
+}
+
+function resolveLink(
+  name: RelayDirection,
+  link: LinkOptions | undefined,
+  sharedDelay: { min: number; max: number } | null,
+): ResolvedLink {
+  const { delayMs, jitterMs, bytesPerSecond = 0, queueBytes = DEFAULT_QUEUE_BYTES } = link ?? {};
+  const check = (field: string, value: unknown, min: number, max: number): void => {
+    if (value !== undefined && !(isWhole(value, max) && value >= min)) {
+      throw new ConfigError(`options.${name}.${field} must be an integer from ${min} to ${max}, got ${String(value)}`);
+    }
+  };
+  check("delayMs", delayMs, 0, MAX_DELAY_MS);
+  check("jitterMs", jitterMs, 0, MAX_DELAY_MS);
+  check("bytesPerSecond", bytesPerSecond, 0, 10_000_000_000);
+  check("queueBytes", queueBytes, 1, 1024 * 1024 * 1024);
+  const own = delayMs !== undefined || jitterMs !== undefined;
+  const min = delayMs ?? 0;
+  return {
+    delay: own ? { min, max: min + (jitterMs ?? 0) } : sharedDelay,
+    bytesPerSecond,
+    queueBytes,
+  };
+}
+
+function isWhole(value: unknown, max: number): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= max;
 }
 
 function isPort(value: unknown): value is number {
@@ -414,5 +669,5 @@ function isPort(value: unknown): value is number {
 }
 
 function isDelay(value: unknown): value is number {
-  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 600_000;
+  return isWhole(value, MAX_DELAY_MS);
 }

@@ -8,7 +8,8 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { CacheStore } from "../cache/cache-store.js";
 import { purge } from "../cache/purge.js";
-import { HeadwireError, toWireError } from "../errors.js";
+import { parseAdvertise, type AdvertisedAddress } from "../config/advertise.js";
+import { ConfigError, HeadwireError, toWireError } from "../errors.js";
 import type { QueryOptions } from "../http/query-options.js";
 import { formatError, formatTicket } from "../protocol/control.js";
 import { chunkCount, chunkPayloadBytes, deliveryBudgetBytes } from "../protocol/datagram.js";
@@ -27,7 +28,7 @@ export interface QueryHandlerOptions {
   /** Full deliveries one ticket may cost (the byte budget). */
   retransmitBudget: number;
   ticketTtlMs: number;
-  /** Host clients send UDP to; "" means the address the session reached. */
+  /** Where clients send UDP, HOST or HOST:PORT (src/config/advertise.ts); "" means the address the session reached. */
   advertiseHost: string;
   /** The bound UDP port, known once the data listener is up. */
   dataPort: () => number;
@@ -49,6 +50,8 @@ export class QueryHandler implements SessionHandler {
    */
   private readonly targets: LRUCache<string, FetchTarget>;
   private readonly queryRate: KeyedTokenBuckets;
+  /** The advertised host and port, checked at start; null: the session's address and the bound port. */
+  private readonly advertised: AdvertisedAddress | null;
   /** Queries refused by an abuse limit, by error code. */
   readonly limitHits: Record<string, number> = {};
 
@@ -58,6 +61,9 @@ export class QueryHandler implements SessionHandler {
       maxSize: options.urlMemoBytes,
       sizeCalculation: (target, input) => Math.max(1, input.length + target.url.length),
     });
+    const advertised = parseAdvertise(options.advertiseHost);
+    if (!advertised.ok) throw new ConfigError(`advertiseHost ${advertised.problem}`);
+    this.advertised = advertised.address;
     this.queryRate = new KeyedTokenBuckets(
       options.queriesPerSecondPerAddress,
       options.queryBurstPerAddress,
@@ -95,8 +101,8 @@ export class QueryHandler implements SessionHandler {
       });
       return formatTicket({
         token: ticket.token,
-        udpHost: this.options.advertiseHost || session.localAddress,
-        udpPort: this.options.dataPort(),
+        udpHost: this.advertised?.host ?? session.localAddress,
+        udpPort: this.advertised?.port ?? this.options.dataPort(),
         bytes: entry.header.length,
         chunks,
         cache,

@@ -46,7 +46,7 @@ test("the documented flags and variables keep their names", () => {
   assert.deepEqual(names("dataPort"), ["--data-port <port>", "HEADWIRE_DATA_PORT"]);
   assert.deepEqual(names("cacheMaxEntries"), ["--cache-entries <n>", "HEADWIRE_CACHE_ENTRIES"]);
   assert.deepEqual(names("cacheUrl"), ["--cache <url>", "HEADWIRE_CACHE"]);
-  assert.deepEqual(names("advertiseHost"), ["--advertise <host>", "HEADWIRE_ADVERTISE"]);
+  assert.deepEqual(names("advertiseHost"), ["--advertise <host[:port]>", "HEADWIRE_ADVERTISE"]);
   assert.deepEqual(names("ticketTtlMs"), ["--ticket-ttl-ms <ms>", "HEADWIRE_TICKET_TTL_MS"]);
   assert.deepEqual(names("maxQueuedQueriesPerSession"), [
     "--max-queued-queries-per-session <n>",

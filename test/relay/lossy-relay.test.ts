@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { performance } from "node:perf_hooks";
 import { LossyRelay, mulberry32, type LossyRelayOptions, type RelayStats } from "../../src/relay/lossy-relay.js";
 
 const HOST = "127.0.0.1";
@@ -8,12 +9,12 @@ const WAIT_MS = 5_000;
 
 /** A UDP socket on loopback that records what it receives and lets a test await a count. */
 class Endpoint {
-  readonly received: { data: Buffer; from: RemoteInfo }[] = [];
+  readonly received: { data: Buffer; from: RemoteInfo; at: number }[] = [];
   private waiters: { count: number; resolve: () => void }[] = [];
 
   private constructor(readonly socket: Socket) {
     socket.on("message", (data, from) => {
-      this.received.push({ data, from });
+      this.received.push({ data, from, at: performance.now() });
       this.waiters = this.waiters.filter((w) => (this.received.length >= w.count ? (w.resolve(), false) : true));
     });
   }
@@ -110,7 +111,17 @@ test("with no faults every datagram goes through, both ways, from the relay's ow
         assert.notEqual(from.port, client.port, "the target sees the relay's upstream socket");
       }
       for (const { from } of client.received) assert.equal(from.port, relay.address.port);
-      const clean = { received: 50, forwarded: 50, dropped: 0, duplicated: 0, reordered: 0, corrupted: 0 };
+      const clean = {
+        received: 50,
+        forwarded: 50,
+        dropped: 0,
+        duplicated: 0,
+        reordered: 0,
+        corrupted: 0,
+        blocked: 0,
+        queueDropped: 0,
+        peakQueueBytes: 0,
+      };
       assert.deepEqual(relay.stats, { toTarget: clean, toClient: clean });
     } finally {
       await client.close();
@@ -270,6 +281,135 @@ test("delays hold datagrams back but deliver them all", async () => {
   });
 });
 
+test("a fixed one-way delay per direction holds every datagram that long, in order", async () => {
+  await withRelay({ toTarget: { delayMs: 120 }, toClient: { delayMs: 200 } }, async (relay, echo) => {
+    const client = await Endpoint.open();
+    try {
+      const sent = numbered(30);
+      const start = performance.now();
+      await client.send(relay, sent);
+      await client.receivedCount(30);
+      assert.deepEqual(echo.payloads, sent, "a fixed delay does not reorder");
+      assert.deepEqual(client.payloads, sent);
+      // Lower bounds only: a loaded machine makes datagrams later, never earlier.
+      const firstAtTarget = echo.received[0]!.at - start;
+      const firstBack = client.received[0]!.at - start;
+      assert.ok(firstAtTarget >= 119, `to the target after ${firstAtTarget} ms`);
+      assert.ok(firstBack >= 319, `back after ${firstBack} ms`);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+test("jitter spreads datagrams over delay..delay+jitter and reorders them", async () => {
+  await withRelay({ toTarget: { delayMs: 20, jitterMs: 40 }, seed: 4 }, async (relay, echo) => {
+    const client = await Endpoint.open();
+    try {
+      const sent = numbered(100);
+      const start = performance.now();
+      await client.send(relay, sent);
+      await client.receivedCount(100);
+      assert.deepEqual([...echo.payloads].sort(), sent);
+      assert.notDeepEqual(echo.payloads, sent, "jitter reorders");
+      assert.ok(echo.received[0]!.at - start >= 19);
+      assert.equal(relay.stats.toClient.forwarded, 100);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+test("a bandwidth limit spaces datagrams at the rate, in order, with nothing dropped when the queue holds them", async () => {
+  const count = 10;
+  const size = 1000;
+  const bytesPerSecond = 20_000; // 50 ms a datagram: 500 ms for all
+  await withRelay({ toTarget: { bytesPerSecond, queueBytes: count * size } }, async (relay, echo) => {
+    const client = await Endpoint.open();
+    try {
+      const sent = numbered(count).map((name) => name.padEnd(size, "."));
+      const start = performance.now();
+      await client.send(relay, sent);
+      await echo.receivedCount(count);
+      assert.deepEqual(echo.payloads, sent, "a bottleneck is a FIFO");
+      const { toTarget } = relay.stats;
+      assert.equal(toTarget.queueDropped, 0);
+      assert.equal(toTarget.forwarded, count);
+      assert.ok(toTarget.peakQueueBytes > size, `the burst queued: ${toTarget.peakQueueBytes}`);
+      // The last datagram leaves no earlier than N·S/R after the first was sent.
+      const ideal = (count * size * 1000) / bytesPerSecond;
+      const last = echo.received[count - 1]!.at - start;
+      assert.ok(last >= ideal - 2, `all ${count} arrived in ${last} ms, under ${ideal} ms`);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+test("a full bottleneck queue drops what does not fit (tail drop), and counts it", async () => {
+  // 100 B/s: one 100-byte datagram takes a second, so the queue cannot drain during the burst.
+  await withRelay({ toTarget: { bytesPerSecond: 100, queueBytes: 300 } }, async (relay, echo) => {
+    const client = await Endpoint.open();
+    try {
+      const sent = numbered(10).map((name) => name.padEnd(100, "."));
+      await client.send(relay, sent);
+      await relay.waitForStats((s) => s.toTarget.queueDropped === 7, WAIT_MS);
+      assert.equal(relay.stats.toTarget.peakQueueBytes, 300);
+      await echo.receivedCount(1);
+      assert.equal(echo.payloads[0], sent[0], "the queue's head goes first");
+      assert.equal(relay.stats.toTarget.dropped, 0, "loss is counted apart");
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+test("block drops everything both ways, counted, until unblocked", async () => {
+  await withRelay({ block: true }, async (relay, echo) => {
+    const client = await Endpoint.open();
+    try {
+      await client.send(relay, numbered(20));
+      await relay.waitForStats((s) => s.toTarget.blocked === 20, WAIT_MS);
+      assert.equal(relay.stats.toTarget.forwarded, 0);
+      assert.equal(relay.stats.toTarget.dropped, 0);
+      assert.equal(echo.received.length, 0);
+      relay.setBlocked(false);
+      await client.send(relay, ["through"]);
+      await client.receivedCount(1);
+      assert.deepEqual(client.payloads, ["through"]);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+test("a mapping whose client is silent for idleMappingMs is forgotten, its socket closed", async () => {
+  await withRelay({ idleMappingMs: 100 }, async (relay, echo) => {
+    const client = await Endpoint.open();
+    try {
+      await client.send(relay, ["before"]);
+      await client.receivedCount(1);
+      const firstPort = echo.received[0]!.from.port;
+      await relay.waitForStats(() => relay.expiredMappings === 1, WAIT_MS);
+      assert.equal(relay.clientCount, 0);
+      // The upstream port is free again: the socket is closed.
+      const probe = createSocket("udp4");
+      await new Promise<void>((resolve, reject) => {
+        probe.once("error", reject);
+        probe.bind(firstPort, HOST, resolve);
+      });
+      await new Promise<void>((resolve) => probe.close(() => resolve()));
+      // The next datagram opens a new mapping, from another port, and still finds its way back.
+      await client.send(relay, ["after"]);
+      await client.receivedCount(2);
+      assert.deepEqual(client.payloads, ["before", "after"]);
+      assert.equal(relay.clientCount, 1);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 test("close() closes every socket the relay opened and drops what it still holds", async () => {
   const echo = await Endpoint.open({ echo: true });
   const client = await Endpoint.open();
@@ -320,6 +460,16 @@ test("options are checked at start, with precise messages", async () => {
   await assert.rejects(LossyRelay.start({ target: { host: HOST, port: 0 }, seed: 1 }), /target\.port/);
   await assert.rejects(LossyRelay.start({ target, seed: 1, delayMs: { min: 5, max: 1 } }), /options\.delayMs/);
   await assert.rejects(LossyRelay.start({ target, seed: 1, host: "nowhere" }), /options\.host/);
+  await assert.rejects(
+    LossyRelay.start({ target, seed: 1, toClient: { jitterMs: -1 } }),
+    /options\.toClient\.jitterMs must be an integer/,
+  );
+  await assert.rejects(
+    LossyRelay.start({ target, seed: 1, toTarget: { bytesPerSecond: 1.5 } }),
+    /options\.toTarget\.bytesPerSecond/,
+  );
+  await assert.rejects(LossyRelay.start({ target, seed: 1, toTarget: { queueBytes: 0 } }), /queueBytes/);
+  await assert.rejects(LossyRelay.start({ target, seed: 1, idleMappingMs: -5 }), /options\.idleMappingMs/);
 });
 
 test("mulberry32 is deterministic and stays in [0, 1)", () => {
