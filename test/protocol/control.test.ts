@@ -153,11 +153,13 @@ test("parseClientMessage: QUERY, TERMINATE, PING", () => {
     kind: "query",
     url: "www.twitch.tv",
     options: DEFAULT_QUERY_OPTIONS,
+    delivery: "udp",
   });
   assert.deepEqual(parseClientMessage("query \t http://a/b  "), {
     kind: "query",
     url: "http://a/b",
     options: DEFAULT_QUERY_OPTIONS,
+    delivery: "udp",
   });
   assert.deepEqual(parseClientMessage("TERMINATE"), { kind: "terminate" });
   assert.deepEqual(parseClientMessage("terminate"), { kind: "terminate" });
@@ -169,6 +171,7 @@ test("parseClientMessage: query options", () => {
     kind: "query",
     url: "a",
     options: { method: "HEAD", redirects: 5, chain: "last" },
+    delivery: "udp",
   });
   const options = (line: string): unknown => {
     const message = parseClientMessage(line);
@@ -190,6 +193,9 @@ test("parseClientMessage: query options", () => {
     "QUERY a chain=first",
     "QUERY a colour=blue",
     "QUERY a extra",
+    "QUERY a delivery=TCP",
+    "QUERY a delivery=",
+    "QUERY a delivery=quic",
   ]) {
     assertCode(() => parseClientMessage(bad), "BAD_REQUEST", bad);
   }
@@ -220,13 +226,14 @@ test("formatQuery → parseClientMessage round trip", () => {
     { requiredKeys: [], noNullPrototype: true },
   );
   fc.assert(
-    fc.property(url, options, (u, o) => {
-      const line = formatQuery(u, o);
+    fc.property(url, options, fc.constantFrom("udp" as const, "tcp" as const), (u, o, d) => {
+      const line = formatQuery(u, o, d);
       assert.ok(line.endsWith("\n"));
       assert.deepEqual(parseClientMessage(line.slice(0, -1)), {
         kind: "query",
         url: u,
         options: { ...DEFAULT_QUERY_OPTIONS, ...o },
+        delivery: d,
       });
     }),
   );
