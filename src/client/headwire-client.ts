@@ -130,13 +130,9 @@ export class HeadwireClient {
           continue;
         }
       }
-      return {
-        url: request.url,
-        ms: elapsed(),
-        error: { code: attempt.error.code, message: attempt.error.message },
-        delivery,
-        notices,
-      };
+      const { code, message } = attempt.error;
+      const tried = attempt.kind === "udp-failed" && ticketsTried > 1 ? ` (${ticketsTried} tickets tried)` : "";
+      return { url: request.url, ms: elapsed(), error: { code, message: `${message}${tried}` }, delivery, notices };
     }
   }
 

@@ -195,6 +195,7 @@ test("UDP blocked, --delivery udp: new tickets asked for (counted, said), then D
   try {
     const result = await client.query({ url: url("/c4") });
     assert.equal(result.error?.code, "DELIVERY_FAILED");
+    assert.match(result.error!.message, / \(3 tickets tried\)$/);
     assert.equal(result.file, undefined);
     assert.deepEqual(
       result.notices!.map((n) => n.replace(/ \(.*\); /, " (…); ")),
