@@ -153,7 +153,11 @@ class ProbeSession {
     const trace = (channel: string, direction: string) => {
       if (channel === "udp" && direction === "send") udpRequests.count++;
     };
-    const client = await HeadwireClient.connect({ serverHost: HOST, serverPort: controlPort }, trace);
+    // UDP only, one ticket: the probe measures the UDP lookup under attack, not a retry or a TCP fallback hiding its failure.
+    const client = await HeadwireClient.connect(
+      { serverHost: HOST, serverPort: controlPort, delivery: "udp", deliveryRetries: 0 },
+      trace,
+    );
     return new ProbeSession(client, udpRequests);
   }
 

@@ -81,8 +81,9 @@ export async function runPaths(bench: BenchHarness): Promise<PathRow[]> {
 
       async function measure(chunks: number): Promise<PathRow> {
         const url = `127.0.0.1:${origin.port}/c${chunks}`;
+        // delivery "udp": a failed UDP delivery must show as one here, not be saved by TCP.
         const client = await HeadwireClient.connect(
-          { serverPort: server.controlPort, outDir: dir },
+          { serverPort: server.controlPort, outDir: dir, delivery: "udp" },
           undefined,
           relay.address,
         );

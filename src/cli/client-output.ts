@@ -61,6 +61,11 @@ export function formatErrorLine(url: string, code: ErrorCode, message: string, s
   return `${oneLine(url)}: ${style.red(style.bold(`error ${code}`))}: ${oneLine(message)} ${style.dim(`— ${ERROR_CODES[code]}`)}\n`;
 }
 
+/** `headwire client: UDP to 192.0.2.1:50367 seems blocked (...); delivering over ... (TCP) ...` */
+export function formatNoticeLine(notice: string, style: TerminalStyle): string {
+  return `${style.dim("headwire client:")} ${visibleInLine(notice)}\n`;
+}
+
 /**
  * One `--json` line. JSON.stringify escapes C0 controls but leaves DEL, the C1 controls (U+0080 to
  * U+009F, which some terminals obey as escape sequences: U+009B is CSI) and U+2028/U+2029 raw:
@@ -92,6 +97,9 @@ export class ResultPrinter {
   /** Prints one result; resolves once standard output can take more (a slow reader slows the queries). */
   async report(result: QueryResult): Promise<void> {
     const { mode, stdout, errorLine, outStyle, errStyle, quietSuccess } = this.options;
+    // What the client did on the way (a new ticket, a fallback to TCP) goes to standard error in
+    // every mode: --json's records keep exactly their fields.
+    for (const notice of result.notices ?? []) errorLine(formatNoticeLine(notice, errStyle));
     if (mode === "json") return write(stdout, formatJsonLine(result));
     if (result.error) {
       errorLine(formatErrorLine(result.url, result.error.code, result.error.message, errStyle));

@@ -1,11 +1,13 @@
 /**
  * The client's end of the control channel: one TCP session, kept for all its queries (as in the
- * seed's capture). Replies come in the order of the requests.
+ * seed's capture). Replies come in the order of the requests; a delivery=tcp reply carries its
+ * header's bytes after its line (ReplyDecoder frames them).
  */
 import { connect, type Socket } from "node:net";
+import { DEFAULT_CLIENT_CONFIG } from "../config.js";
 import { HeadwireError } from "../errors.js";
 import type { QueryOptions } from "../http/query-options.js";
-import { formatQuery, LineDecoder, parseServerMessage, type ServerMessage } from "../protocol/control.js";
+import { formatQuery, ReplyDecoder, type ControlReply, type Delivery } from "../protocol/control.js";
 
 /** Replies are short; anything longer than this from a server is a protocol error. */
 const MAX_REPLY_LINE_BYTES = 8192;
@@ -14,7 +16,7 @@ const MAX_REPLY_LINE_BYTES = 8192;
 export type ClientTrace = (channel: "tcp" | "udp", direction: "send" | "recv", text: string) => void;
 
 interface Waiter {
-  resolve: (message: ServerMessage) => void;
+  resolve: (message: ControlReply) => void;
   reject: (error: HeadwireError) => void;
   timer: NodeJS.Timeout;
 }
@@ -23,7 +25,7 @@ export class ControlConnection {
   /** The server's greeting text after READY (its name and version). */
   serverName = "";
   private readonly waiters: Waiter[] = [];
-  private readonly decoder = new LineDecoder(MAX_REPLY_LINE_BYTES);
+  private readonly decoder: ReplyDecoder;
   private failure: HeadwireError | undefined;
   private closedResolve!: () => void;
   readonly closed: Promise<void> = new Promise((resolve) => (this.closedResolve = resolve));
@@ -31,8 +33,10 @@ export class ControlConnection {
   private constructor(
     private readonly socket: Socket,
     private readonly replyTimeoutMs: number,
+    maxHeaderBytes: number,
     private readonly trace?: ClientTrace,
   ) {
+    this.decoder = new ReplyDecoder(MAX_REPLY_LINE_BYTES, maxHeaderBytes);
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("error", (error) => this.fail(new HeadwireError("CONNECTION_LOST", error.message)));
@@ -45,7 +49,8 @@ export class ControlConnection {
   static async open(
     host: string,
     port: number,
-    timeouts: { connectTimeoutMs: number; replyTimeoutMs: number },
+    /** maxHeaderBytes: the largest header accepted on this session (delivery=tcp; the client's default if absent). */
+    timeouts: { connectTimeoutMs: number; replyTimeoutMs: number; maxHeaderBytes?: number },
     trace?: ClientTrace,
   ) {
     const socket = connect({ host, port });
@@ -68,7 +73,12 @@ export class ControlConnection {
         reject(new HeadwireError("SERVER_UNREACHABLE", `cannot reach ${host}:${port}: ${error.code ?? error.message}`));
       });
     });
-    const connection = new ControlConnection(socket, timeouts.replyTimeoutMs, trace);
+    const connection = new ControlConnection(
+      socket,
+      timeouts.replyTimeoutMs,
+      timeouts.maxHeaderBytes ?? DEFAULT_CLIENT_CONFIG.maxHeaderBytes,
+      trace,
+    );
     const greeting = await connection.next();
     if (greeting.kind === "error") throw new HeadwireError(greeting.code, greeting.message);
     if (greeting.kind !== "greeting") {
@@ -94,9 +104,10 @@ export class ControlConnection {
     return this.socket.remoteFamily;
   }
 
-  query(url: string, options: Partial<QueryOptions> = {}): Promise<ServerMessage> {
+  /** With delivery "tcp" the answer is a "header" reply: the header came on this session. */
+  query(url: string, options: Partial<QueryOptions> = {}, delivery: Delivery = "udp"): Promise<ControlReply> {
     const reply = this.next();
-    this.write(formatQuery(url, options));
+    this.write(formatQuery(url, options, delivery));
     return reply;
   }
 
@@ -127,7 +138,7 @@ export class ControlConnection {
     this.socket.write(line);
   }
 
-  private next(): Promise<ServerMessage> {
+  private next(): Promise<ControlReply> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -140,16 +151,14 @@ export class ControlConnection {
 
   private onData(chunk: Buffer): void {
     for (const event of this.decoder.push(chunk)) {
-      let message: ServerMessage;
-      try {
-        if (event.kind === "error") throw new HeadwireError("PROTOCOL_ERROR", event.error.message);
-        this.trace?.("tcp", "recv", event.text);
-        message = parseServerMessage(event.text);
-      } catch (error) {
-        this.fail(error as HeadwireError);
+      if (event.kind === "error") {
+        this.fail(event.error);
         this.socket.destroy();
         return;
       }
+      this.trace?.("tcp", "recv", event.text);
+      if (event.reply.kind === "header") this.trace?.("tcp", "recv", `<${event.reply.header.length} header bytes>`);
+      const message = event.reply;
       const waiter = this.waiters.shift();
       if (!waiter) {
         // An unsolicited ERROR (IDLE_TIMEOUT, SHUTTING_DOWN) precedes the server's close.

@@ -17,6 +17,7 @@ const REDIS_URL = /^rediss?:\/\/[^/\s]+(\/\d{1,2})?$/;
 const MIN_ADMIN_TOKEN_CHARS = 16;
 const DAY_MS = 86_400_000;
 const MiB = 1024 * 1024;
+const DELIVERY_MODES: readonly string[] = ["udp", "tcp", "auto"];
 
 export const SERVER_SETTINGS = {
   host: {
@@ -512,6 +513,26 @@ export const CLIENT_SETTINGS = {
     default: 30_000,
     env: false,
     help: "longest time one header's UDP collection may take, whatever the ticket's ttl",
+  },
+  /**
+   * auto keeps UDP first (the seed's delivery) and needs nothing from a user whose UDP is blocked:
+   * after a UDP failure the query is asked again with delivery=tcp, and TCP is kept for the session.
+   */
+  delivery: {
+    kind: "string",
+    default: "auto",
+    flag: "--delivery <mode>",
+    help: "how headers come: udp, tcp (on the control connection), or auto (UDP, then TCP for the session once UDP fails)",
+    check: (mode) =>
+      DELIVERY_MODES.includes(mode) ? undefined : `must be udp, tcp or auto, got ${JSON.stringify(mode)}`,
+  },
+  /** A ticket whose delivery failed is not the last word: a new ticket has a fresh budget. */
+  deliveryRetries: {
+    kind: "integer",
+    min: 0,
+    max: 10,
+    default: 2,
+    help: "new tickets asked for after a failed UDP delivery, before DELIVERY_FAILED (or TCP, in auto)",
   },
   /**
    * A ticket's udp= host must be the control server's address or one of these: otherwise a

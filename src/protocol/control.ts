@@ -87,8 +87,16 @@ function decodeLine(raw: Buffer, maxLineBytes: number): LineEvent {
 
 // ---- client → server ----
 
+/**
+ * How a query's header is delivered: collected over UDP with the ticket (the seed's way), or
+ * written on this TCP session right after the TICKET line, for paths where UDP does not get
+ * through. Not a query option: it changes the transport, never the answer (nor its cache key).
+ */
+export type Delivery = "udp" | "tcp";
+export const DEFAULT_DELIVERY: Delivery = "udp";
+
 export type ClientMessage =
-  | { kind: "query"; url: string; options: QueryOptions }
+  | { kind: "query"; url: string; options: QueryOptions; delivery: Delivery }
   | { kind: "terminate" }
   | { kind: "ping" }
   | { kind: "auth"; token: string }
@@ -118,15 +126,16 @@ export function parseClientMessage(line: string): ClientMessage {
       const [url, ...optionWords] = args;
       if (url === undefined)
         throw new HeadwireError("BAD_REQUEST", "QUERY needs a URL: QUERY <url> [option=value ...]");
-      return { kind: "query", url, options: parseQueryOptions(optionWords) };
+      return { kind: "query", url, ...parseQueryOptions(optionWords) };
     }
     default:
       throw new HeadwireError("UNKNOWN_COMMAND", `unknown command ${JSON.stringify(truncate(command ?? "", 40))}`);
   }
 }
 
-function parseQueryOptions(words: string[]): QueryOptions {
+function parseQueryOptions(words: string[]): { options: QueryOptions; delivery: Delivery } {
   const options = { ...DEFAULT_QUERY_OPTIONS };
+  let delivery = DEFAULT_DELIVERY;
   for (const word of words) {
     const eq = word.indexOf("=");
     const key = eq === -1 ? word : word.slice(0, eq);
@@ -135,17 +144,23 @@ function parseQueryOptions(words: string[]): QueryOptions {
     else if (key === "redirects" && /^\d{1,2}$/.test(value) && Number(value) <= MAX_REDIRECTS) {
       options.redirects = Number(value);
     } else if (key === "chain" && (value === "all" || value === "last")) options.chain = value;
+    else if (key === "delivery" && (value === "udp" || value === "tcp")) delivery = value;
     else throw new HeadwireError("BAD_REQUEST", `bad query option ${JSON.stringify(truncate(word, 40))}`);
   }
-  return options;
+  return { options, delivery };
 }
 
-export function formatQuery(url: string, options: Partial<QueryOptions> = {}): string {
+export function formatQuery(
+  url: string,
+  options: Partial<QueryOptions> = {},
+  delivery: Delivery = DEFAULT_DELIVERY,
+): string {
   const all = { ...DEFAULT_QUERY_OPTIONS, ...options };
   let line = `QUERY ${url}`;
   if (all.method !== DEFAULT_QUERY_OPTIONS.method) line += ` method=${all.method}`;
   if (all.redirects !== DEFAULT_QUERY_OPTIONS.redirects) line += ` redirects=${all.redirects}`;
   if (all.chain !== DEFAULT_QUERY_OPTIONS.chain) line += ` chain=${all.chain}`;
+  if (delivery !== DEFAULT_DELIVERY) line += ` delivery=${delivery}`;
   return `${line}\n`;
 }
 
@@ -168,9 +183,24 @@ export interface Ticket {
   ttlMs?: number;
 }
 
+/**
+ * The answer to a query with delivery=tcp: what a ticket says of the header, without a token or a
+ * UDP address (nothing is collected over UDP). Its `bytes` octets follow the TICKET line.
+ */
+export interface TcpTicket {
+  bytes: number;
+  cache: CacheOutcome;
+  status: number;
+  /** SHA-256 of the header bytes that follow. */
+  sha256: Buffer;
+  storeUnavailable?: boolean;
+}
+
 export type ServerMessage =
   | { kind: "greeting"; server: string }
   | { kind: "ticket"; ticket: Ticket }
+  /** Only the line: its header's bytes follow in the stream (ReplyDecoder reads them). */
+  | { kind: "tcp-ticket"; ticket: TcpTicket }
   | { kind: "error"; code: WireErrorCode; message: string }
   | { kind: "bye" }
   | { kind: "pong" }
@@ -187,6 +217,14 @@ export function formatTicket(t: Ticket): string {
     `TICKET token=${t.token.toString("hex")} udp=${host}:${t.udpPort} bytes=${t.bytes} chunks=${t.chunks}` +
     ` cache=${t.cache} status=${t.status} sha256=${t.sha256.toString("hex")}` +
     `${t.ttlMs !== undefined ? ` ttl=${t.ttlMs}` : ""}` +
+    `${t.storeUnavailable ? " store=unavailable" : ""}\n`
+  );
+}
+
+/** The line only; the caller writes the header's `bytes` octets right after it. */
+export function formatTcpTicket(t: TcpTicket): string {
+  return (
+    `TICKET delivery=tcp bytes=${t.bytes} cache=${t.cache} status=${t.status} sha256=${t.sha256.toString("hex")}` +
     `${t.storeUnavailable ? " store=unavailable" : ""}\n`
   );
 }
@@ -230,26 +268,56 @@ export function parseServerMessage(line: string): ServerMessage {
     if (!isWireErrorCode(code)) throw protocolError("local error code from the server", line);
     return { kind: "error", code, message: sp === -1 ? ERROR_CODES[code] : rest.slice(sp + 1) };
   }
-  if (head === "TICKET") return { kind: "ticket", ticket: parseTicketFields(rest, line) };
+  if (head === "TICKET") {
+    const fields = ticketFields(rest);
+    const delivery = fields.get("delivery") ?? DEFAULT_DELIVERY;
+    if (delivery === "tcp") return { kind: "tcp-ticket", ticket: parseTcpTicketFields(fields, line) };
+    if (delivery !== "udp") throw protocolError("bad ticket field delivery", line);
+    return { kind: "ticket", ticket: parseTicketFields(fields, line) };
+  }
   throw protocolError("unknown reply", line);
 }
 
-function parseTicketFields(rest: string, line: string): Ticket {
+function ticketFields(rest: string): Map<string, string> {
   const fields = new Map<string, string>();
   for (const word of rest.split(" ")) {
     const eq = word.indexOf("=");
     if (eq > 0) fields.set(word.slice(0, eq), word.slice(eq + 1));
   }
-  const need = (key: string, pattern: RegExp): string => {
+  return fields;
+}
+
+function fieldReader(fields: Map<string, string>, line: string) {
+  return (key: string, pattern: RegExp): string => {
     const value = fields.get(key);
     if (value === undefined || !pattern.test(value)) throw protocolError(`bad ticket field ${key}`, line);
     return value;
   };
+}
+
+function parseCache(fields: Map<string, string>, line: string): CacheOutcome {
+  const cache = fieldReader(fields, line)("cache", /^[A-Z]+$/) as CacheOutcome;
+  if (!CACHE_OUTCOMES.includes(cache)) throw protocolError("bad ticket field cache", line);
+  return cache;
+}
+
+function parseTcpTicketFields(fields: Map<string, string>, line: string): TcpTicket {
+  const need = fieldReader(fields, line);
+  return {
+    bytes: Number(need("bytes", /^\d{1,10}$/)),
+    cache: parseCache(fields, line),
+    status: Number(need("status", /^\d{3}$/)),
+    sha256: Buffer.from(need("sha256", /^[0-9a-f]{64}$/), "hex"),
+    storeUnavailable: fields.get("store") === "unavailable",
+  };
+}
+
+function parseTicketFields(fields: Map<string, string>, line: string): Ticket {
+  const need = fieldReader(fields, line);
   const udp = need("udp", /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/);
   const colon = udp.lastIndexOf(":");
   const udpHost = udp.slice(0, colon).replace(/^\[|\]$/g, "");
-  const cache = need("cache", /^[A-Z]+$/) as CacheOutcome;
-  if (!CACHE_OUTCOMES.includes(cache)) throw protocolError("bad ticket field cache", line);
+  const cache = parseCache(fields, line);
   const udpPort = Number(udp.slice(colon + 1));
   if (udpPort < 1 || udpPort > 65535) throw protocolError("bad ticket field udp", line);
   return {
@@ -264,6 +332,88 @@ function parseTicketFields(rest: string, line: string): Ticket {
     storeUnavailable: fields.get("store") === "unavailable",
     ...(/^\d{1,9}$/.test(fields.get("ttl") ?? "") ? { ttlMs: Number(fields.get("ttl")) } : {}),
   };
+}
+
+// ---- the server's reply stream ----
+
+/** A reply as the client sees it: a delivery=tcp ticket comes with the header that followed it. */
+export type ControlReply =
+  Exclude<ServerMessage, { kind: "tcp-ticket" }> | { kind: "header"; ticket: TcpTicket; header: Buffer };
+
+/** `text` is the reply's line, for tracing. An error ends the stream: nothing after it can be framed. */
+export type ReplyEvent = { kind: "reply"; text: string; reply: ControlReply } | { kind: "error"; error: HeadwireError };
+
+/**
+ * Splits the server's byte stream into replies: lines, except that a `TICKET delivery=tcp
+ * bytes=N` line is followed by exactly N raw octets (any values, LF included), after which lines
+ * resume. Pure, like LineDecoder: fed chunks, it keeps its own state.
+ */
+export class ReplyDecoder {
+  private readonly lines: LineDecoder;
+  private pending: { ticket: TcpTicket; text: string; parts: Buffer[]; missing: number } | undefined;
+  private failed = false;
+
+  /** `maxHeaderBytes`: a larger delivery=tcp header is refused before any of it is kept. */
+  constructor(
+    maxLineBytes: number,
+    private readonly maxHeaderBytes: number,
+  ) {
+    this.lines = new LineDecoder(maxLineBytes);
+  }
+
+  push(chunk: Buffer): ReplyEvent[] {
+    const events: ReplyEvent[] = [];
+    let start = 0;
+    while (start < chunk.length && !this.failed) {
+      if (this.pending) {
+        const take = Math.min(this.pending.missing, chunk.length - start);
+        this.pending.parts.push(chunk.subarray(start, start + take));
+        this.pending.missing -= take;
+        start += take;
+        this.finishHeader(events);
+        continue;
+      }
+      // One line at a time: after a tcp-ticket line, what follows is raw bytes, not lines.
+      const newline = chunk.indexOf(0x0a, start);
+      const end = newline === -1 ? chunk.length : newline + 1;
+      for (const event of this.lines.push(chunk.subarray(start, end))) this.onLine(event, events);
+      start = end;
+    }
+    return events;
+  }
+
+  private onLine(event: LineEvent, events: ReplyEvent[]): void {
+    if (event.kind === "error") return this.fail(new HeadwireError("PROTOCOL_ERROR", event.error.message), events);
+    let message: ServerMessage;
+    try {
+      message = parseServerMessage(event.text);
+    } catch (error) {
+      return this.fail(error as HeadwireError, events);
+    }
+    if (message.kind !== "tcp-ticket") {
+      events.push({ kind: "reply", text: event.text, reply: message });
+      return;
+    }
+    const { ticket } = message;
+    if (ticket.bytes > this.maxHeaderBytes) {
+      const what = `a delivery=tcp header of ${ticket.bytes} bytes (this client accepts ${this.maxHeaderBytes})`;
+      return this.fail(new HeadwireError("PROTOCOL_ERROR", what), events);
+    }
+    this.pending = { ticket, text: event.text, parts: [], missing: ticket.bytes };
+    this.finishHeader(events);
+  }
+
+  private finishHeader(events: ReplyEvent[]): void {
+    if (!this.pending || this.pending.missing > 0) return;
+    const { ticket, text, parts } = this.pending;
+    this.pending = undefined;
+    events.push({ kind: "reply", text, reply: { kind: "header", ticket, header: Buffer.concat(parts, ticket.bytes) } });
+  }
+
+  private fail(error: HeadwireError, events: ReplyEvent[]): void {
+    this.failed = true;
+    events.push({ kind: "error", error });
+  }
 }
 
 function protocolError(what: string, line: string): HeadwireError {

@@ -14,6 +14,7 @@ import {
   LineDecoder,
   parseClientMessage,
   PONG_LINE,
+  type Delivery,
 } from "../protocol/control.js";
 import { canonicalAddress } from "./ticket-registry.js";
 import { TokenBucket } from "../limits/token-bucket.js";
@@ -30,9 +31,15 @@ export interface SessionContext {
   open: boolean;
 }
 
+/**
+ * What a session writes for one request: a line, or a line followed by raw bytes (a delivery=tcp
+ * TICKET line and its header). The body is written as it is, never copied into the line.
+ */
+export type SessionReply = string | { line: string; body: Buffer };
+
 export interface SessionHandler {
-  /** Answers one query with a reply line (TICKET ... or ERROR ...); "" sends nothing. */
-  query(url: string, options: QueryOptions, session: SessionContext): Promise<string>;
+  /** Answers one query with a reply line (TICKET ... or ERROR ...), or a delivery=tcp TICKET and its header; "" sends nothing. */
+  query(url: string, options: QueryOptions, session: SessionContext, delivery: Delivery): Promise<SessionReply>;
   /** AUTH: true when the token is the server's admin token. */
   authorize(token: string): boolean;
   /** PURGE (admin only): drops one URL's entries, or all; answers with the count dropped. */
@@ -231,9 +238,9 @@ export class ControlSession {
     if (this.limits.replyBytes.exceeded) {
       return this.replyNow(formatError(new HeadwireError("SERVER_BUSY", "too many replies waiting to be read")));
     }
-    const { url, options } = message;
+    const { url, options, delivery } = message;
     this.queuedQueries++;
-    this.reply(() => this.handler.query(url, options, this.context).finally(() => this.queuedQueries--));
+    this.reply(() => this.handler.query(url, options, this.context, delivery).finally(() => this.queuedQueries--));
   }
 
   /**
@@ -245,7 +252,7 @@ export class ControlSession {
     else this.reply(() => Promise.resolve(line));
   }
 
-  private reply(produce: () => Promise<string>): void {
+  private reply(produce: () => Promise<SessionReply>): void {
     this.pendingReplies++;
     const answer = produce().catch((error: unknown) => {
       if (error instanceof HeadwireError) return formatError(toWireError(error, "INTERNAL_ERROR"));
@@ -262,11 +269,18 @@ export class ControlSession {
     });
   }
 
-  private write(line: string): void {
-    if (this.socket.destroyed || !this.socket.writable || line === "") return;
+  private write(reply: SessionReply): void {
+    if (this.socket.destroyed || !this.socket.writable || reply === "") return;
+    // A header is the one large reply: it is checked against the reply-bytes ceiling again when it
+    // is written (not only when its query was read), so pipelined delivery=tcp queries cannot
+    // buffer maxQueuedQueries headers at once past it. The client learns it as for any query.
+    if (typeof reply !== "string" && this.limits.replyBytes.exceeded) {
+      reply = formatError(new HeadwireError("SERVER_BUSY", "too many replies waiting to be read"));
+    }
+    const written = typeof reply === "string" ? this.socket.write(reply) : this.writeWithBody(reply);
     // Backpressure: a client that sends queries but does not read the replies stops being read
     // until it catches up, so unread replies cannot pile up in the server's memory.
-    if (!this.socket.write(line) && !this.waitingForDrain) {
+    if (!written && !this.waitingForDrain) {
       this.waitingForDrain = true;
       this.socket.once("drain", () => {
         this.waitingForDrain = false;
@@ -275,6 +289,12 @@ export class ControlSession {
       });
     }
     this.countBufferedReplies(this.socket.writableLength);
+  }
+
+  /** The line, then exactly its body's bytes (docs/protocol.md, "Delivery over TCP"). */
+  private writeWithBody(reply: { line: string; body: Buffer }): boolean {
+    this.socket.write(reply.line);
+    return this.socket.write(reply.body);
   }
 
   /** Keeps this session's share of the server-wide count of reply bytes not yet written. */

@@ -61,6 +61,8 @@ export interface ServerStats {
   replyBytes: number;
   /** Requests refused by an abuse limit, by error code (SESSION_LIMIT, RATE_LIMITED, ORIGIN_BUSY, ...). */
   limitHits: Record<string, number>;
+  /** Headers written on control sessions (delivery=tcp) instead of ticketed for UDP. */
+  tcpDeliveries: number;
 }
 
 export class HeadwireServer {
@@ -204,6 +206,7 @@ export class HeadwireServer {
       data: this.data ? { ...this.data.stats, dropped: { ...this.data.stats.dropped } } : undefined,
       replyBytes: this.replyBytes.used,
       limitHits: { ...this.limitHits, ...this.handler.limitHits },
+      tcpDeliveries: this.handler.tcpDeliveries,
     };
   }
 

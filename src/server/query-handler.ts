@@ -11,10 +11,10 @@ import { purge } from "../cache/purge.js";
 import { parseAdvertise, type AdvertisedAddress } from "../config/advertise.js";
 import { ConfigError, HeadwireError, toWireError } from "../errors.js";
 import type { QueryOptions } from "../http/query-options.js";
-import { formatError, formatTicket } from "../protocol/control.js";
+import { formatError, formatTcpTicket, formatTicket, type CacheOutcome, type Delivery } from "../protocol/control.js";
 import { chunkCount, chunkPayloadBytes, deliveryBudgetBytes } from "../protocol/datagram.js";
 import { parseTarget, type FetchTarget } from "../url/target.js";
-import type { SessionContext, SessionHandler } from "./control-session.js";
+import type { SessionContext, SessionHandler, SessionReply } from "./control-session.js";
 import type { HeaderService } from "./header-service.js";
 import type { TicketRegistry } from "./ticket-registry.js";
 import { KeyedTokenBuckets } from "../limits/token-bucket.js";
@@ -54,6 +54,8 @@ export class QueryHandler implements SessionHandler {
   private readonly advertised: AdvertisedAddress | null;
   /** Queries refused by an abuse limit, by error code. */
   readonly limitHits: Record<string, number> = {};
+  /** Headers answered on the control session (delivery=tcp) rather than ticketed for UDP. */
+  tcpDeliveries = 0;
 
   constructor(private readonly options: QueryHandlerOptions) {
     this.targets = new LRUCache<string, FetchTarget>({
@@ -71,7 +73,12 @@ export class QueryHandler implements SessionHandler {
     );
   }
 
-  async query(url: string, options: QueryOptions, session: SessionContext): Promise<string> {
+  async query(
+    url: string,
+    options: QueryOptions,
+    session: SessionContext,
+    delivery: Delivery = "udp",
+  ): Promise<SessionReply> {
     // Checked before anything else is spent on the query: one address's rate, all its sessions together.
     if (!this.queryRate.take(session.peerAddress)) {
       this.countLimitHit("RATE_LIMITED");
@@ -87,6 +94,7 @@ export class QueryHandler implements SessionHandler {
       const { entry, cache, storeUnavailable } = await this.options.service.answer(target, options);
       // The session closed while the origin answered: no ticket for nobody (its tickets are revoked).
       if (!session.open) return "";
+      if (delivery === "tcp") return this.tcpDelivery(entry.header, entry.status, cache, storeUnavailable);
       const payloadBytes = chunkPayloadBytes(this.options.maxDatagramBytes);
       const chunks = chunkCount(entry.header.length, payloadBytes);
       // Throws SERVER_BUSY past maxTicketBytes. Checked here, once the header is known, not before
@@ -119,6 +127,23 @@ export class QueryHandler implements SessionHandler {
       this.internalError(error, session);
       return formatError(new HeadwireError("INTERNAL_ERROR"));
     }
+  }
+
+  /**
+   * The header on the control session itself, for clients whose UDP does not get through: no
+   * ticket is registered (nothing to collect, no budget to spend). Its bytes go through the
+   * session's write path, so they count in maxReplyBytes like any reply.
+   */
+  private tcpDelivery(header: Buffer, status: number, cache: CacheOutcome, storeUnavailable: boolean): SessionReply {
+    this.tcpDeliveries++;
+    const line = formatTcpTicket({
+      bytes: header.length,
+      cache,
+      status,
+      sha256: headerDigest(header),
+      storeUnavailable,
+    });
+    return { line, body: header };
   }
 
   authorize(token: string): boolean {

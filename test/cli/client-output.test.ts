@@ -137,3 +137,29 @@ test("property: a --json line holds no control character and parses back to the 
     '{"url":"u","file":null,"status":null,"bytes":null,"cache":null,"ms":1,"error":{"code":"ORIGIN_ERROR","message":"\\r\\u009b31m\\u007f"}}\n',
   );
 });
+
+test("notices (a new ticket, a fallback to TCP) go to standard error in every mode; --json records keep their fields", async () => {
+  for (const mode of ["lines", "json", "print"] as const) {
+    const stdout = new PassThrough();
+    const errors: string[] = [];
+    const printer = new ResultPrinter({
+      mode,
+      stdout,
+      errorLine: (text) => errors.push(text),
+      outStyle: PLAIN_STYLE,
+      errStyle: PLAIN_STYLE,
+    });
+    const notices = ["UDP to 127.0.0.1:9 seems blocked (no datagram arrived)\r\u001b[2J"];
+    const header = Buffer.from("HTTP/1.1 200 OK\r\n\r\n");
+    await printer.report({ url: "u", ms: 1, header, status: 200, bytes: header.length, cache: "MISS", notices });
+    assert.deepEqual(
+      errors,
+      ["headwire client: UDP to 127.0.0.1:9 seems blocked (no datagram arrived)\\x0d\\x1b[2J\n"],
+      mode,
+    );
+    const out = String(stdout.read() ?? "");
+    assert.ok(!out.includes("blocked"), `${mode}: not on standard output`);
+    if (mode === "json")
+      assert.deepEqual(Object.keys(JSON.parse(out)), ["url", "file", "status", "bytes", "cache", "ms", "error"]);
+  }
+});

@@ -104,7 +104,7 @@ test("when delivery finally fails: a clear error, no file at all, and the sessio
   const { dir, origin, server, relay } = await lossySetup(t, routes, { loss: 1 });
   const outDir = join(dir, "out");
   const client = await HeadwireClient.connect(
-    { serverPort: server.controlPort, outDir, chunkTimeoutMs: 20, maxDeliveryAttempts: 3 },
+    { serverPort: server.controlPort, outDir, chunkTimeoutMs: 20, maxDeliveryAttempts: 3, delivery: "udp" },
     undefined,
     relay.address,
   );
@@ -136,7 +136,7 @@ test("the client stops asking once the ticket's ttl has passed, and says so", as
   });
   t.after(() => blackHole.close());
   const client = await HeadwireClient.connect(
-    { serverPort: server.controlPort, outDir: dir, maxDeliveryAttempts: 1000 },
+    { serverPort: server.controlPort, outDir: dir, maxDeliveryAttempts: 1000, delivery: "udp", deliveryRetries: 0 },
     undefined,
     blackHole.address,
   );

@@ -394,6 +394,7 @@ test("behind a TCP load balancer: UDP goes to the instance that issued the ticke
     outDir: join(dir, "hidden"),
     chunkTimeoutMs: 20,
     maxDeliveryAttempts: 3,
+    delivery: "udp",
   });
   t.after(async () => client.destroy());
   const refused = await client.query({ url: `127.0.0.1:${origin.port}/asset/0` });

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { createHash } from "node:crypto";
 import {
   HeadwireError,
   isErrorCode,
@@ -20,10 +21,14 @@ import {
   formatError,
   formatGreeting,
   formatQuery,
+  formatTcpTicket,
   formatTicket,
   parseClientMessage,
   parseServerMessage,
+  ReplyDecoder,
   type CacheOutcome,
+  type ReplyEvent,
+  type TcpTicket,
   type LineEvent,
   type Ticket,
 } from "../../src/protocol/control.js";
@@ -153,11 +158,13 @@ test("parseClientMessage: QUERY, TERMINATE, PING", () => {
     kind: "query",
     url: "www.twitch.tv",
     options: DEFAULT_QUERY_OPTIONS,
+    delivery: "udp",
   });
   assert.deepEqual(parseClientMessage("query \t http://a/b  "), {
     kind: "query",
     url: "http://a/b",
     options: DEFAULT_QUERY_OPTIONS,
+    delivery: "udp",
   });
   assert.deepEqual(parseClientMessage("TERMINATE"), { kind: "terminate" });
   assert.deepEqual(parseClientMessage("terminate"), { kind: "terminate" });
@@ -169,6 +176,7 @@ test("parseClientMessage: query options", () => {
     kind: "query",
     url: "a",
     options: { method: "HEAD", redirects: 5, chain: "last" },
+    delivery: "udp",
   });
   const options = (line: string): unknown => {
     const message = parseClientMessage(line);
@@ -190,6 +198,9 @@ test("parseClientMessage: query options", () => {
     "QUERY a chain=first",
     "QUERY a colour=blue",
     "QUERY a extra",
+    "QUERY a delivery=TCP",
+    "QUERY a delivery=",
+    "QUERY a delivery=quic",
   ]) {
     assertCode(() => parseClientMessage(bad), "BAD_REQUEST", bad);
   }
@@ -220,13 +231,14 @@ test("formatQuery → parseClientMessage round trip", () => {
     { requiredKeys: [], noNullPrototype: true },
   );
   fc.assert(
-    fc.property(url, options, (u, o) => {
-      const line = formatQuery(u, o);
+    fc.property(url, options, fc.constantFrom("udp" as const, "tcp" as const), (u, o, d) => {
+      const line = formatQuery(u, o, d);
       assert.ok(line.endsWith("\n"));
       assert.deepEqual(parseClientMessage(line.slice(0, -1)), {
         kind: "query",
         url: u,
         options: { ...DEFAULT_QUERY_OPTIONS, ...o },
+        delivery: d,
       });
     }),
   );
@@ -407,4 +419,101 @@ test("a byte-order mark is kept, so it cannot smuggle a command past the parser"
   if (event?.kind !== "line") return;
   assert.equal(event.text, "\uFEFFPING");
   assertCode(() => parseClientMessage(event.text), "UNKNOWN_COMMAND");
+});
+
+// ---- delivery=tcp: a TICKET line followed by raw bytes ----
+
+function tcpTicketFor(header: Buffer, cache: CacheOutcome = "MISS"): TcpTicket {
+  return {
+    bytes: header.length,
+    cache,
+    status: 200,
+    sha256: createHash("sha256").update(header).digest(),
+    storeUnavailable: false,
+  };
+}
+
+test("formatTcpTicket → parseServerMessage round trip; a TICKET without delivery= is a UDP ticket", () => {
+  const t = tcpTicketFor(Buffer.from("HTTP/1.1 200 OK\r\n\r\n"), "HIT");
+  const line = formatTcpTicket(t);
+  assert.match(line, /^TICKET delivery=tcp bytes=19 cache=HIT status=200 sha256=[0-9a-f]{64}\n$/);
+  assert.deepEqual(parseServerMessage(line.trimEnd()), { kind: "tcp-ticket", ticket: t });
+  const unavailable = { ...t, storeUnavailable: true };
+  assert.deepEqual(parseServerMessage(formatTcpTicket(unavailable).trimEnd()), {
+    kind: "tcp-ticket",
+    ticket: unavailable,
+  });
+  assertCode(() => parseServerMessage(line.trimEnd().replace("delivery=tcp", "delivery=quic")), "PROTOCOL_ERROR");
+  assertCode(() => parseServerMessage(line.trimEnd().replace(/ sha256=\S+/, "")), "PROTOCOL_ERROR");
+  assertCode(() => parseServerMessage(line.trimEnd().replace("bytes=19", "bytes=-1")), "PROTOCOL_ERROR");
+});
+
+/** The stream a server writes for these replies: delivery=tcp ones as their line and header bytes. */
+function replyStream(replies: Array<string | Buffer>): Buffer {
+  return Buffer.concat(
+    replies.map((r) =>
+      typeof r === "string" ? Buffer.from(r) : Buffer.concat([Buffer.from(formatTcpTicket(tcpTicketFor(r))), r]),
+    ),
+  );
+}
+
+function decodeInPieces(stream: Buffer, cuts: number[], maxHeaderBytes = 1 << 20): ReplyEvent[] {
+  const decoder = new ReplyDecoder(8192, maxHeaderBytes);
+  const events: ReplyEvent[] = [];
+  let start = 0;
+  for (const cut of [...cuts.filter((c) => c > 0 && c < stream.length)].sort((a, b) => a - b).concat(stream.length)) {
+    events.push(...decoder.push(stream.subarray(start, cut)));
+    start = cut;
+  }
+  return events;
+}
+
+test("ReplyDecoder: a header's bytes (LF, CR, NUL, lines that look like replies) are framed by bytes=, however the stream is cut", () => {
+  // Raw bytes that a line decoder would misread: reply lines, control characters, no final LF.
+  const tricky = Buffer.concat([
+    Buffer.from("HTTP/1.1 200 OK\r\nX-Trap: x\nERROR SERVER_BUSY\nBYE\n\u0000"),
+    Buffer.from([0xff, 0x0a]),
+  ]);
+  const header = fc.uint8Array({ minLength: 0, maxLength: 3000 }).map((a) => Buffer.from(a));
+  const reply = fc.oneof(fc.constant(PONG_LINE), fc.constant(BYE_LINE), fc.constant(tricky), header);
+  fc.assert(
+    fc.property(
+      fc.array(reply, { minLength: 1, maxLength: 8 }),
+      fc.array(fc.nat(30_000), { maxLength: 20 }),
+      (replies, cuts) => {
+        const events = decodeInPieces(replyStream(replies), cuts);
+        assert.equal(events.length, replies.length);
+        replies.forEach((expected, i) => {
+          const event = events[i]!;
+          assert.equal(event.kind, "reply");
+          if (event.kind !== "reply") return;
+          if (typeof expected === "string") assert.equal(event.reply.kind, expected === PONG_LINE ? "pong" : "bye");
+          else {
+            assert.equal(event.reply.kind, "header");
+            if (event.reply.kind === "header") assert.ok(event.reply.header.equals(expected), `reply ${i} byte-exact`);
+          }
+        });
+      },
+    ),
+  );
+});
+
+test("ReplyDecoder: a header larger than the client accepts is a protocol error before any of it is kept", () => {
+  const events = decodeInPieces(replyStream([Buffer.alloc(5000, 0x61), PONG_LINE]), [], 4096);
+  assert.equal(events.length, 1, "nothing is decoded after the error");
+  assert.equal(events[0]!.kind, "error");
+  if (events[0]!.kind === "error") {
+    assert.equal(events[0]!.error.code, "PROTOCOL_ERROR");
+    assert.match(events[0]!.error.message, /5000 bytes \(this client accepts 4096\)/);
+  }
+});
+
+test("ReplyDecoder: lines as before: an over-long or malformed reply is a protocol error", () => {
+  assert.equal(decodeInPieces(Buffer.from(`${"x".repeat(9000)}\n`), [])[0]?.kind, "error");
+  assert.equal(decodeInPieces(Buffer.from("HELLO\n"), [])[0]?.kind, "error");
+  const events = decodeInPieces(Buffer.from("PONG\nPURGED 3\n"), [3]);
+  assert.deepEqual(
+    events.map((e) => (e.kind === "reply" ? e.reply : e.kind)),
+    [{ kind: "pong" }, { kind: "purged", count: 3 }],
+  );
 });

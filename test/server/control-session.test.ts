@@ -15,7 +15,9 @@ import {
   ReplyBytes,
   type SessionHandler,
   type SessionLimits,
+  type SessionReply,
 } from "../../src/server/control-session.js";
+import type { Delivery } from "../../src/protocol/control.js";
 import { LinePeer } from "../line-peer.js";
 
 type Hooks = { after: (fn: () => void | Promise<void>) => void };
@@ -44,7 +46,8 @@ class Deferred<T> {
 interface AskedQuery {
   url: string;
   options: QueryOptions;
-  answer: Deferred<string>;
+  delivery: Delivery;
+  answer: Deferred<SessionReply>;
 }
 
 /** Holds every query until the test answers it; records what the session asked of it. */
@@ -57,9 +60,9 @@ class FakeHandler implements SessionHandler {
   private readonly queryWaiters: Array<{ count: number; resolve: () => void }> = [];
   private terminatedWaiter: (() => void) | undefined;
 
-  query(url: string, options: QueryOptions): Promise<string> {
-    const answer = new Deferred<string>();
-    this.queries.push({ url, options, answer });
+  query(url: string, options: QueryOptions, _session: SessionContext, delivery: Delivery): Promise<SessionReply> {
+    const answer = new Deferred<SessionReply>();
+    this.queries.push({ url, options, delivery, answer });
     for (const waiter of this.queryWaiters.filter((w) => this.queries.length >= w.count)) waiter.resolve();
     return answer.promise;
   }
@@ -369,6 +372,32 @@ test("past the shared reply budget a query gets SERVER_BUSY instead of work", as
   assert.match((await peer.next()) ?? "", /^ERROR SERVER_BUSY too many replies waiting to be read/);
   assert.equal(handler.queries.length, 0);
   replyBytes.used = 0;
+});
+
+test("delivery=tcp: the handler is told; its line and raw body go out in the reply order, the body unchanged", async (t) => {
+  const { peer, handler } = await openSession(t);
+  peer.write("QUERY a.example/ delivery=tcp\nQUERY b.example/\n");
+  await handler.asked(2);
+  assert.deepEqual(
+    handler.queries.map((q) => q.delivery),
+    ["tcp", "udp"],
+  );
+  handler.queries[1]!.answer.resolve("ERROR INVALID_URL b\n");
+  handler.queries[0]!.answer.resolve({ line: "TICKET delivery=tcp bytes=8 x\n", body: Buffer.from("raw\nbody") });
+  assert.deepEqual(await peer.take(3), ["TICKET delivery=tcp bytes=8 x", "raw", "bodyERROR INVALID_URL b"]);
+});
+
+test("a delivery=tcp body is not written past the shared reply budget: SERVER_BUSY instead, no bytes", async (t) => {
+  const replyBytes = new ReplyBytes(65_536);
+  const { peer, handler } = await openSession(t, { replyBytes });
+  peer.write("QUERY a.example/ delivery=tcp\n");
+  await handler.asked(1);
+  replyBytes.used = 65_537; // other sessions' unread replies, grown while this query was answered
+  handler.queries[0]!.answer.resolve({ line: "TICKET delivery=tcp bytes=4 x\n", body: Buffer.from("abcd") });
+  assert.match((await peer.next()) ?? "", /^ERROR SERVER_BUSY too many replies waiting to be read/);
+  replyBytes.used = 0;
+  peer.write("PING\n");
+  assert.equal(await peer.next(), "PONG", "nothing else was written before it");
 });
 
 test("a bug while handling one session's line ends that session with INTERNAL_ERROR, logged, and nothing else", async (t) => {
