@@ -45,6 +45,7 @@ export const LOCAL_ERROR_CODES = {
   CONNECTION_LOST: "The headwire server closed the session.",
   PROTOCOL_ERROR: "The peer sent something the protocol does not allow.",
   DELIVERY_FAILED: "The header did not arrive over UDP; check that UDP reaches the server, then retry.",
+  UDP_SILENT: "No datagram arrived from the server's UDP port; UDP seems blocked on this path.",
   WRITE_FAILED: "The header arrived but its file could not be written; check --out and free space.",
   UNTRUSTED_TICKET:
     "The ticket names a UDP host that is not the server's address; pass --trust-udp-host HOST if the server runs behind NAT with --advertise.",

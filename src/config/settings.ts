@@ -447,11 +447,12 @@ export const CLIENT_SETTINGS = {
    * Once chunks arrive the wait adapts to the measured round-trip time (RFC 6298's estimator),
    * between minChunkTimeoutMs and maxChunkTimeoutMs, and doubles on each silent round.
    */
+  /** RFC 6298 §2.1: 1 s before the first sample; a shorter one re-asks everything on slow paths. */
   chunkTimeoutMs: {
     kind: "integer",
     min: 1,
     max: 60_000,
-    default: 200,
+    default: 1000,
     env: false,
     help: "wait before asking again for lost UDP chunks",
   },
@@ -467,7 +468,7 @@ export const CLIENT_SETTINGS = {
     kind: "integer",
     min: 1,
     max: 60_000,
-    default: 1000,
+    default: 8000,
     flag: false,
     help: "longest wait for lost chunks, however many silent rounds",
   },
@@ -479,13 +480,26 @@ export const CLIENT_SETTINGS = {
     flag: false,
     help: "requests for missing chunks before delivery is given up",
   },
+  /** The congestion window starts at 10 (RFC 9002 §7.2) and grows up to this. */
   windowChunks: {
     kind: "integer",
     min: 1,
     max: 4096,
-    default: 32,
+    default: 64,
     flag: false,
-    help: "chunks asked for at once (the receive window)",
+    help: "chunks asked for and not yet received, at most (the receive window)",
+  },
+  /**
+   * A few initial RTOs (1 s, then 2 s): with not one datagram back by then, UDP is taken as blocked
+   * and the query ends in UDP_SILENT rather than waiting for the ticket to expire.
+   */
+  silentAfterMs: {
+    kind: "integer",
+    min: 1,
+    max: 600_000,
+    default: 3000,
+    flag: false,
+    help: "no datagram at all from the server's UDP port this long after the first request: UDP_SILENT",
   },
   /** A hostile server cannot make the client allocate more. */
   maxHeaderBytes: {

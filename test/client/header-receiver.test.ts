@@ -12,7 +12,7 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { receiveHeader, type ReceiveOptions } from "../../src/client/header-receiver.js";
 import type { Ticket } from "../../src/protocol/control.js";
-import { chunkCount, decodeDatagram, encodeChunk } from "../../src/protocol/datagram.js";
+import { CHUNK_OVERHEAD_BYTES, chunkCount, decodeDatagram, encodeChunk } from "../../src/protocol/datagram.js";
 
 type Hooks = { after: (fn: () => void) => void };
 
@@ -58,6 +58,7 @@ class ChunkPeer {
   readonly requests: Request[] = [];
   readonly token = randomBytes(16);
   readonly chunks: number;
+  private answering = 0;
   answer: (indices: number[], nth: number) => Buffer[] = (indices) => indices.map((i) => this.chunk(i));
 
   private constructor(
@@ -72,6 +73,8 @@ class ChunkPeer {
       assert.ok(datagram.token.equals(this.token), "with the ticket's token");
       const indices = datagram.ranges.flatMap(({ first, count }) => Array.from({ length: count }, (_, k) => first + k));
       this.requests.push({ indices, from });
+      // Chunks echo the request they answer, as a server does (datagram version 2).
+      this.answering = datagram.requestNumber;
       for (const reply of this.answer(indices, this.requests.length - 1)) socket.send(reply, from.port, from.address);
     });
   }
@@ -102,13 +105,21 @@ class ChunkPeer {
   chunk(index: number, token = this.token): Buffer {
     const offset = index * PAYLOAD_BYTES;
     const payload = this.header.subarray(offset, offset + PAYLOAD_BYTES);
-    return encodeChunk({ token, index, count: this.chunks, total: this.header.length, offset, payload });
+    return encodeChunk({
+      token,
+      requestNumber: this.answering,
+      index,
+      count: this.chunks,
+      total: this.header.length,
+      offset,
+      payload,
+    });
   }
 
   /** A chunk with one payload byte flipped after its CRC was computed. */
   corrupt(index: number): Buffer {
     const buf = this.chunk(index);
-    buf[40]! ^= 0x01;
+    buf[CHUNK_OVERHEAD_BYTES]! ^= 0x01;
     return buf;
   }
 
