@@ -404,6 +404,7 @@ class Reassembly {
 
   private hasMoreToAsk(): boolean {
     while (this.lost.length > 0 && this.received[this.lost[0]!]) this.lost.shift();
+    while (this.nextToAsk < this.ticket.chunks && this.received[this.nextToAsk]) this.nextToAsk++;
     return this.lost.length > 0 || this.nextToAsk < this.ticket.chunks;
   }
 
@@ -413,7 +414,10 @@ class Reassembly {
       const index = this.lost.shift()!;
       if (!this.received[index] && this.askedIn[index] === 0) chunks.push(index);
     }
-    while (chunks.length < count && this.nextToAsk < this.ticket.chunks) chunks.push(this.nextToAsk++);
+    while (chunks.length < count && this.nextToAsk < this.ticket.chunks) {
+      const index = this.nextToAsk++;
+      if (!this.received[index]) chunks.push(index);
+    }
     return chunks;
   }
 
