@@ -490,14 +490,15 @@ export const CLIENT_SETTINGS = {
     help: "chunks asked for and not yet received, at most (the receive window)",
   },
   /**
-   * A few initial RTOs (1 s, then 2 s): with not one datagram back by then, UDP is taken as blocked
-   * and the query ends in UDP_SILENT rather than waiting for the ticket to expire.
+   * Four initial RTOs: with not one datagram back by then (after ~16 probes, see PROBES_PER_RTO in
+   * src/client/header-receiver.ts), UDP is taken as blocked and the query ends in UDP_SILENT
+   * rather than waiting for the ticket to expire.
    */
   silentAfterMs: {
     kind: "integer",
     min: 1,
     max: 600_000,
-    default: 3000,
+    default: 4000,
     flag: false,
     help: "no datagram at all from the server's UDP port this long after the first request: UDP_SILENT",
   },

@@ -267,10 +267,16 @@ test("a missing chunk is asked for again after a silence, alone, in one request 
 
 test("the wait before asking again doubles on each silent round, within maxChunkTimeoutMs", async (t) => {
   const peer = await ChunkPeer.start(t, header(250));
-  // Silent to the first request and to two re-requests (each sent once), then it answers.
-  peer.answer = (indices, nth) => (nth >= 3 ? indices.map((i) => peer.chunk(i)) : []);
+  // Silent to the first request and to two re-requests (each sent once), then it answers. The
+  // one-chunk probes sent while the peer is silent are not answered and not timed.
+  const whole = (indices: number[]) => indices.length === peer.chunks;
+  let rounds = 0;
+  peer.answer = (indices) => (whole(indices) && ++rounds > 3 ? indices.map((i) => peer.chunk(i)) : []);
   const stamps: number[] = [];
-  peer.socket.on("message", () => stamps.push(performance.now()));
+  peer.socket.on("message", (message: Buffer) => {
+    const request = decodeDatagram(message);
+    if (request?.type === "request" && request.ranges[0]!.count === peer.chunks) stamps.push(performance.now());
+  });
   const { header: got, stats } = await receiveHeader(peer.ticket(), { ...SILENT, maxDeliveryAttempts: 5 });
   assert.deepEqual(got, peer.header);
   assert.equal(stats.silentRounds, 3);
