@@ -84,6 +84,13 @@ const MAX_CHUNKS_PER_ASK = 4;
  */
 const PROBES_PER_RTO = 4;
 
+/**
+ * Once round trips are measured, a tail loss probe (RFC 8985 §7) goes out after this many smoothed
+ * RTTs without a new chunk, and again each time, without the RTO's back-off: on a lossy path the
+ * last missing chunks would otherwise wait 1, 2, 4, 8 RTOs.
+ */
+const PROBE_AFTER_SRTTS = 2;
+
 /** RFC 9002 §6.1.1: a request answered three numbers later than another means that one was lost. */
 const REQUEST_THRESHOLD = 3;
 
@@ -160,6 +167,7 @@ class Reassembly {
   private readonly inFlight = new Map<number, SentRequest>();
   /** When each probe (a one-chunk request sent while the server is still silent) left. */
   private readonly probes = new Map<number, number>();
+  private lastProbed = -1;
   private inFlightChunks = 0;
   private lastRequestNumber = 0;
   private largestAnswered = 0;
@@ -231,21 +239,29 @@ class Reassembly {
           ),
         );
       }, silentAfterMs);
-      // Until the server is first heard from, one chunk is asked for again every PROBE_INTERVAL_MS
-      // besides the backed-off retransmissions: on a path that loses half the round trips, three
-      // requests in silentAfterMs would often all be lost and UDP taken for blocked.
-      const probing = setInterval(
-        () => {
-          if (this.heardFromServer) return clearInterval(probing);
-          this.sendProbe();
-        },
-        Math.max(this.options.minChunkTimeoutMs, Math.ceil(this.options.chunkTimeoutMs / PROBES_PER_RTO)),
-      );
+      // Besides the backed-off retransmissions, one missing chunk is asked for again after a quiet
+      // spell: every quarter initial RTO until the server is first heard from (on a path that
+      // loses half the round trips, three requests in silentAfterMs would often all be lost and
+      // UDP taken for blocked), then every PROBE_AFTER_SRTTS smoothed RTTs without a new chunk.
+      let probeTimer: NodeJS.Timeout | undefined;
+      const armProbe = () => {
+        clearTimeout(probeTimer);
+        const srtt = this.rtt.srttMs;
+        const waitMs =
+          srtt === undefined
+            ? this.options.chunkTimeoutMs / PROBES_PER_RTO
+            : Math.max(PROBE_AFTER_SRTTS * srtt, this.options.minChunkTimeoutMs);
+        probeTimer = setTimeout(onProbe, Math.max(this.options.minChunkTimeoutMs, Math.ceil(waitMs)));
+      };
+      const onProbe = () => {
+        this.sendProbe();
+        armProbe();
+      };
       let done = false;
       const finish = (error?: HeadwireError) => {
         if (done) return;
         done = true;
-        clearInterval(probing);
+        clearTimeout(probeTimer);
         clearTimeout(rtoTimer);
         clearTimeout(paceTimer);
         clearTimeout(expiry);
@@ -302,9 +318,11 @@ class Reassembly {
         if (this.receivedCount === this.ticket.chunks) return finish();
         pump();
         armRto();
+        armProbe();
       });
       pump();
       armRto();
+      armProbe();
     });
   }
 
@@ -440,14 +458,23 @@ class Reassembly {
     return chunks;
   }
 
-  /** A one-chunk request for the lowest chunk still missing, outside the window's accounting. */
+  /**
+   * A one-chunk request, outside the window's accounting, for the next chunk asked for and still
+   * missing after the one probed last (in turn, so that several missing chunks all get probed).
+   */
   private sendProbe(): void {
-    let index = 0;
-    while (index < this.ticket.chunks - 1 && this.received[index]) index++;
+    const asked = Math.max(1, this.nextToAsk);
+    let index = this.lastProbed;
+    for (let step = 0; step < asked; step++) {
+      index = (index + 1) % asked;
+      if (!this.received[index]) break;
+    }
+    if (this.received[index]) return;
+    this.lastProbed = index;
     const number = this.nextRequestNumber();
     this.probes.set(number, performance.now());
     this.stats.requestsSent++;
-    this.trace?.("udp", "send", `REQUEST ${number} chunk ${index} (probe: nothing heard from the server yet)`);
+    this.trace?.("udp", "send", `REQUEST ${number} chunk ${index} (probe)`);
     this.socket.send(
       encodeRequest(this.ticket.token, [{ first: index, count: 1 }], number),
       this.peer.port,

