@@ -25,6 +25,8 @@ export class CongestionWindow {
   private ssthresh = Infinity;
   /** Losses of requests numbered up to this belong to the congestion event already answered. */
   private recoveryUntil = 0;
+  /** The state before the last timeout, kept until it is known whether the timeout was spurious. */
+  private beforeTimeout: { cwnd: number; ssthresh: number; recoveryUntil: number; lastSent: number } | undefined;
 
   constructor(private readonly options: CongestionWindowOptions) {
     this.cwnd = Math.min(options.maxWindow, Math.max(options.minWindow, options.initialWindow));
@@ -44,6 +46,15 @@ export class CongestionWindow {
    * +1 per window). Chunks asked for before the current recovery began do not grow it (§7.3.2).
    */
   onDelivered(requestNumber: number): void {
+    if (this.beforeTimeout) {
+      // RFC 3522 (Eifel detection), with request numbers for timestamps: the first chunk after a
+      // timeout answers a request sent before it, so the timeout was spurious (the path is only
+      // slower than the RTO), and RFC 4015's response undoes it. A chunk asked for after the
+      // timeout coming first confirms the timeout.
+      const { lastSent, ...before } = this.beforeTimeout;
+      this.beforeTimeout = undefined;
+      if (requestNumber <= lastSent) Object.assign(this, before);
+    }
     if (requestNumber <= this.recoveryUntil) return;
     this.cwnd += this.slowStart ? 1 : 1 / this.cwnd;
     this.cwnd = Math.min(this.cwnd, this.options.maxWindow);
@@ -70,6 +81,8 @@ export class CongestionWindow {
    */
   onTimeout(lastSent: number): void {
     if (lastSent <= this.recoveryUntil) return;
+    this.beforeTimeout ??= { cwnd: this.cwnd, ssthresh: this.ssthresh, recoveryUntil: this.recoveryUntil, lastSent };
+    this.beforeTimeout.lastSent = lastSent;
     this.recoveryUntil = lastSent;
     this.ssthresh = Math.max(this.options.minWindow, this.cwnd / 2);
     this.cwnd = this.ssthresh;

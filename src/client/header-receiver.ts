@@ -91,6 +91,14 @@ const PROBES_PER_RTO = 4;
  */
 const PROBE_AFTER_SRTTS = 2;
 
+/**
+ * In the tail (every chunk asked for, some still missing) probes go out every half SRTT: at 30 %
+ * loss each way half the round trips fail, and the slowest of 226 chunks would need about seven
+ * rounds of RTOs, more than a ticket lives. A probe is one request of at most MAX_CHUNKS_PER_ASK
+ * chunks, so this costs at most 8 chunks per round trip, and the server's budget bounds it.
+ */
+const TAIL_PROBE_SRTTS = 0.5;
+
 /** RFC 9002 §6.1.1: a request answered three numbers later than another means that one was lost. */
 const REQUEST_THRESHOLD = 3;
 
@@ -165,9 +173,14 @@ class Reassembly {
   /** Chunks taken for lost, to ask again before any new one. */
   private readonly lost: number[] = [];
   private readonly inFlight = new Map<number, SentRequest>();
-  /** When each probe (a one-chunk request sent while the server is still silent) left. */
-  private readonly probes = new Map<number, number>();
+  /**
+   * When each request left, by number, kept after it is taken for lost: a late chunk still gives a
+   * true sample. Probes (one-chunk requests outside the window) are here too.
+   */
+  private readonly sentAtMs = new Map<number, number>();
   private lastProbed = -1;
+  /** When each chunk was last asked for, by a request or a probe. */
+  private readonly lastAskedAtMs: Float64Array;
   private inFlightChunks = 0;
   private lastRequestNumber = 0;
   private largestAnswered = 0;
@@ -196,6 +209,7 @@ class Reassembly {
     this.header = Buffer.alloc(ticket.bytes);
     this.received = new Uint8Array(ticket.chunks);
     this.askedIn = new Uint32Array(ticket.chunks);
+    this.lastAskedAtMs = new Float64Array(ticket.chunks);
     this.rtt = new RttEstimator({
       initialRtoMs: options.chunkTimeoutMs,
       minRtoMs: options.minChunkTimeoutMs,
@@ -247,10 +261,11 @@ class Reassembly {
       const armProbe = () => {
         clearTimeout(probeTimer);
         const srtt = this.rtt.srttMs;
+        const tail = this.nextToAsk >= this.ticket.chunks;
         const waitMs =
           srtt === undefined
             ? this.options.chunkTimeoutMs / PROBES_PER_RTO
-            : Math.max(PROBE_AFTER_SRTTS * srtt, this.options.minChunkTimeoutMs);
+            : (tail ? TAIL_PROBE_SRTTS : PROBE_AFTER_SRTTS) * srtt;
         probeTimer = setTimeout(onProbe, Math.max(this.options.minChunkTimeoutMs, Math.ceil(waitMs)));
       };
       const onProbe = () => {
@@ -318,7 +333,9 @@ class Reassembly {
         if (this.receivedCount === this.ticket.chunks) return finish();
         pump();
         armRto();
-        armProbe();
+        // In the tail the probes keep their pace whatever trickles in; before it, a new chunk
+        // shows the path works and postpones the next probe.
+        if (this.nextToAsk < this.ticket.chunks || probeTimer === undefined) armProbe();
       });
       pump();
       armRto();
@@ -344,7 +361,7 @@ class Reassembly {
       return false;
     }
     const { index, requestNumber } = datagram;
-    const sentAtMs = this.inFlight.get(requestNumber)?.sentAtMs ?? this.probes.get(requestNumber);
+    const sentAtMs = this.sentAtMs.get(requestNumber);
     const now = performance.now();
     // Unambiguous: the chunk answers this very request, whether or not it was asked before.
     if (sentAtMs !== undefined) this.rtt.sample(now - sentAtMs);
@@ -463,23 +480,28 @@ class Reassembly {
    * missing after the one probed last (in turn, so that several missing chunks all get probed).
    */
   private sendProbe(): void {
+    const now = performance.now();
+    const srtt = this.rtt.srttMs;
+    // Before any sample, one chunk per probe (the budget of a small header must outlast a slow
+    // first round trip); after, the chunks whose last request should have been answered by now.
+    const most = srtt === undefined ? 1 : MAX_CHUNKS_PER_ASK;
+    const askedBefore = srtt === undefined ? Infinity : now - TIME_THRESHOLD * srtt;
     const asked = Math.max(1, this.nextToAsk);
+    const chunks: number[] = [];
     let index = this.lastProbed;
-    for (let step = 0; step < asked; step++) {
+    for (let step = 0; step < asked && chunks.length < most; step++) {
       index = (index + 1) % asked;
-      if (!this.received[index]) break;
+      if (!this.received[index] && this.lastAskedAtMs[index]! <= askedBefore) chunks.push(index);
     }
-    if (this.received[index]) return;
-    this.lastProbed = index;
+    if (chunks.length === 0) return;
+    this.lastProbed = chunks[chunks.length - 1]!;
+    for (const i of chunks) this.lastAskedAtMs[i] = now;
     const number = this.nextRequestNumber();
-    this.probes.set(number, performance.now());
+    this.sentAtMs.set(number, now);
     this.stats.requestsSent++;
-    this.trace?.("udp", "send", `REQUEST ${number} chunk ${index} (probe)`);
-    this.socket.send(
-      encodeRequest(this.ticket.token, [{ first: index, count: 1 }], number),
-      this.peer.port,
-      this.peer.address,
-    );
+    const ranges = toRanges(chunks);
+    this.trace?.("udp", "send", `REQUEST ${number} chunks ${chunks.join(",")} (probe)`);
+    this.socket.send(encodeRequest(this.ticket.token, ranges, number), this.peer.port, this.peer.address);
   }
 
   private nextRequestNumber(): number {
@@ -491,7 +513,11 @@ class Reassembly {
   private sendRequest(chunks: number[], now: number): void {
     const number = this.nextRequestNumber();
     this.inFlight.set(number, { number, sentAtMs: now, chunks: new Set(chunks) });
-    for (const index of chunks) this.askedIn[index] = number;
+    this.sentAtMs.set(number, now);
+    for (const index of chunks) {
+      this.askedIn[index] = number;
+      this.lastAskedAtMs[index] = now;
+    }
     this.inFlightChunks += chunks.length;
     const ranges = toRanges(chunks);
     const datagram = encodeRequest(this.ticket.token, ranges, number);
