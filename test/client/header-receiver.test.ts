@@ -10,7 +10,13 @@ import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { once } from "node:events";
 import { test } from "node:test";
 import fc from "fast-check";
-import { receiveHeader, type ReceiveOptions } from "../../src/client/header-receiver.js";
+import {
+  bindFreshPort,
+  CLIENT_RECEIVE_BUFFER_BYTES,
+  receiveHeader,
+  type ReceiveOptions,
+} from "../../src/client/header-receiver.js";
+import type { HeadwireError } from "../../src/errors.js";
 import type { Ticket } from "../../src/protocol/control.js";
 import { CHUNK_OVERHEAD_BYTES, chunkCount, decodeDatagram, encodeChunk } from "../../src/protocol/datagram.js";
 
@@ -48,6 +54,8 @@ const SILENT: ReceiveOptions = { ...QUICK, chunkTimeoutMs: 20 };
 interface Request {
   indices: number[];
   from: RemoteInfo;
+  /** When it arrived (performance.now()). */
+  at: number;
 }
 
 /**
@@ -72,7 +80,7 @@ class ChunkPeer {
       if (datagram?.type !== "request") return;
       assert.ok(datagram.token.equals(this.token), "with the ticket's token");
       const indices = datagram.ranges.flatMap(({ first, count }) => Array.from({ length: count }, (_, k) => first + k));
-      this.requests.push({ indices, from });
+      this.requests.push({ indices, from, at: performance.now() });
       // Chunks echo the request they answer, as a server does (datagram version 2).
       this.answering = datagram.requestNumber;
       for (const reply of this.answer(indices, this.requests.length - 1)) socket.send(reply, from.port, from.address);
@@ -408,4 +416,65 @@ test("a prebound socket of the wrong family is closed and a fresh one used", asy
   assert.deepEqual(got, peer.header);
   await closed;
   assert.equal(peer.requests[0]!.from.family, "IPv4");
+});
+
+// Issue 12: a path that blocks UDP ends early in UDP_SILENT (was: silent rounds until the ticket
+// expired, then DELIVERY_FAILED with no word about UDP).
+test("not one datagram back within silentAfterMs: UDP_SILENT, well before the rounds run out", async (t) => {
+  const peer = await ChunkPeer.start(t, header(450));
+  peer.answer = () => [];
+  const started = performance.now();
+  await assert.rejects(
+    receiveHeader(peer.ticket(), { ...PATIENT, maxDeliveryAttempts: 1000, silentAfterMs: 300 }),
+    (error: HeadwireError) => {
+      assert.equal(error.code, "UDP_SILENT");
+      assert.match(error.message, /not one datagram came back from 127\.0\.0\.1 port \d+ in 300 ms/);
+      assert.match(error.message, /UDP to that address seems blocked/);
+      return true;
+    },
+  );
+  assert.ok(performance.now() - started < 5000);
+  assert.ok(peer.requests.length >= 2, "it probed while waiting");
+});
+
+test("anything back from the server's port, even a corrupt datagram, rules out UDP_SILENT", async (t) => {
+  const peer = await ChunkPeer.start(t, header(450));
+  peer.answer = (indices) => indices.map((i) => peer.corrupt(i));
+  await assert.rejects(receiveHeader(peer.ticket(), { ...QUICK, maxDeliveryAttempts: 3, silentAfterMs: 200 }), {
+    code: "DELIVERY_FAILED",
+  });
+});
+
+test("chunks answered only on their third request still arrive, and no request goes out twice at once", async (t) => {
+  // Chunks 2 and 3 are answered only on their third request (was: each re-request sent twice at
+  // once, REASK_COPIES).
+  const peer = await ChunkPeer.start(t, header(450));
+  const asks = new Map<number, number>();
+  peer.answer = (indices) =>
+    indices.flatMap((i) => {
+      const n = (asks.get(i) ?? 0) + 1;
+      asks.set(i, n);
+      return i >= 2 && n < 3 ? [] : [peer.chunk(i)];
+    });
+  const { header: got } = await receiveHeader(peer.ticket(), { ...QUICK, maxDeliveryAttempts: 10 });
+  assert.deepEqual(got, peer.header);
+  const keys = peer.requests.map((r) => r.indices.join(","));
+  const stamps = peer.requests.map((r) => r.at);
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i] === keys[i - 1]) assert.ok(stamps[i]! - stamps[i - 1]! >= 5, `request ${i} repeated at once`);
+  }
+});
+
+test("the client's socket gets a receive buffer for a full window (CLIENT_RECEIVE_BUFFER_BYTES, within rmem_max)", async (t) => {
+  const plain = createSocket("udp4");
+  plain.bind(0, "127.0.0.1");
+  await once(plain, "listening");
+  t.after(() => plain.close());
+  const sized = await bindFreshPort("udp4");
+  t.after(() => sized.close());
+  assert.ok(
+    sized.getRecvBufferSize() > plain.getRecvBufferSize(),
+    `${sized.getRecvBufferSize()} vs ${plain.getRecvBufferSize()}`,
+  );
+  assert.ok(CLIENT_RECEIVE_BUFFER_BYTES >= 64 * 2304);
 });
