@@ -129,11 +129,11 @@ test("cross-field: the ticket budget holds at least one header of the largest si
 test("cross-field: minChunkTimeoutMs <= chunkTimeoutMs <= maxChunkTimeoutMs", () => {
   assertRefused(
     () => resolveClientConfig({ chunkTimeoutMs: 10 }),
-    "client.chunkTimeoutMs must be from client.minChunkTimeoutMs (20) to client.maxChunkTimeoutMs (1000), got 10",
+    "client.chunkTimeoutMs must be from client.minChunkTimeoutMs (20) to client.maxChunkTimeoutMs (8000), got 10",
   );
   assertRefused(
-    () => resolveClientConfig({ chunkTimeoutMs: 1001 }),
-    "client.chunkTimeoutMs must be from client.minChunkTimeoutMs (20) to client.maxChunkTimeoutMs (1000), got 1001",
+    () => resolveClientConfig({ chunkTimeoutMs: 8001 }),
+    "client.chunkTimeoutMs must be from client.minChunkTimeoutMs (20) to client.maxChunkTimeoutMs (8000), got 8001",
   );
   assertRefused(
     () => resolveClientConfig({ minChunkTimeoutMs: 500, maxChunkTimeoutMs: 400, chunkTimeoutMs: 450 }),

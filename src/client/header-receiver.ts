@@ -1,7 +1,7 @@
 /**
- * Collects one header over UDP: from a fresh ephemeral port, asks the server for a window of
- * chunks, keeps asking for what is missing (adaptive timeouts, bounded attempts, backoff),
- * reassembles, and checks the length and SHA-256 the TCP ticket announced. Duplicates,
+ * Collects one header over UDP: from a fresh ephemeral port, asks the server for chunks in
+ * numbered requests, as the congestion window allows and paced over the round trip, asks again
+ * for what is lost (a gap behind later answers, or a retransmission timeout), reassembles, and checks the length and SHA-256 the TCP ticket announced. Duplicates,
  * reordering and corrupt datagrams are harmless: each chunk is checked (CRC-32) and stored once.
  * Only datagrams from the address and port the REQUESTs went to count (vsftpd's rule for its data
  * connection): anyone else who learnt the token, or guesses the port, is ignored. The whole
@@ -14,7 +14,9 @@ import { once } from "node:events";
 import { isIP } from "node:net";
 import { HeadwireError } from "../errors.js";
 import type { Ticket } from "../protocol/control.js";
-import { decodeDatagram, encodeRequest, MAX_RANGES_PER_REQUEST, type ChunkRange } from "../protocol/datagram.js";
+import { decodeDatagram, encodeRequest, MAX_REQUEST_NUMBER, type ChunkRange } from "../protocol/datagram.js";
+import { backlogChunks, CongestionWindow, pacingRatePerMs } from "./congestion-window.js";
+import { RttEstimator } from "./rtt-estimator.js";
 import type { ClientTrace } from "./control-connection.js";
 import { canonicalHost } from "./ticket-trust.js";
 
@@ -26,8 +28,13 @@ export interface ReceiveOptions {
   maxChunkTimeoutMs: number;
   /** Silent rounds in a row before giving up. */
   maxDeliveryAttempts: number;
-  /** Chunks asked for and not yet received, at most. */
+  /** Chunks asked for and not yet received, at most: the receive window, the congestion window's cap. */
   windowChunks: number;
+  /**
+   * When not one datagram has come back from the server's UDP port this long after the first
+   * request, UDP is taken as blocked on this path: UDP_SILENT. Default SILENT_AFTER_MS.
+   */
+  silentAfterMs?: number;
   /**
    * The longest a collection may take: a ticket without `ttl`, or with a longer one, is bounded by
    * this, so a server that drips chunks cannot hold the client forever.
@@ -53,15 +60,54 @@ interface DataPeer {
   canonical: string;
 }
 
-/**
- * Requests sent after a silence go out this many times: on a lossy path a lost re-request costs a
- * whole timeout, a duplicate only one more chunk (within the server's per-ticket budget).
- */
-const REASK_COPIES = 2;
+/** silentAfterMs when the caller gives none (as CLIENT_SETTINGS.silentAfterMs). */
+export const SILENT_AFTER_MS = 4000;
 
-/** A UDP socket on a fresh ephemeral port, bound and ready. */
+/**
+ * The client socket's receive buffer: a full window of the largest datagrams (64 × 64 KiB would be
+ * absurd; 64 × ~1.3 KiB of payload costs ~64 × 2.3 KiB of kernel accounting) with room for a
+ * process that pauses a while. Linux caps it at net.core.rmem_max (208 KiB by default).
+ */
+export const CLIENT_RECEIVE_BUFFER_BYTES = 1024 * 1024;
+
+/** RFC 9002 §7.2: the initial window, 10 datagrams. */
+export const INITIAL_WINDOW_CHUNKS = 10;
+
+/** Chunks one REQUEST asks for at most: a lost request then loses few chunks' worth of round trip. */
+const MAX_CHUNKS_PER_ASK = 4;
+
+/**
+ * Probes per initial RTO while the server is silent: at 30 % loss each way (and 5 % corruption) a
+ * probe's round trip fails about half the time, so 4 s of probes every 250 ms give a spurious
+ * UDP_SILENT about once in 10⁴ queries. Each probe asks for one chunk: it costs the server's budget
+ * one chunk at most, and the budget's floor (MIN_BUDGET_DATAGRAMS) covers a dozen.
+ */
+const PROBES_PER_RTO = 4;
+
+/**
+ * Once round trips are measured, a tail loss probe (RFC 8985 §7) goes out after this many smoothed
+ * RTTs without a new chunk, and again each time, without the RTO's back-off: on a lossy path the
+ * last missing chunks would otherwise wait 1, 2, 4, 8 RTOs.
+ */
+const PROBE_AFTER_SRTTS = 2;
+
+/**
+ * In the tail (every chunk asked for, some still missing) probes go out every half SRTT: at 30 %
+ * loss each way half the round trips fail, and the slowest of 226 chunks would need about seven
+ * rounds of RTOs, more than a ticket lives. A probe is one request of at most MAX_CHUNKS_PER_ASK
+ * chunks, so this costs at most 8 chunks per round trip, and the server's budget bounds it.
+ */
+const TAIL_PROBE_SRTTS = 0.5;
+
+/** RFC 9002 §6.1.1: a request answered three numbers later than another means that one was lost. */
+const REQUEST_THRESHOLD = 3;
+
+/** RFC 9002 §6.1.2: or it is older than 9/8 of the round trip when a later one is answered. */
+const TIME_THRESHOLD = 9 / 8;
+
+/** A UDP socket on a fresh ephemeral port, bound and ready, its receive buffer sized for a window. */
 export async function bindFreshPort(family: "udp4" | "udp6"): Promise<Socket> {
-  const socket = createSocket(family);
+  const socket = createSocket({ type: family, recvBufferSize: CLIENT_RECEIVE_BUFFER_BYTES });
   socket.on("error", () => {});
   socket.bind(0);
   await once(socket, "listening");
@@ -108,44 +154,42 @@ async function resolveDataPeer(host: string, port: number): Promise<DataPeer> {
   }
 }
 
-/** RFC 6298 §2: smoothed round-trip time and its variation give the retransmission timeout. */
-class RetransmissionTimer {
-  private srttMs: number | undefined;
-  private rttvarMs = 0;
-  private rtoMs: number;
-
-  constructor(private readonly options: ReceiveOptions) {
-    this.rtoMs = options.chunkTimeoutMs;
-  }
-
-  sample(rttMs: number): void {
-    if (this.srttMs === undefined) {
-      this.srttMs = rttMs;
-      this.rttvarMs = rttMs / 2;
-    } else {
-      this.rttvarMs = 0.75 * this.rttvarMs + 0.25 * Math.abs(this.srttMs - rttMs);
-      this.srttMs = 0.875 * this.srttMs + 0.125 * rttMs;
-    }
-    this.rtoMs = this.srttMs + 4 * this.rttvarMs;
-  }
-
-  /** The wait after `silentRounds` rounds without progress: doubled each time, within bounds. */
-  timeoutMs(silentRounds: number): number {
-    const base = Math.max(this.options.minChunkTimeoutMs, this.rtoMs);
-    return Math.min(this.options.maxChunkTimeoutMs, base * 2 ** silentRounds);
-  }
+/** One REQUEST sent and not yet settled: what it asked for, and when. */
+interface SentRequest {
+  number: number;
+  sentAtMs: number;
+  /** Its chunks still missing and counted in flight. */
+  chunks: Set<number>;
 }
 
 class Reassembly {
   private readonly header: Buffer;
   private readonly received: Uint8Array;
-  /** When each chunk was first asked for; chunks asked again give no round-trip sample (Karn). */
-  private readonly askedAtMs: Float64Array;
-  private readonly askedAgain: Uint8Array;
+  /** The request each chunk in flight was last asked in (0: not in flight). */
+  private readonly askedIn: Uint32Array;
   private receivedCount = 0;
   /** Chunks below this index have all been asked for at least once. */
   private nextToAsk = 0;
-  private readonly timer: RetransmissionTimer;
+  /** Chunks taken for lost, to ask again before any new one. */
+  private readonly lost: number[] = [];
+  private readonly inFlight = new Map<number, SentRequest>();
+  /**
+   * When each request left, by number, kept after it is taken for lost: a late chunk still gives a
+   * true sample. Probes (one-chunk requests outside the window) are here too.
+   */
+  private readonly sentAtMs = new Map<number, number>();
+  private lastProbed = -1;
+  /** When each chunk was last asked for, by a request or a probe. */
+  private readonly lastAskedAtMs: Float64Array;
+  private inFlightChunks = 0;
+  private lastRequestNumber = 0;
+  private largestAnswered = 0;
+  private readonly rtt: RttEstimator;
+  private readonly cwnd: CongestionWindow;
+  /** Pacing (RFC 9002 §7.7): chunks that may be asked now, refilled at the pacing rate. */
+  private tokens = INITIAL_WINDOW_CHUNKS;
+  private tokensAtMs = performance.now();
+  private heardFromServer = false;
   readonly stats: ReceiveStats = {
     requestsSent: 0,
     chunksReceived: 0,
@@ -164,14 +208,26 @@ class Reassembly {
   ) {
     this.header = Buffer.alloc(ticket.bytes);
     this.received = new Uint8Array(ticket.chunks);
-    this.askedAtMs = new Float64Array(ticket.chunks);
-    this.askedAgain = new Uint8Array(ticket.chunks);
-    this.timer = new RetransmissionTimer(options);
+    this.askedIn = new Uint32Array(ticket.chunks);
+    this.lastAskedAtMs = new Float64Array(ticket.chunks);
+    this.rtt = new RttEstimator({
+      initialRtoMs: options.chunkTimeoutMs,
+      minRtoMs: options.minChunkTimeoutMs,
+      maxRtoMs: options.maxChunkTimeoutMs,
+    });
+    const maxWindow = Math.max(1, options.windowChunks);
+    this.cwnd = new CongestionWindow({
+      initialWindow: Math.min(INITIAL_WINDOW_CHUNKS, maxWindow),
+      minWindow: Math.min(INITIAL_WINDOW_CHUNKS, maxWindow),
+      maxWindow,
+    });
+    this.tokens = Math.min(INITIAL_WINDOW_CHUNKS, maxWindow);
   }
 
   run(): Promise<{ header: Buffer; stats: ReceiveStats }> {
     return new Promise((resolve, reject) => {
-      let timeout: NodeJS.Timeout | undefined;
+      let rtoTimer: NodeJS.Timeout | undefined;
+      let paceTimer: NodeJS.Timeout | undefined;
       let silentRounds = 0;
       // The server forgets the ticket after its ttl: asking later is pointless. A ticket without
       // one, or with a longer one than this client allows, gets the client's bound: chunks that
@@ -186,9 +242,45 @@ class Reassembly {
             : `${this.receivedCount} of ${this.ticket.chunks} chunks arrived in ${ttlMs} ms, the longest this client waits for a ticket (maxTicketTtlMs)`,
         );
       const expiry = setTimeout(() => finish(expired()), ttlMs);
+      const silentAfterMs = this.options.silentAfterMs ?? SILENT_AFTER_MS;
+      const silence = setTimeout(() => {
+        if (this.heardFromServer) return;
+        finish(
+          new HeadwireError(
+            "UDP_SILENT",
+            `not one datagram came back from ${this.peer.address} port ${this.peer.port} in ${silentAfterMs} ms ` +
+              `(${this.stats.requestsSent} requests sent); UDP to that address seems blocked on this path`,
+          ),
+        );
+      }, silentAfterMs);
+      // Besides the backed-off retransmissions, one missing chunk is asked for again after a quiet
+      // spell: every quarter initial RTO until the server is first heard from (on a path that
+      // loses half the round trips, three requests in silentAfterMs would often all be lost and
+      // UDP taken for blocked), then every PROBE_AFTER_SRTTS smoothed RTTs without a new chunk.
+      let probeTimer: NodeJS.Timeout | undefined;
+      const armProbe = () => {
+        clearTimeout(probeTimer);
+        const srtt = this.rtt.srttMs;
+        const tail = this.nextToAsk >= this.ticket.chunks;
+        const waitMs =
+          srtt === undefined
+            ? this.options.chunkTimeoutMs / PROBES_PER_RTO
+            : (tail ? TAIL_PROBE_SRTTS : PROBE_AFTER_SRTTS) * srtt;
+        probeTimer = setTimeout(onProbe, Math.max(this.options.minChunkTimeoutMs, Math.ceil(waitMs)));
+      };
+      const onProbe = () => {
+        this.sendProbe();
+        armProbe();
+      };
+      let done = false;
       const finish = (error?: HeadwireError) => {
-        clearTimeout(timeout);
+        if (done) return;
+        done = true;
+        clearTimeout(probeTimer);
+        clearTimeout(rtoTimer);
+        clearTimeout(paceTimer);
         clearTimeout(expiry);
+        clearTimeout(silence);
         this.socket.removeAllListeners("message");
         if (error) return reject(error);
         const digest = createHash("sha256").update(this.header).digest();
@@ -197,12 +289,13 @@ class Reassembly {
         }
         resolve({ header: this.header, stats: this.stats });
       };
-      const arm = () => {
-        clearTimeout(timeout);
+      // RFC 6298 §5.1 and §5.3: the timer runs while chunks are in flight, restarted by progress.
+      const armRto = () => {
+        clearTimeout(rtoTimer);
         const untilExpiry = Math.max(1, expiresAt - performance.now());
-        timeout = setTimeout(onSilence, Math.min(this.timer.timeoutMs(silentRounds), untilExpiry));
+        rtoTimer = setTimeout(onRto, Math.min(this.rtt.rtoMs, untilExpiry));
       };
-      const onSilence = () => {
+      const onRto = () => {
         silentRounds++;
         this.stats.silentRounds++;
         if (performance.now() >= expiresAt) return finish(expired());
@@ -214,31 +307,52 @@ class Reassembly {
             ),
           );
         }
-        this.askMissing();
-        arm();
+        // RFC 6298 §5.4–5.6: everything in flight is taken for lost, the RTO doubles (and stays
+        // doubled until a sample comes), and the window shrinks.
+        this.rtt.backOff();
+        this.cwnd.onTimeout(this.lastRequestNumber);
+        this.declareLost(() => true);
+        this.allowBurstAfterTimeout();
+        pump();
+        armRto();
+      };
+      const pump = () => {
+        clearTimeout(paceTimer);
+        paceTimer = undefined;
+        const waitMs = this.askAsAllowed();
+        if (waitMs !== undefined) paceTimer = setTimeout(pump, waitMs);
       };
       this.socket.on("message", (message: Buffer, from: RemoteInfo) => {
         if (from.port !== this.peer.port || canonicalHost(from.address) !== this.peer.canonical) {
           this.stats.foreign++;
           return;
         }
+        this.heardFromServer = true;
         if (!this.accept(message)) return;
         silentRounds = 0;
         if (this.receivedCount === this.ticket.chunks) return finish();
-        this.askAhead();
-        arm();
+        pump();
+        armRto();
+        // In the tail the probes keep their pace whatever trickles in; before it, a new chunk
+        // shows the path works and postpones the next probe.
+        if (this.nextToAsk < this.ticket.chunks || probeTimer === undefined) armProbe();
       });
-      this.askAhead();
-      arm();
+      pump();
+      armRto();
+      armProbe();
     });
   }
 
-  /** Stores a valid chunk of this ticket; true when it was new. */
+  /**
+   * Handles one datagram from the server: a round-trip sample from its echoed request number, loss
+   * detection, and the chunk stored. True when it was a new chunk.
+   */
   private accept(message: Buffer): boolean {
     const datagram = decodeDatagram(message);
     if (
       !datagram ||
       datagram.type !== "chunk" ||
+      datagram.version !== 2 ||
       !datagram.token.equals(this.ticket.token) ||
       datagram.count !== this.ticket.chunks ||
       datagram.total !== this.ticket.bytes
@@ -246,68 +360,188 @@ class Reassembly {
       this.stats.rejected++;
       return false;
     }
-    const { index } = datagram;
+    const { index, requestNumber } = datagram;
+    const sentAtMs = this.sentAtMs.get(requestNumber);
+    const now = performance.now();
+    // Unambiguous: the chunk answers this very request, whether or not it was asked before.
+    if (sentAtMs !== undefined) this.rtt.sample(now - sentAtMs);
+    if (requestNumber > this.largestAnswered && requestNumber <= this.lastRequestNumber) {
+      this.largestAnswered = requestNumber;
+    }
     if (this.received[index]) {
       this.stats.duplicates++;
+      this.settle(index);
       return false;
     }
     this.trace?.(
       "udp",
       "recv",
-      `CHUNK ${index + 1}/${datagram.count} (${message.length} bytes, ${datagram.payload.length} of the header)`,
+      `CHUNK ${index + 1}/${datagram.count} (${message.length} bytes, ${datagram.payload.length} of the header, request ${requestNumber})`,
     );
     datagram.payload.copy(this.header, datagram.offset);
     this.received[index] = 1;
     this.receivedCount++;
     this.stats.chunksReceived++;
-    if (!this.askedAgain[index]) this.timer.sample(performance.now() - this.askedAtMs[index]!);
+    this.settle(index);
+    this.cwnd.onDelivered(requestNumber);
+    this.detectLosses(now);
     return true;
   }
 
-  /** Keeps the window full: asks for new chunks so that at most windowChunks are outstanding. */
-  private askAhead(): void {
-    const outstanding = this.nextToAsk - this.receivedBelow(this.nextToAsk);
-    const room = this.options.windowChunks - outstanding;
-    if (room <= 0 || this.nextToAsk >= this.ticket.chunks) return;
-    const count = Math.min(room, this.ticket.chunks - this.nextToAsk);
-    const now = performance.now();
-    for (let i = this.nextToAsk; i < this.nextToAsk + count; i++) this.askedAtMs[i] = now;
-    this.send([{ first: this.nextToAsk, count }], 1);
-    this.nextToAsk += count;
-  }
-
-  /** After silence: asks again for every chunk asked for and missing, up to one window. */
-  private askMissing(): void {
-    const ranges: ChunkRange[] = [];
-    let budget = this.options.windowChunks;
-    for (let i = 0; i < this.nextToAsk && budget > 0 && ranges.length < MAX_RANGES_PER_REQUEST; i++) {
-      if (this.received[i]) continue;
-      this.askedAgain[i] = 1;
-      const last = ranges[ranges.length - 1];
-      if (last && last.first + last.count === i) last.count++;
-      else ranges.push({ first: i, count: 1 });
-      budget--;
+  /** A received chunk leaves flight (and the lost queue, when it was taken for lost too early). */
+  private settle(index: number): void {
+    const number = this.askedIn[index]!;
+    if (number === 0) return;
+    this.askedIn[index] = 0;
+    const request = this.inFlight.get(number);
+    if (request?.chunks.delete(index)) {
+      this.inFlightChunks--;
+      if (request.chunks.size === 0) this.inFlight.delete(number);
     }
-    if (ranges.length > 0) this.send(ranges, REASK_COPIES);
-    else this.askAhead();
   }
 
-  private receivedBelow(limit: number): number {
-    let count = 0;
-    for (let i = 0; i < limit; i++) count += this.received[i]!;
-    return count;
+  /** RFC 9002 §6.1: a request is lost once one three numbers later, or 9/8 RTT younger, was answered. */
+  private detectLosses(now: number): void {
+    const rttMs = Math.max(this.rtt.srttMs ?? 0, this.rtt.latestRttMs ?? 0);
+    const lostBefore = now - TIME_THRESHOLD * rttMs;
+    this.declareLost(
+      (request) =>
+        request.number < this.largestAnswered &&
+        (request.number + REQUEST_THRESHOLD <= this.largestAnswered || request.sentAtMs <= lostBefore),
+    );
   }
 
-  private send(ranges: ChunkRange[], copies: number): void {
-    const datagram = encodeRequest(this.ticket.token, ranges);
+  /** Moves the missing chunks of the requests `isLost` picks to the lost queue. */
+  private declareLost(isLost: (request: SentRequest) => boolean): void {
+    for (const request of [...this.inFlight.values()]) {
+      if (!isLost(request)) continue;
+      this.inFlight.delete(request.number);
+      const backlog = backlogChunks(this.cwnd.window, this.rtt.srttMs, this.rtt.minRttMs);
+      this.cwnd.onLoss(request.number, this.lastRequestNumber, backlog);
+      for (const index of request.chunks) {
+        this.askedIn[index] = 0;
+        this.inFlightChunks--;
+        if (!this.received[index]) this.lost.push(index);
+      }
+    }
+  }
+
+  /**
+   * Asks for lost chunks first, then new ones, as far as the congestion window and the pacing
+   * tokens allow. Returns how long to wait before there is a token again, when the window has
+   * room and something is left to ask; undefined otherwise.
+   */
+  private askAsAllowed(): number | undefined {
+    const now = performance.now();
+    const window = this.cwnd.window;
+    // Before the first sample, the initial window leaves at once (RFC 9002 §7.7 allows a burst
+    // of the initial window); after it, a window per 0.8 RTT.
+    const srtt = this.rtt.srttMs;
+    const rate = srtt === undefined ? 0 : pacingRatePerMs(window, srtt);
+    this.tokens = Math.min(INITIAL_WINDOW_CHUNKS, this.tokens + (now - this.tokensAtMs) * rate);
+    this.tokensAtMs = now;
+    for (;;) {
+      const room = Math.min(window - this.inFlightChunks, Math.floor(this.tokens), MAX_CHUNKS_PER_ASK);
+      if (!this.hasMoreToAsk()) return undefined;
+      if (window - this.inFlightChunks <= 0) return undefined;
+      if (room <= 0) return rate > 0 ? Math.max(1, Math.ceil((1 - this.tokens) / rate)) : undefined;
+      const chunks = this.takeToAsk(room);
+      this.tokens -= chunks.length;
+      this.sendRequest(chunks, now);
+    }
+  }
+
+  /** After a timeout the lost chunks go out at once, up to the initial window, as after a PTO. */
+  private allowBurstAfterTimeout(): void {
+    this.tokens = Math.max(this.tokens, Math.min(INITIAL_WINDOW_CHUNKS, this.cwnd.window));
+  }
+
+  private hasMoreToAsk(): boolean {
+    while (this.lost.length > 0 && this.received[this.lost[0]!]) this.lost.shift();
+    while (this.nextToAsk < this.ticket.chunks && this.received[this.nextToAsk]) this.nextToAsk++;
+    return this.lost.length > 0 || this.nextToAsk < this.ticket.chunks;
+  }
+
+  private takeToAsk(count: number): number[] {
+    const chunks: number[] = [];
+    while (chunks.length < count && this.lost.length > 0) {
+      const index = this.lost.shift()!;
+      if (!this.received[index] && this.askedIn[index] === 0) chunks.push(index);
+    }
+    while (chunks.length < count && this.nextToAsk < this.ticket.chunks) {
+      const index = this.nextToAsk++;
+      if (!this.received[index]) chunks.push(index);
+    }
+    return chunks;
+  }
+
+  /**
+   * A one-chunk request, outside the window's accounting, for the next chunk asked for and still
+   * missing after the one probed last (in turn, so that several missing chunks all get probed).
+   */
+  private sendProbe(): void {
+    const now = performance.now();
+    const srtt = this.rtt.srttMs;
+    // Before any sample, one chunk per probe (the budget of a small header must outlast a slow
+    // first round trip); after, the chunks whose last request should have been answered by now.
+    const most = srtt === undefined ? 1 : MAX_CHUNKS_PER_ASK;
+    const askedBefore = srtt === undefined ? Infinity : now - TIME_THRESHOLD * srtt;
+    const asked = Math.max(1, this.nextToAsk);
+    const chunks: number[] = [];
+    let index = this.lastProbed;
+    for (let step = 0; step < asked && chunks.length < most; step++) {
+      index = (index + 1) % asked;
+      if (!this.received[index] && this.lastAskedAtMs[index]! <= askedBefore) chunks.push(index);
+    }
+    if (chunks.length === 0) return;
+    this.lastProbed = chunks[chunks.length - 1]!;
+    for (const i of chunks) this.lastAskedAtMs[i] = now;
+    const number = this.nextRequestNumber();
+    this.sentAtMs.set(number, now);
+    this.stats.requestsSent++;
+    const ranges = toRanges(chunks);
+    this.trace?.("udp", "send", `REQUEST ${number} chunks ${chunks.join(",")} (probe)`);
+    this.socket.send(encodeRequest(this.ticket.token, ranges, number), this.peer.port, this.peer.address);
+  }
+
+  private nextRequestNumber(): number {
+    // Request numbers wrap after 2³² − 1 requests, which no ticket's budget comes near.
+    this.lastRequestNumber = this.lastRequestNumber >= MAX_REQUEST_NUMBER ? 1 : this.lastRequestNumber + 1;
+    return this.lastRequestNumber;
+  }
+
+  private sendRequest(chunks: number[], now: number): void {
+    const number = this.nextRequestNumber();
+    this.inFlight.set(number, { number, sentAtMs: now, chunks: new Set(chunks) });
+    this.sentAtMs.set(number, now);
+    for (const index of chunks) {
+      this.askedIn[index] = number;
+      this.lastAskedAtMs[index] = now;
+    }
+    this.inFlightChunks += chunks.length;
+    const ranges = toRanges(chunks);
+    const datagram = encodeRequest(this.ticket.token, ranges, number);
     if (this.trace) {
       const wanted = ranges.map((r) => (r.count === 1 ? `${r.first}` : `${r.first}-${r.first + r.count - 1}`));
       const from = this.socket.address().port;
-      this.trace("udp", "send", `REQUEST chunks ${wanted.join(",")} (${datagram.length} bytes, from port ${from})`);
+      this.trace(
+        "udp",
+        "send",
+        `REQUEST ${number} chunks ${wanted.join(",")} (${datagram.length} bytes, from port ${from}, window ${this.cwnd.window})`,
+      );
     }
-    for (let copy = 0; copy < copies; copy++) {
-      this.stats.requestsSent++;
-      this.socket.send(datagram, this.peer.port, this.peer.address);
-    }
+    this.stats.requestsSent++;
+    this.socket.send(datagram, this.peer.port, this.peer.address);
   }
+}
+
+/** Chunk indices as ranges, in the order given (consecutive ones merged). */
+function toRanges(chunks: readonly number[]): ChunkRange[] {
+  const ranges: ChunkRange[] = [];
+  for (const index of chunks) {
+    const last = ranges[ranges.length - 1];
+    if (last && last.first + last.count === index) last.count++;
+    else ranges.push({ first: index, count: 1 });
+  }
+  return ranges;
 }

@@ -186,11 +186,15 @@ export const SERVER_SETTINGS = {
     default: 4 * MiB,
     help: "kernel receive queue of the UDP socket",
   },
+  /**
+   * 30 s: a 226-chunk header over a 600 ms round trip with 30 % loss takes 7-10 s to collect
+   * (docs/protocol.md); memory stays bounded by maxTicketBytes and maxTicketsPerSession.
+   */
   ticketTtlMs: {
     kind: "integer",
     min: 1,
     max: 3_600_000,
-    default: 10_000,
+    default: 30_000,
     help: "how long a delivery ticket can be collected over UDP",
   },
   /** Unless a query of the session is being answered. */
@@ -453,11 +457,12 @@ export const CLIENT_SETTINGS = {
    * Once chunks arrive the wait adapts to the measured round-trip time (RFC 6298's estimator),
    * between minChunkTimeoutMs and maxChunkTimeoutMs, and doubles on each silent round.
    */
+  /** RFC 6298 §2.1: 1 s before the first sample; a shorter one re-asks everything on slow paths. */
   chunkTimeoutMs: {
     kind: "integer",
     min: 1,
     max: 60_000,
-    default: 200,
+    default: 1000,
     env: false,
     help: "wait before asking again for lost UDP chunks",
   },
@@ -473,7 +478,7 @@ export const CLIENT_SETTINGS = {
     kind: "integer",
     min: 1,
     max: 60_000,
-    default: 1000,
+    default: 8000,
     flag: false,
     help: "longest wait for lost chunks, however many silent rounds",
   },
@@ -485,13 +490,27 @@ export const CLIENT_SETTINGS = {
     flag: false,
     help: "requests for missing chunks before delivery is given up",
   },
+  /** The congestion window starts at 10 (RFC 9002 §7.2) and grows up to this. */
   windowChunks: {
     kind: "integer",
     min: 1,
     max: 4096,
-    default: 32,
+    default: 64,
     flag: false,
-    help: "chunks asked for at once (the receive window)",
+    help: "chunks asked for and not yet received, at most (the receive window)",
+  },
+  /**
+   * Four initial RTOs: with not one datagram back by then (after ~16 probes, see PROBES_PER_RTO in
+   * src/client/header-receiver.ts), UDP is taken as blocked and the query ends in UDP_SILENT
+   * rather than waiting for the ticket to expire.
+   */
+  silentAfterMs: {
+    kind: "integer",
+    min: 1,
+    max: 600_000,
+    default: 4000,
+    flag: false,
+    help: "no datagram at all from the server's UDP port this long after the first request: UDP_SILENT",
   },
   /** A hostile server cannot make the client allocate more. */
   maxHeaderBytes: {

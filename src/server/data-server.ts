@@ -7,7 +7,7 @@
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { once } from "node:events";
 import { isIP } from "node:net";
-import { decodeDatagram, encodeChunk, MAX_RANGE_CHUNKS } from "../protocol/datagram.js";
+import { decodeDatagram, encodeChunk, MAX_RANGE_CHUNKS, type RequestDatagram } from "../protocol/datagram.js";
 import { canonicalAddress, type DeliveryTicket, type TicketRegistry } from "./ticket-registry.js";
 
 export interface DataServerOptions {
@@ -137,17 +137,29 @@ export class DataServer {
     for (const range of datagram.ranges) {
       const last = Math.min(range.first + Math.min(range.count, MAX_RANGE_CHUNKS), ticket.chunkCount);
       for (let index = range.first; index < last && allowance > 0; index++, allowance--) {
-        const outcome = this.sendChunk(ticket, index, remote);
+        const outcome = this.sendChunk(ticket, index, remote, datagram);
         if (outcome === "overBudget") return void this.stats.dropped.overBudget++;
         if (outcome === "unsendable") return;
       }
     }
   }
 
-  private sendChunk(ticket: DeliveryTicket, index: number, remote: DatagramPeer): "sent" | "overBudget" | "unsendable" {
+  /**
+   * Sends chunk `index` in answer to `request`: in its version (a version-1 client gets version-1
+   * chunks, as before) and echoing its request number, which makes every chunk an unambiguous
+   * round-trip sample for the client.
+   */
+  private sendChunk(
+    ticket: DeliveryTicket,
+    index: number,
+    remote: DatagramPeer,
+    request: RequestDatagram,
+  ): "sent" | "overBudget" | "unsendable" {
     const offset = index * ticket.chunkPayloadBytes;
     const payload = ticket.header.subarray(offset, offset + ticket.chunkPayloadBytes);
     const datagram = encodeChunk({
+      version: request.version,
+      requestNumber: request.requestNumber,
       token: ticket.token,
       index,
       count: ticket.chunkCount,

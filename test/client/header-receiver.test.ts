@@ -10,9 +10,15 @@ import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { once } from "node:events";
 import { test } from "node:test";
 import fc from "fast-check";
-import { receiveHeader, type ReceiveOptions } from "../../src/client/header-receiver.js";
+import {
+  bindFreshPort,
+  CLIENT_RECEIVE_BUFFER_BYTES,
+  receiveHeader,
+  type ReceiveOptions,
+} from "../../src/client/header-receiver.js";
+import type { HeadwireError } from "../../src/errors.js";
 import type { Ticket } from "../../src/protocol/control.js";
-import { chunkCount, decodeDatagram, encodeChunk } from "../../src/protocol/datagram.js";
+import { CHUNK_OVERHEAD_BYTES, chunkCount, decodeDatagram, encodeChunk } from "../../src/protocol/datagram.js";
 
 type Hooks = { after: (fn: () => void) => void };
 
@@ -48,6 +54,8 @@ const SILENT: ReceiveOptions = { ...QUICK, chunkTimeoutMs: 20 };
 interface Request {
   indices: number[];
   from: RemoteInfo;
+  /** When it arrived (performance.now()). */
+  at: number;
 }
 
 /**
@@ -58,6 +66,7 @@ class ChunkPeer {
   readonly requests: Request[] = [];
   readonly token = randomBytes(16);
   readonly chunks: number;
+  private answering = 0;
   answer: (indices: number[], nth: number) => Buffer[] = (indices) => indices.map((i) => this.chunk(i));
 
   private constructor(
@@ -71,7 +80,9 @@ class ChunkPeer {
       if (datagram?.type !== "request") return;
       assert.ok(datagram.token.equals(this.token), "with the ticket's token");
       const indices = datagram.ranges.flatMap(({ first, count }) => Array.from({ length: count }, (_, k) => first + k));
-      this.requests.push({ indices, from });
+      this.requests.push({ indices, from, at: performance.now() });
+      // Chunks echo the request they answer, as a server does (datagram version 2).
+      this.answering = datagram.requestNumber;
       for (const reply of this.answer(indices, this.requests.length - 1)) socket.send(reply, from.port, from.address);
     });
   }
@@ -102,13 +113,21 @@ class ChunkPeer {
   chunk(index: number, token = this.token): Buffer {
     const offset = index * PAYLOAD_BYTES;
     const payload = this.header.subarray(offset, offset + PAYLOAD_BYTES);
-    return encodeChunk({ token, index, count: this.chunks, total: this.header.length, offset, payload });
+    return encodeChunk({
+      token,
+      requestNumber: this.answering,
+      index,
+      count: this.chunks,
+      total: this.header.length,
+      offset,
+      payload,
+    });
   }
 
   /** A chunk with one payload byte flipped after its CRC was computed. */
   corrupt(index: number): Buffer {
     const buf = this.chunk(index);
-    buf[40]! ^= 0x01;
+    buf[CHUNK_OVERHEAD_BYTES]! ^= 0x01;
     return buf;
   }
 
@@ -132,7 +151,8 @@ test("collects a multi-chunk header when every chunk comes once, in order", asyn
   assert.equal(stats.duplicates, 0);
   assert.equal(stats.rejected, 0);
   assert.equal(stats.silentRounds, 0);
-  assert.equal(stats.requestsSent, 1, "one request asks for the whole window");
+  // The initial window (10 chunks, RFC 9002 §7.2) leaves at once, in requests of at most 4 chunks.
+  assert.equal(stats.requestsSent, 3, "the initial window in three requests");
   assert.deepEqual(peer.asked(), [...Array(10).keys()]);
 });
 
@@ -164,8 +184,15 @@ test("reassembles whatever the order of arrival and however many duplicates", as
       async (order, duplicates) => {
         // All at once in answer to this run's first request, the duplicates first.
         const sequence = [...duplicates, ...order];
-        const first = peer.requests.length;
-        peer.answer = (_, nth) => (nth === first ? sequence.map((i) => peer.chunk(i)) : []);
+        // A previous run's late requests may still come in: this run's first request is the first
+        // from a port not seen before.
+        const oldPorts = new Set(peer.requests.map((r) => r.from.port));
+        let first = -1;
+        peer.answer = (_, nth) => {
+          if (first >= 0 || oldPorts.has(peer.requests[nth]!.from.port)) return [];
+          first = nth;
+          return sequence.map((i) => peer.chunk(i));
+        };
         const { header: got, stats } = await receiveHeader(peer.ticket(), PATIENT);
         assert.deepEqual(got, peer.header);
         assert.equal(stats.chunksReceived, n);
@@ -178,7 +205,8 @@ test("reassembles whatever the order of arrival and however many duplicates", as
           seen.add(i);
         }
         assert.equal(stats.duplicates, repeats, "every duplicate counted and dropped");
-        assert.equal(peer.requests.length - first, 1, "nothing asked again");
+        const asked = peer.requests.slice(first).flatMap((r) => r.indices);
+        assert.equal(new Set(asked).size, asked.length, "nothing asked again");
       },
     ),
     { seed: 20260517, numRuns: 25, includeErrorInReport: true },
@@ -192,7 +220,7 @@ test("a corrupt chunk (bad CRC) is rejected, and asked for again after a silence
   assert.deepEqual(got, peer.header);
   assert.ok(stats.rejected >= 1, `rejected ${stats.rejected}`);
   assert.equal(stats.silentRounds, 1);
-  assert.deepEqual(peer.requests[1]!.indices, [2], "only the corrupt chunk is asked again");
+  assert.deepEqual(peer.requests.at(-1)!.indices, [2], "only the corrupt chunk is asked again");
 });
 
 test("chunks of another ticket (token, count or total differ) are rejected, never stored", async (t) => {
@@ -228,28 +256,36 @@ test("chunks of another ticket (token, count or total differ) are rejected, neve
   assert.equal(stats.chunksReceived, peer.chunks);
 });
 
-test("a missing chunk is asked for again after a silence, alone, and with two copies of the request", async (t) => {
+test("a missing chunk is asked for again after a silence, alone, in one request sent once", async (t) => {
   const peer = await ChunkPeer.start(t, header(950));
-  peer.answer = (indices, nth) => indices.filter((i) => nth > 0 || (i !== 3 && i !== 7)).map((i) => peer.chunk(i));
+  // The initial window goes in three requests (0-3, 4-7, 8-9): 3 and 7 are lost from them.
+  peer.answer = (indices, nth) => indices.filter((i) => nth > 2 || (i !== 3 && i !== 7)).map((i) => peer.chunk(i));
   const { header: got, stats } = await receiveHeader(peer.ticket(), QUICK);
   assert.deepEqual(got, peer.header);
-  assert.equal(stats.silentRounds, 1);
-  assert.deepEqual(peer.requests[1]!.indices, [3, 7], "the re-request names only the missing chunks");
-  // REASK_COPIES: the re-request goes out twice (the first copy's answers complete the header).
-  assert.equal(stats.requestsSent, 3);
+  // A gap (later requests answered, RFC 9002 §6.1), a probe or a silence: either way only the
+  // missing chunks are asked for again (was: also a second copy of the re-request, at once).
+  const again = peer.requests.slice(3).map((r) => r.indices);
+  assert.deepEqual([...new Set(again.flat())].sort(), [3, 7], "the re-requests name only the missing chunks");
+  assert.equal(stats.requestsSent, peer.requests.length);
 });
 
 test("the wait before asking again doubles on each silent round, within maxChunkTimeoutMs", async (t) => {
   const peer = await ChunkPeer.start(t, header(250));
-  // Silent to the first request and to two re-requests (each sent twice), then it answers.
-  peer.answer = (indices, nth) => (nth >= 1 + 2 * 2 ? indices.map((i) => peer.chunk(i)) : []);
+  // Silent to the first request and to two re-requests (each sent once), then it answers. The
+  // one-chunk probes sent while the peer is silent are not answered and not timed.
+  const whole = (indices: number[]) => indices.length === peer.chunks;
+  let rounds = 0;
+  peer.answer = (indices) => (whole(indices) && ++rounds > 3 ? indices.map((i) => peer.chunk(i)) : []);
   const stamps: number[] = [];
-  peer.socket.on("message", () => stamps.push(performance.now()));
+  peer.socket.on("message", (message: Buffer) => {
+    const request = decodeDatagram(message);
+    if (request?.type === "request" && request.ranges[0]!.count === peer.chunks) stamps.push(performance.now());
+  });
   const { header: got, stats } = await receiveHeader(peer.ticket(), { ...SILENT, maxDeliveryAttempts: 5 });
   assert.deepEqual(got, peer.header);
   assert.equal(stats.silentRounds, 3);
-  // Rounds start at requests 0, 1, 3, 5 (re-requests come in pairs): waits of 20, 40, 80 (capped) ms.
-  const waits = [stamps[1]! - stamps[0]!, stamps[3]! - stamps[1]!, stamps[5]! - stamps[3]!];
+  // Rounds start at requests 0, 1, 2, 3: waits of 20, 40, 80 (capped) ms.
+  const waits = [stamps[1]! - stamps[0]!, stamps[2]! - stamps[1]!, stamps[3]! - stamps[2]!];
   for (const [i, least] of [20, 40, 80].entries()) assert.ok(waits[i]! >= least - 2, `waits ${waits.join(", ")}`);
 });
 
@@ -307,8 +343,9 @@ test("chunks from another source port are ignored and counted; the peer's own ar
   const peer = await ChunkPeer.start(t, header(450));
   const elsewhere = await loopbackSocket(t);
   assert.notEqual(elsewhere.address().port, peer.socket.address().port);
+  // The initial window goes in two requests (chunks 0-3, 4): both are answered from elsewhere.
   peer.answer = (indices, nth) => {
-    if (nth > 0) return indices.map((i) => peer.chunk(i));
+    if (nth > 1) return indices.map((i) => peer.chunk(i));
     const { address, port } = peer.requests[0]!.from;
     for (const i of indices) elsewhere.send(peer.chunk(i), port, address);
     return [];
@@ -329,8 +366,9 @@ test("chunks from another address, even from the same port, are ignored", async 
   } catch {
     return t.skip("cannot bind 127.0.0.2");
   }
+  // The initial window goes in two requests (chunks 0-3, 4): both are answered from elsewhere.
   peer.answer = (indices, nth) => {
-    if (nth > 0) return indices.map((i) => peer.chunk(i));
+    if (nth > 1) return indices.map((i) => peer.chunk(i));
     const { address, port } = peer.requests[0]!.from;
     for (const i of indices) impostor.send(peer.chunk(i), port, address);
     return [];
@@ -378,4 +416,65 @@ test("a prebound socket of the wrong family is closed and a fresh one used", asy
   assert.deepEqual(got, peer.header);
   await closed;
   assert.equal(peer.requests[0]!.from.family, "IPv4");
+});
+
+// Issue 12: a path that blocks UDP ends early in UDP_SILENT (was: silent rounds until the ticket
+// expired, then DELIVERY_FAILED with no word about UDP).
+test("not one datagram back within silentAfterMs: UDP_SILENT, well before the rounds run out", async (t) => {
+  const peer = await ChunkPeer.start(t, header(450));
+  peer.answer = () => [];
+  const started = performance.now();
+  await assert.rejects(
+    receiveHeader(peer.ticket(), { ...PATIENT, maxDeliveryAttempts: 1000, silentAfterMs: 300 }),
+    (error: HeadwireError) => {
+      assert.equal(error.code, "UDP_SILENT");
+      assert.match(error.message, /not one datagram came back from 127\.0\.0\.1 port \d+ in 300 ms/);
+      assert.match(error.message, /UDP to that address seems blocked/);
+      return true;
+    },
+  );
+  assert.ok(performance.now() - started < 5000);
+  assert.ok(peer.requests.length >= 2, "it probed while waiting");
+});
+
+test("anything back from the server's port, even a corrupt datagram, rules out UDP_SILENT", async (t) => {
+  const peer = await ChunkPeer.start(t, header(450));
+  peer.answer = (indices) => indices.map((i) => peer.corrupt(i));
+  await assert.rejects(receiveHeader(peer.ticket(), { ...QUICK, maxDeliveryAttempts: 3, silentAfterMs: 200 }), {
+    code: "DELIVERY_FAILED",
+  });
+});
+
+test("chunks answered only on their third request still arrive, and no request goes out twice at once", async (t) => {
+  // Chunks 2 and 3 are answered only on their third request (was: each re-request sent twice at
+  // once, REASK_COPIES).
+  const peer = await ChunkPeer.start(t, header(450));
+  const asks = new Map<number, number>();
+  peer.answer = (indices) =>
+    indices.flatMap((i) => {
+      const n = (asks.get(i) ?? 0) + 1;
+      asks.set(i, n);
+      return i >= 2 && n < 3 ? [] : [peer.chunk(i)];
+    });
+  const { header: got } = await receiveHeader(peer.ticket(), { ...QUICK, maxDeliveryAttempts: 10 });
+  assert.deepEqual(got, peer.header);
+  const keys = peer.requests.map((r) => r.indices.join(","));
+  const stamps = peer.requests.map((r) => r.at);
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i] === keys[i - 1]) assert.ok(stamps[i]! - stamps[i - 1]! >= 5, `request ${i} repeated at once`);
+  }
+});
+
+test("the client's socket gets a receive buffer for a full window (CLIENT_RECEIVE_BUFFER_BYTES, within rmem_max)", async (t) => {
+  const plain = createSocket("udp4");
+  plain.bind(0, "127.0.0.1");
+  await once(plain, "listening");
+  t.after(() => plain.close());
+  const sized = await bindFreshPort("udp4");
+  t.after(() => sized.close());
+  assert.ok(
+    sized.getRecvBufferSize() > plain.getRecvBufferSize(),
+    `${sized.getRecvBufferSize()} vs ${plain.getRecvBufferSize()}`,
+  );
+  assert.ok(CLIENT_RECEIVE_BUFFER_BYTES >= 64 * 2304);
 });

@@ -5,6 +5,11 @@ import fc from "fast-check";
 import {
   CHUNK_OVERHEAD_BYTES,
   CRC_BYTES,
+  DATAGRAM_VERSION,
+  MIN_BUDGET_DATAGRAMS,
+  REQUEST_NUMBER_BYTES,
+  deliveryBudgetBytes,
+  type DatagramVersion,
   MAX_RANGES_PER_REQUEST,
   MAX_RANGE_CHUNKS,
   TOKEN_BYTES,
@@ -26,7 +31,7 @@ const range = fc.record(
 const ranges = fc.array(range, { minLength: 1, maxLength: MAX_RANGES_PER_REQUEST });
 
 /** A chunk the decoder must accept: index < count, payload within total. */
-const validChunk: fc.Arbitrary<Omit<ChunkDatagram, "type">> = fc
+const validChunk: fc.Arbitrary<Omit<ChunkDatagram, "type" | "version" | "requestNumber">> = fc
   .record({
     token,
     count: fc.integer({ min: 1, max: 0xffff_ffff }),
@@ -41,27 +46,32 @@ const validChunk: fc.Arbitrary<Omit<ChunkDatagram, "type">> = fc
     return { token, index: indexDraw % count, count, total, offset, payload };
   });
 
+const version = fc.constantFrom<DatagramVersion>(1, 2);
+/** Version 1 has no request number: it decodes as 0. */
+const numbered = fc.tuple(version, u32).map(([v, n]) => ({ version: v, requestNumber: v === 1 ? 0 : n }));
+
 const encodedDatagram = fc.oneof(
-  fc.tuple(token, ranges).map(([t, r]) => encodeRequest(t, r)),
-  validChunk.map((c) => encodeChunk(c)),
+  fc.tuple(token, ranges, numbered).map(([t, r, n]) => encodeRequest(t, r, n.requestNumber, n.version)),
+  fc.tuple(validChunk, numbered).map(([c, n]) => encodeChunk({ ...c, ...n })),
 );
 
 test("a request survives encode → decode", () => {
   fc.assert(
-    fc.property(token, ranges, (t, r) => {
-      const encoded = encodeRequest(t, r);
-      assert.equal(encoded.length, requestBytes(r.length));
-      assert.deepEqual(decodeDatagram(encoded), { type: "request", token: t, ranges: r });
+    fc.property(token, ranges, numbered, (t, r, n) => {
+      const encoded = encodeRequest(t, r, n.requestNumber, n.version);
+      assert.equal(encoded.length, requestBytes(r.length, n.version));
+      assert.deepEqual(decodeDatagram(encoded), { type: "request", ...n, token: t, ranges: r });
     }),
   );
 });
 
 test("a chunk survives encode → decode", () => {
   fc.assert(
-    fc.property(validChunk, (chunk) => {
-      const encoded = encodeChunk(chunk);
-      assert.equal(encoded.length, CHUNK_OVERHEAD_BYTES + chunk.payload.length);
-      assert.deepEqual(decodeDatagram(encoded), { type: "chunk", ...chunk });
+    fc.property(validChunk, numbered, (chunk, n) => {
+      const encoded = encodeChunk({ ...chunk, ...n });
+      const v1Shorter = n.version === 1 ? REQUEST_NUMBER_BYTES : 0;
+      assert.equal(encoded.length, CHUNK_OVERHEAD_BYTES - v1Shorter + chunk.payload.length);
+      assert.deepEqual(decodeDatagram(encoded), { type: "chunk", ...n, ...chunk });
     }),
   );
 });
@@ -75,10 +85,10 @@ test("decoded datagrams do not share memory with the received buffer", () => {
     offset: 0,
     payload: Buffer.from("abc"),
   };
-  const encoded = encodeChunk(chunk);
+  const encoded = encodeChunk({ ...chunk, requestNumber: 9 });
   const decoded = decodeDatagram(encoded);
   encoded.fill(0);
-  assert.deepEqual(decoded, { type: "chunk", ...chunk });
+  assert.deepEqual(decoded, { type: "chunk", version: DATAGRAM_VERSION, requestNumber: 9, ...chunk });
 });
 
 test("arbitrary bytes never make the decoder throw, and what it accepts is consistent", () => {
@@ -101,13 +111,14 @@ test("arbitrary bytes never make the decoder throw, and what it accepts is consi
       assert.deepEqual(decoded.token, buf.subarray(4, 4 + TOKEN_BYTES));
       if (decoded.type === "request") {
         assert.ok(decoded.ranges.length >= 1 && decoded.ranges.length <= MAX_RANGES_PER_REQUEST);
-        assert.equal(buf.length, requestBytes(decoded.ranges.length));
+        assert.equal(buf.length, requestBytes(decoded.ranges.length, decoded.version));
         for (const r of decoded.ranges) assert.ok(r.count >= 1 && r.count <= MAX_RANGE_CHUNKS);
-        assert.deepEqual(encodeRequest(decoded.token, decoded.ranges), buf);
+        assert.deepEqual(encodeRequest(decoded.token, decoded.ranges, decoded.requestNumber, decoded.version), buf);
       } else {
         assert.ok(decoded.count >= 1 && decoded.index < decoded.count);
         assert.ok(decoded.offset + decoded.payload.length <= decoded.total);
-        assert.equal(decoded.payload.length, buf.length - CHUNK_OVERHEAD_BYTES);
+        const v1Shorter = decoded.version === 1 ? REQUEST_NUMBER_BYTES : 0;
+        assert.equal(decoded.payload.length, buf.length - CHUNK_OVERHEAD_BYTES + v1Shorter);
         assert.deepEqual(encodeChunk(decoded), buf);
       }
     }),
@@ -165,10 +176,10 @@ test("the decoder rejects well-sealed datagrams that break the format's rules", 
 
   const request = encodeRequest(t, [{ first: 0, count: 1 }]);
   const zeroRanges = Buffer.from(request);
-  zeroRanges.writeUInt16BE(0, 20);
+  zeroRanges.writeUInt16BE(0, 24);
   assert.equal(decodeDatagram(reseal(zeroRanges)), null, "0 ranges");
   const zeroCount = Buffer.from(request);
-  zeroCount.writeUInt16BE(0, 26);
+  zeroCount.writeUInt16BE(0, 30);
   assert.equal(decodeDatagram(reseal(zeroCount)), null, "range count 0");
   const extra = reseal(Buffer.concat([request, Buffer.alloc(1)]));
   assert.equal(decodeDatagram(extra), null, "trailing byte");
@@ -176,11 +187,62 @@ test("the decoder rejects well-sealed datagrams that break the format's rules", 
   badType[3] = 3;
   assert.equal(decodeDatagram(reseal(badType)), null, "unknown type");
   const badVersion = Buffer.from(request);
-  badVersion[2] = 2;
+  badVersion[2] = 3;
   assert.equal(decodeDatagram(reseal(badVersion)), null, "unknown version");
   const badMagic = Buffer.from(request);
   badMagic[0] = 0;
   assert.equal(decodeDatagram(reseal(badMagic)), null, "bad magic");
+  const v1Request = encodeRequest(t, [{ first: 0, count: 1 }], 0, 1);
+  const v1AsV2 = Buffer.from(v1Request);
+  v1AsV2[2] = 2;
+  assert.equal(decodeDatagram(reseal(v1AsV2)), null, "a version-1 layout labelled 2 is too short");
+});
+
+test("version 2 adds the request number at offset 20; version 1 keeps its layout", () => {
+  const t = Buffer.alloc(TOKEN_BYTES, 5);
+  const v2 = encodeRequest(t, [{ first: 3, count: 2 }], 0x01020304);
+  assert.equal(v2[2], DATAGRAM_VERSION);
+  assert.equal(v2.readUInt32BE(20), 0x01020304);
+  assert.equal(v2.readUInt16BE(24), 1);
+  const v1 = encodeRequest(t, [{ first: 3, count: 2 }], 0, 1);
+  assert.equal(v1.length, v2.length - REQUEST_NUMBER_BYTES);
+  assert.equal(v1.readUInt16BE(20), 1);
+  assert.deepEqual(decodeDatagram(v1), {
+    type: "request",
+    version: 1,
+    requestNumber: 0,
+    token: t,
+    ranges: [{ first: 3, count: 2 }],
+  });
+  const chunk = encodeChunk({
+    token: t,
+    requestNumber: 77,
+    index: 0,
+    count: 1,
+    total: 1,
+    offset: 0,
+    payload: Buffer.from("x"),
+  });
+  assert.equal(chunk.readUInt32BE(20), 77);
+});
+
+test("the budget: retransmitBudget full deliveries, never under MIN_BUDGET_DATAGRAMS mean-sized chunks", () => {
+  assert.equal(deliveryBudgetBytes(430, 1, 4), MIN_BUDGET_DATAGRAMS * (430 + CHUNK_OVERHEAD_BYTES));
+  assert.equal(deliveryBudgetBytes(262_144, 226, 4), 4 * (262_144 + 226 * CHUNK_OVERHEAD_BYTES));
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 1 << 24 }),
+      fc.integer({ min: 1, max: 2000 }),
+      fc.integer({ min: 1, max: 64 }),
+      (bytes, chunks, budget) => {
+        const full = bytes + chunks * CHUNK_OVERHEAD_BYTES;
+        const got = deliveryBudgetBytes(bytes, chunks, budget);
+        assert.ok(got >= budget * full);
+        assert.ok(got >= MIN_BUDGET_DATAGRAMS * (Math.ceil(bytes / chunks) + CHUNK_OVERHEAD_BYTES));
+        assert.ok(got <= Math.max(budget, MIN_BUDGET_DATAGRAMS) * (full + CHUNK_OVERHEAD_BYTES));
+      },
+    ),
+  );
 });
 
 test("the encoders refuse what the format cannot carry", () => {

@@ -3,7 +3,13 @@ import { createSocket, type Socket } from "node:dgram";
 import { once } from "node:events";
 import { test } from "node:test";
 import { parseServerMessage, type Ticket } from "../../src/protocol/control.js";
-import { decodeDatagram, deliveryBudgetBytes, encodeRequest, TOKEN_BYTES } from "../../src/protocol/datagram.js";
+import {
+  decodeDatagram,
+  deliveryBudgetBytes,
+  encodeRequest,
+  MIN_BUDGET_DATAGRAMS,
+  TOKEN_BYTES,
+} from "../../src/protocol/datagram.js";
 import { CraftedOrigin } from "../../src/demo/crafted-origin.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
 
@@ -110,6 +116,37 @@ test("bytes sent for one ticket never exceed its budget, however often it is ask
   assert.ok(factor <= budget / request.length);
 });
 
+test("a chunk answers in its request's version and echoes a version-2 request's number", async (t) => {
+  const { ticket } = await setup(t, 2500);
+  const socket = await udpSocket(t);
+  const inbox = collector(socket);
+  socket.send(encodeRequest(ticket.token, [{ first: 1, count: 1 }], 0xfeed_beef), ticket.udpPort, ticket.udpHost);
+  await inbox.until(1);
+  socket.send(encodeRequest(ticket.token, [{ first: 0, count: 1 }], 0, 1), ticket.udpPort, ticket.udpHost);
+  await inbox.until(2);
+  const [v2, v1] = inbox.received.map((d) => decodeDatagram(d));
+  assert.deepEqual([v2?.type, v2?.version, v2?.requestNumber], ["chunk", 2, 0xfeed_beef]);
+  assert.deepEqual([v1?.type, v1?.version, v1?.requestNumber], ["chunk", 1, 0]);
+  assert.equal(v2?.type === "chunk" && v2.index, 1);
+});
+
+// Issue 12: the budget had no floor, so a 1-chunk header could be sent 4 times only (lost once in
+// ~80 queries at 30 % loss + 5 % corruption). Now every ticket may cost 12 chunk datagrams.
+test("a 1-chunk header may be sent MIN_BUDGET_DATAGRAMS (12) times, and no more", async (t) => {
+  const { server, ticket } = await setup(t, 300);
+  assert.equal(ticket.chunks, 1);
+  const socket = await udpSocket(t);
+  const inbox = collector(socket);
+  for (let i = 0; i < 20; i++) {
+    socket.send(encodeRequest(ticket.token, [{ first: 0, count: 1 }], i + 1), ticket.udpPort, ticket.udpHost);
+  }
+  const stats = () => server.stats().data!;
+  await waitFor(() => stats().requests >= 20);
+  assert.equal(stats().chunksSent, MIN_BUDGET_DATAGRAMS);
+  assert.equal(stats().dropped.overBudget, 20 - MIN_BUDGET_DATAGRAMS);
+  await inbox.until(MIN_BUDGET_DATAGRAMS);
+});
+
 /** Waits for a condition the server reaches by handling datagrams; fails the test after 5 s. */
 async function waitFor(condition: () => boolean): Promise<void> {
   const deadline = Date.now() + 5000;
@@ -123,7 +160,8 @@ test("worst-case amplification of one request is the documented factor (64 chunk
   const { server, ticket } = await setup(t, 100_000);
   const socket = await udpSocket(t);
   const inbox = collector(socket);
-  const request = encodeRequest(ticket.token, [{ first: 0, count: ticket.chunks }]);
+  // The smallest request is a version-1 one (version 2 adds a 4-byte request number).
+  const request = encodeRequest(ticket.token, [{ first: 0, count: ticket.chunks }], 0, 1);
   assert.equal(request.length, 32);
   socket.send(request, ticket.udpPort, ticket.udpHost);
   await inbox.until(64);
