@@ -166,7 +166,7 @@ test("the settings that used to be constants keep their values as defaults", () 
 });
 
 test("undefined means the default", () => {
-  assert.equal(resolveServerConfig({ ticketTtlMs: undefined }).ticketTtlMs, 10_000);
+  assert.equal(resolveServerConfig({ ticketTtlMs: undefined }).ticketTtlMs, 30_000);
 });
 
 test("the abuse limits off is a valid configuration, and settings become the variables the CLI reads", () => {
