@@ -344,7 +344,7 @@ async function openIdle(host: string, port: number, count: number): Promise<Reco
           }, 10_000);
           socket.once("data", (chunk: Buffer) => {
             clearTimeout(timer);
-            if (!chunk.toString("latin1").startsWith("HEADWIRE/1 READY")) failed++;
+            if (!chunk.toString("latin1").startsWith("HEADWIRE/2 READY")) failed++;
             resolve();
           });
           socket.once("error", () => {

@@ -7,7 +7,7 @@ import { connect, type Socket } from "node:net";
 import { DEFAULT_CLIENT_CONFIG } from "../config.js";
 import { HeadwireError } from "../errors.js";
 import type { QueryOptions } from "../http/query-options.js";
-import { formatQuery, ReplyDecoder, type ControlReply, type Delivery } from "../protocol/control.js";
+import { formatQuery, GREETING_PREFIX, ReplyDecoder, type ControlReply, type Delivery } from "../protocol/control.js";
 
 /** Replies are short; anything longer than this from a server is a protocol error. */
 const MAX_REPLY_LINE_BYTES = 8192;
@@ -83,7 +83,7 @@ export class ControlConnection {
     if (greeting.kind === "error") throw new HeadwireError(greeting.code, greeting.message);
     if (greeting.kind !== "greeting") {
       connection.destroy();
-      throw new HeadwireError("PROTOCOL_ERROR", "the server did not greet with HEADWIRE/1");
+      throw new HeadwireError("PROTOCOL_ERROR", `the server did not greet with ${GREETING_PREFIX}`);
     }
     connection.serverName = greeting.server;
     return connection;

@@ -5,7 +5,12 @@
 import { ERROR_CODES, HeadwireError, isErrorCode, isWireErrorCode, type WireErrorCode } from "../errors.js";
 import { DEFAULT_QUERY_OPTIONS, MAX_REDIRECTS, type QueryOptions } from "../http/query-options.js";
 
-export const PROTOCOL_VERSION = 1;
+/**
+ * 2: datagrams carry request numbers (datagram version 2), and a query may ask for delivery=tcp.
+ * A client and a server of different versions refuse each other at the greeting, with a message
+ * that names both versions, instead of failing later on the data channel.
+ */
+export const PROTOCOL_VERSION = 2;
 export const GREETING_PREFIX = `HEADWIRE/${PROTOCOL_VERSION}`;
 
 export type CacheOutcome = "HIT" | "MISS" | "STALE" | "REVALIDATED";
@@ -255,7 +260,9 @@ export function parseServerMessage(line: string): ServerMessage {
     if (!rest.startsWith("READY")) throw protocolError("bad greeting", line);
     return { kind: "greeting", server: rest.slice(5).trim() };
   }
-  if (head.startsWith("HEADWIRE/")) throw protocolError("unsupported protocol version", line);
+  if (head.startsWith("HEADWIRE/")) {
+    throw protocolError(`the server speaks ${head}, this client ${GREETING_PREFIX}: upgrade the older one`, line);
+  }
   if (head === "BYE") return { kind: "bye" };
   if (head === "PONG") return { kind: "pong" };
   if (head === "AUTHORIZED") return { kind: "authorized" };

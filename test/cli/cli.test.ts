@@ -77,7 +77,7 @@ test("client: a server that closes mid-session gives a clear message and exit co
   const dir = await tempDir(t);
   // A server that greets, reads one query, and drops the connection.
   const rude = createServer((socket) => {
-    socket.write("HEADWIRE/1 READY rude/0\n");
+    socket.write("HEADWIRE/2 READY rude/0\n");
     socket.once("data", () => socket.destroy());
   }).listen(0, "127.0.0.1");
   await once(rude, "listening");

@@ -229,7 +229,7 @@ test("under a low open-files limit, clients past the ceiling are told SERVER_BUS
   for (let i = 0; i < 40; i++) {
     const session = await RawSession.open(port);
     sessions.push(session);
-    assert.match((await session.next()) ?? "", /^HEADWIRE\/1 READY /, `session ${i} is greeted`);
+    assert.match((await session.next()) ?? "", /^HEADWIRE\/2 READY /, `session ${i} is greeted`);
   }
   for (let i = 0; i < 10; i++) {
     const refused = await RawSession.open(port);

@@ -49,7 +49,7 @@ function ticket(bytes: number): Ticket {
   };
 }
 
-const GREETING = "HEADWIRE/1 READY in-test/0.0.1\n";
+const GREETING = "HEADWIRE/2 READY in-test/0.0.1\n";
 
 test("open reads the greeting: the server's name, and the family of the address reached", async (t) => {
   const { port } = await scriptedServer(t, (side) => side.write(GREETING));
@@ -62,7 +62,7 @@ test("open reads the greeting: the server's name, and the family of the address 
 
 test("a greeting split over many writes (CRLF ends too) is read whole", async (t) => {
   const { port } = await scriptedServer(t, (side) => {
-    for (const char of "HEADWIRE/1 READY slow/1\r\n") side.write(char);
+    for (const char of "HEADWIRE/2 READY slow/1\r\n") side.write(char);
   });
   const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS);
   t.after(() => connection.destroy());
@@ -177,11 +177,11 @@ test("terminate answered by ERROR PERSIST_FAILED: the session ends, and terminat
 
 for (const [what, greeting, code] of [
   ["a garbage greeting", "HELLO THERE\n", "PROTOCOL_ERROR"],
-  ["another protocol version", "HEADWIRE/2 READY future/9\n", "PROTOCOL_ERROR"],
-  ["a greeting without READY", "HEADWIRE/1 BUSY\n", "PROTOCOL_ERROR"],
+  ["another protocol version", "HEADWIRE/3 READY future/9\n", "PROTOCOL_ERROR"],
+  ["a greeting without READY", "HEADWIRE/2 BUSY\n", "PROTOCOL_ERROR"],
   ["a reply that is not a greeting", "PONG\n", "PROTOCOL_ERROR"],
-  ["bytes that are not UTF-8", "HEADWIRE/1 READY \xff\xfe\n", "PROTOCOL_ERROR"],
-  ["a greeting longer than a reply may be", `HEADWIRE/1 READY ${"x".repeat(9000)}\n`, "PROTOCOL_ERROR"],
+  ["bytes that are not UTF-8", "HEADWIRE/2 READY \xff\xfe\n", "PROTOCOL_ERROR"],
+  ["a greeting longer than a reply may be", `HEADWIRE/2 READY ${"x".repeat(9000)}\n`, "PROTOCOL_ERROR"],
   ["an ERROR instead of a greeting", "ERROR SERVER_BUSY too many sessions\n", "SERVER_BUSY"],
 ] as const) {
   test(`open refuses ${what}: ${code}`, async (t) => {
@@ -249,5 +249,5 @@ test("the trace sees every line sent and received", async (t) => {
   );
   t.after(() => connection.destroy());
   await connection.query("a.example/");
-  assert.deepEqual(seen, ["tcp recv HEADWIRE/1 READY in-test/0.0.1", "tcp send QUERY a.example/", "tcp recv PONG"]);
+  assert.deepEqual(seen, ["tcp recv HEADWIRE/2 READY in-test/0.0.1", "tcp send QUERY a.example/", "tcp recv PONG"]);
 });

@@ -11,7 +11,7 @@ import { tempDir } from "../helpers.js";
 test("a hostile server's oversized ticket is refused, not allocated", async (t) => {
   const dir = await tempDir(t);
   const hostile = createServer((socket) => {
-    socket.write("HEADWIRE/1 READY hostile/0\n");
+    socket.write("HEADWIRE/2 READY hostile/0\n");
     socket.on("data", () =>
       socket.write(
         `TICKET token=${"a".repeat(32)} udp=127.0.0.1:9 bytes=9999999999 chunks=1 cache=HIT status=200 sha256=${"b".repeat(64)}\n`,
@@ -53,7 +53,7 @@ async function misdirectingServer(t: { after: (fn: () => void) => void }, udpHos
   const sha256 = createHash("sha256").update(header).digest("hex");
   const ticket = `TICKET token=${token.toString("hex")} udp=${udpHost}:${data.address().port} bytes=${header.length} chunks=1 cache=MISS status=200 sha256=${sha256}\n`;
   const control = createServer((socket) => {
-    socket.write("HEADWIRE/1 READY misdirecting/0\n");
+    socket.write("HEADWIRE/2 READY misdirecting/0\n");
     socket.on("data", () => socket.write(ticket));
     socket.on("error", () => {});
   }).listen(0, "127.0.0.1");

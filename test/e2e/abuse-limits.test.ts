@@ -29,7 +29,7 @@ async function server(
 async function greeted(port: number, t: Hooks, localAddress?: string): Promise<RawSession> {
   const session = await RawSession.open(port, "127.0.0.1", localAddress);
   t.after(async () => session.close());
-  assert.match((await session.next()) ?? "", /^HEADWIRE\/1 READY /);
+  assert.match((await session.next()) ?? "", /^HEADWIRE\/2 READY /);
   return session;
 }
 

@@ -305,7 +305,7 @@ function controlPieces(originPort: number): fc.Arbitrary<Piece> {
   const lineEnd = fc.constantFrom("\n", "\r\n", "\r", "", "\n\n", "\r\r\n", "\n\r");
   const command = fc.oneof(
     { weight: 6, arbitrary: fc.constantFrom("QUERY", "query", "Query", "qUeRy") },
-    { weight: 2, arbitrary: fc.constantFrom("PING", "ping", "AUTH", "PURGE", "BYE", "TICKET", "HEADWIRE/1") },
+    { weight: 2, arbitrary: fc.constantFrom("PING", "ping", "AUTH", "PURGE", "BYE", "TICKET", "HEADWIRE/2") },
     { weight: 1, arbitrary: fc.constant("TERMINATE") },
     { weight: 1, arbitrary: fc.string({ maxLength: 12 }) },
   );

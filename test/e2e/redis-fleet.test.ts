@@ -198,7 +198,7 @@ async function ask(session: RawSession, url: string): Promise<{ ticket: Ticket; 
 async function greeted(server: HeadwireServer, t: { after: (fn: () => void) => void }): Promise<RawSession> {
   const session = await RawSession.open(server.controlPort);
   t.after(() => session.close());
-  assert.match((await session.next()) ?? "", /^HEADWIRE\/1 READY /);
+  assert.match((await session.next()) ?? "", /^HEADWIRE\/2 READY /);
   return session;
 }
 

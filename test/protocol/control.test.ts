@@ -372,8 +372,8 @@ test("parseServerMessage: greeting, BYE, PONG and the unknown", () => {
   });
   assert.deepEqual(parseServerMessage(BYE_LINE.trimEnd()), { kind: "bye" });
   assert.deepEqual(parseServerMessage(PONG_LINE.trimEnd()), { kind: "pong" });
-  assertCode(() => parseServerMessage("HEADWIRE/2 READY x"), "PROTOCOL_ERROR");
-  assertCode(() => parseServerMessage("HEADWIRE/1 BUSY"), "PROTOCOL_ERROR");
+  assertCode(() => parseServerMessage("HEADWIRE/3 READY x"), "PROTOCOL_ERROR");
+  assertCode(() => parseServerMessage("HEADWIRE/2 BUSY"), "PROTOCOL_ERROR");
   assertCode(() => parseServerMessage("HELLO"), "PROTOCOL_ERROR");
   assertCode(() => parseServerMessage(""), "PROTOCOL_ERROR");
 });
@@ -515,5 +515,15 @@ test("ReplyDecoder: lines as before: an over-long or malformed reply is a protoc
   assert.deepEqual(
     events.map((e) => (e.kind === "reply" ? e.reply : e.kind)),
     [{ kind: "pong" }, { kind: "purged", count: 3 }],
+  );
+});
+
+test("a greeting of another protocol version is refused, naming both versions", () => {
+  assert.throws(
+    () => parseServerMessage("HEADWIRE/1 READY headwire/0.1.0"),
+    (error: unknown) =>
+      error instanceof HeadwireError &&
+      error.code === "PROTOCOL_ERROR" &&
+      /the server speaks HEADWIRE\/1, this client HEADWIRE\/2: upgrade the older one/.test(error.message),
   );
 });

@@ -133,7 +133,7 @@ async function openSession(
     server.close();
     await once(server, "close");
   });
-  assert.equal(await peer.next(), "HEADWIRE/1 READY unit/1");
+  assert.equal(await peer.next(), "HEADWIRE/2 READY unit/1");
   return { session, peer, handler, serverSocket, serverClosed };
 }
 
