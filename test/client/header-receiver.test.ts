@@ -283,7 +283,9 @@ test("the wait before asking again doubles on each silent round, within maxChunk
   });
   const { header: got, stats } = await receiveHeader(peer.ticket(), { ...SILENT, maxDeliveryAttempts: 5 });
   assert.deepEqual(got, peer.header);
-  assert.equal(stats.silentRounds, 3);
+  // At least the three silent rounds; on a loaded machine a timer may fire before the answer that
+  // is already queued is read (timers run before I/O in an event-loop turn), counting one more.
+  assert.ok(stats.silentRounds >= 3, `silentRounds ${stats.silentRounds}`);
   // Rounds start at requests 0, 1, 2, 3: waits of 20, 40, 80 (capped) ms.
   const waits = [stamps[1]! - stamps[0]!, stamps[2]! - stamps[1]!, stamps[3]! - stamps[2]!];
   for (const [i, least] of [20, 40, 80].entries()) assert.ok(waits[i]! >= least - 2, `waits ${waits.join(", ")}`);
