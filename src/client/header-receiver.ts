@@ -50,6 +50,8 @@ export interface ReceiveStats {
   /** Datagrams from another address or port than the one asked: ignored. */
   foreign: number;
   silentRounds: number;
+  /** The wait that expired, for each silent round in turn (RFC 6298 back-off shows here). */
+  silentRoundWaitsMs: number[];
 }
 
 /** Where the REQUESTs go, and the only source whose datagrams are read. */
@@ -197,6 +199,7 @@ class Reassembly {
     rejected: 0,
     foreign: 0,
     silentRounds: 0,
+    silentRoundWaitsMs: [],
   };
 
   constructor(
@@ -290,14 +293,17 @@ class Reassembly {
         resolve({ header: this.header, stats: this.stats });
       };
       // RFC 6298 §5.1 and §5.3: the timer runs while chunks are in flight, restarted by progress.
+      let armedMs = 0;
       const armRto = () => {
         clearTimeout(rtoTimer);
         const untilExpiry = Math.max(1, expiresAt - performance.now());
-        rtoTimer = setTimeout(onRto, Math.min(this.rtt.rtoMs, untilExpiry));
+        armedMs = Math.min(this.rtt.rtoMs, untilExpiry);
+        rtoTimer = setTimeout(onRto, armedMs);
       };
       const onRto = () => {
         silentRounds++;
         this.stats.silentRounds++;
+        this.stats.silentRoundWaitsMs.push(armedMs);
         if (performance.now() >= expiresAt) return finish(expired());
         if (silentRounds >= this.options.maxDeliveryAttempts) {
           return finish(
