@@ -228,8 +228,7 @@ export class ControlSession {
           () => BYE_LINE,
           (error: unknown) => formatError(toWireError(error, "PERSIST_FAILED")),
         )
-        // Closed, not half-closed, once the last line is out: the slot is free at once.
-        .then((line) => void this.socket.end(line, () => this.socket.destroy()));
+        .then((line) => closeAfter(this.socket, line));
       return;
     }
     if (this.queuedQueries >= this.limits.maxQueuedQueries) {
@@ -320,13 +319,7 @@ export class ControlSession {
   end(reason?: HeadwireError<WireErrorCode>): void {
     if (this.ending) return;
     this.ending = true;
-    this.tail = this.tail.then(() => {
-      // Closed, not half-closed: once the last line is handed to the kernel the socket is
-      // destroyed, so a client that never closes its end cannot keep the session's slot.
-      const close = () => this.socket.destroy();
-      if (reason) this.socket.end(formatError(reason), close);
-      else this.socket.end(close);
-    });
+    this.tail = this.tail.then(() => closeAfter(this.socket, reason ? formatError(reason) : undefined));
   }
 
   /** Resolves when every reply promised so far is written. */
@@ -337,6 +330,16 @@ export class ControlSession {
   destroy(): void {
     this.socket.destroy();
   }
+}
+
+/**
+ * Writes the last line (if any) and closes: closed, not half-closed. Once the line is handed to
+ * the kernel the socket is destroyed, so a client that never closes its end keeps no slot.
+ */
+export function closeAfter(socket: Socket, lastLine?: string): void {
+  const close = () => socket.destroy();
+  if (lastLine === undefined) socket.end(close);
+  else socket.end(lastLine, close);
 }
 
 /** Loopback peers are the machine's own operators. */

@@ -21,7 +21,7 @@ import { formatError } from "../protocol/control.js";
 import { MAX_CHUNKS_PER_REQUEST } from "../protocol/datagram.js";
 import { KeyedTokenBuckets } from "../limits/token-bucket.js";
 import { VERSION } from "../version.js";
-import { ControlSession, ReplyBytes } from "./control-session.js";
+import { closeAfter, ControlSession, ReplyBytes } from "./control-session.js";
 import { openFilesLimit, sessionCeiling } from "./file-descriptors.js";
 import { DataServer, type DataServerStats } from "./data-server.js";
 import { HeaderService, type HeaderFetcher } from "./header-service.js";
@@ -231,8 +231,7 @@ export class HeadwireServer {
     if (refusal) {
       this.limitHits[refusal.code] = (this.limitHits[refusal.code] ?? 0) + 1;
       socket.on("error", () => socket.destroy());
-      // Closed, not half-closed, once the line is out: a refused client holds nothing.
-      socket.end(formatError(refusal), () => socket.destroy());
+      closeAfter(socket, formatError(refusal));
       return;
     }
     this.sessionsByAddress.set(address, (this.sessionsByAddress.get(address) ?? 0) + 1);
