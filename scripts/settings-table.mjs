@@ -15,8 +15,8 @@ if (section === -1 || start === 0 || end === 0)
   throw new Error("README.md: no settings table under ## Server configuration");
 const row = (cells) => `| ${cells.join(" | ")} |\n`;
 const table =
-  row(["flag", "environment", "default", "meaning"]) +
-  row(["---", "---", "---", "---"]) +
+  row(["flag", "environment", "default", "on SIGHUP", "meaning"]) +
+  row(["---", "---", "---", "---", "---"]) +
   settingsTableRows(SERVER_SETTINGS).map(row).join("");
 writeFileSync(README, text.slice(0, start) + table + text.slice(end));
 const prettier = spawnSync("npx", ["prettier", "--write", "README.md"], {

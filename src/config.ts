@@ -5,7 +5,7 @@
  * defaults and checks, including the checks that involve two settings.
  */
 import { ConfigError } from "./errors.js";
-import { defaultsOf, envOf, resolveSettings, type ConfigOf } from "./config/schema.js";
+import { defaultsOf, envOf, nameOf, resolveSettings, type ConfigOf, type SettingSources } from "./config/schema.js";
 import { CLIENT_SETTINGS, SERVER_SETTINGS } from "./config/settings.js";
 
 export { CLIENT_SETTINGS, DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORT, SERVER_SETTINGS } from "./config/settings.js";
@@ -18,38 +18,54 @@ export type ClientConfig = ConfigOf<typeof CLIENT_SETTINGS>;
 export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze(defaultsOf(SERVER_SETTINGS));
 export const DEFAULT_CLIENT_CONFIG: Readonly<ClientConfig> = Object.freeze(defaultsOf(CLIENT_SETTINGS));
 
-/** The defaults with `overrides` on top, checked; keys that are not server settings are ignored. */
-export function resolveServerConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
-  const config = resolveSettings("server", SERVER_SETTINGS, overrides);
+/** A server setting as messages name it: its flag (`--cache-max-bytes`). */
+const server = (key: keyof ServerConfig) => nameOf("server", key, SERVER_SETTINGS[key]);
+/** A client setting as messages name it: its flag, or `client.key` for one set in code only. */
+const client = (key: keyof ClientConfig) => nameOf("client", key, CLIENT_SETTINGS[key]);
+
+/**
+ * The defaults with `overrides` on top, checked; keys that are not server settings are ignored.
+ * `sources` says where given values came from, for the messages (a flag, a variable, a file).
+ */
+export function resolveServerConfig(
+  overrides: Readonly<Partial<ServerConfig>> = {},
+  sources: SettingSources = {},
+): ServerConfig {
+  const config = resolveSettings("server", SERVER_SETTINGS, overrides, sources);
   // A cache that cannot hold one entry of the largest size it accepts stores nothing that large
   // without anyone noticing. (cacheMaxEntryBytes above maxHeaderBytes is harmless, only idle:
   // such headers are refused before the cache sees them, so it is not checked.)
   if (config.cacheMaxEntryBytes > 0 && config.cacheMaxBytes > 0 && config.cacheMaxEntryBytes > config.cacheMaxBytes) {
     throw new ConfigError(
-      `server.cacheMaxEntryBytes must not exceed server.cacheMaxBytes (${config.cacheMaxBytes}), got ${config.cacheMaxEntryBytes}`,
+      `${server("cacheMaxEntryBytes")} must not exceed ${server("cacheMaxBytes")} (${config.cacheMaxBytes}), got ${config.cacheMaxEntryBytes}`,
     );
   }
   // A ticket budget smaller than the largest header would refuse such headers for ever, however idle the server.
   if (config.maxTicketBytes < config.maxHeaderBytes) {
     throw new ConfigError(
-      `server.maxTicketBytes must be at least server.maxHeaderBytes (${config.maxHeaderBytes}), got ${config.maxTicketBytes}`,
+      `${server("maxTicketBytes")} must be at least ${server("maxHeaderBytes")} (${config.maxHeaderBytes}), got ${config.maxTicketBytes}`,
     );
   }
   return config;
 }
 
 /** The defaults with `overrides` on top, checked; keys that are not client settings are ignored. */
-export function resolveClientConfig(overrides: Partial<ClientConfig> = {}): ClientConfig {
-  const config = resolveSettings("client", CLIENT_SETTINGS, overrides);
+export function resolveClientConfig(
+  overrides: Readonly<Partial<ClientConfig>> = {},
+  sources: SettingSources = {},
+): ClientConfig {
+  const config = resolveSettings("client", CLIENT_SETTINGS, overrides, sources);
   // The first wait is used as the retransmission timeout until a round trip is measured; one
   // outside the bounds would be clamped at its first use, so it is refused as a mistake.
   const { minChunkTimeoutMs: min, chunkTimeoutMs, maxChunkTimeoutMs: max } = config;
   if (min > max) {
-    throw new ConfigError(`client.minChunkTimeoutMs must not exceed client.maxChunkTimeoutMs (${max}), got ${min}`);
+    throw new ConfigError(
+      `${client("minChunkTimeoutMs")} must not exceed ${client("maxChunkTimeoutMs")} (${max}), got ${min}`,
+    );
   }
   if (chunkTimeoutMs < min || chunkTimeoutMs > max) {
     throw new ConfigError(
-      `client.chunkTimeoutMs must be from client.minChunkTimeoutMs (${min}) to client.maxChunkTimeoutMs (${max}), got ${chunkTimeoutMs}`,
+      `${client("chunkTimeoutMs")} must be from ${client("minChunkTimeoutMs")} (${min}) to ${client("maxChunkTimeoutMs")} (${max}), got ${chunkTimeoutMs}`,
     );
   }
   return config;

@@ -10,7 +10,7 @@ import {
   serverSettingsAsEnvironment,
   WITHOUT_ABUSE_LIMITS,
 } from "../src/config.js";
-import type { SettingsTable } from "../src/config/schema.js";
+import { nameOf, type SettingsTable } from "../src/config/schema.js";
 import { ConfigError } from "../src/errors.js";
 import { CHUNK_OVERHEAD_BYTES } from "../src/protocol/datagram.js";
 
@@ -34,10 +34,19 @@ test("the defaults pass their own checks", () => {
   assert.deepEqual(resolveClientConfig(), DEFAULT_CLIENT_CONFIG);
 });
 
-test("the documented message, word for word", () => {
+test("the documented message, word for word: the flag's name, never the internal one", () => {
   assertRefused(
     () => resolveServerConfig({ ticketTtlMs: 0 }),
-    "server.ticketTtlMs must be an integer from 1 to 3600000, got 0",
+    "--ticket-ttl-ms must be an integer from 1 to 3600000, got 0",
+  );
+  assertRefused(
+    () => resolveServerConfig({ controlPort: 70000 }, { controlPort: "from HEADWIRE_PORT" }),
+    "--port must be an integer from 0 to 65535, got 70000 (from HEADWIRE_PORT)",
+  );
+  // A client setting with no flag is set in code only: its caller knows it by the internal name.
+  assertRefused(
+    () => resolveClientConfig({ maxDeliveryAttempts: 0 }),
+    "client.maxDeliveryAttempts must be an integer from 1 to 1000, got 0",
   );
 });
 
@@ -62,7 +71,7 @@ test("every integer setting: its bounds are accepted, one past them, fractions a
       for (const bad of [min - 1, max + 1, min + 0.5, "1", null, Number.NaN]) {
         assertRefused(
           () => resolve({ ...around, [key]: bad }),
-          `${scope}.${key} must be an integer from ${min} to ${max}, got ${String(bad)}`,
+          `${nameOf(scope, key, setting)} must be an integer from ${min} to ${max}, got ${typeof bad === "number" ? String(bad) : JSON.stringify(bad)}`,
         );
       }
     }
@@ -70,10 +79,10 @@ test("every integer setting: its bounds are accepted, one past them, fractions a
 });
 
 test("strings: their own checks, and a string is required", () => {
-  assertRefused(() => resolveServerConfig({ cacheFile: "" }), "server.cacheFile must be a non-empty path");
+  assertRefused(() => resolveServerConfig({ cacheFile: "" }), "--cache-file must be a non-empty path");
   assertRefused(
     () => resolveServerConfig({ cacheUrl: "http://10.0.0.5:6379" }),
-    'server.cacheUrl must be empty, memory or redis://HOST:PORT/DB, got "http://10.0.0.5:6379"',
+    '--cache must be empty, memory or redis://HOST:PORT/DB, got "http://10.0.0.5:6379"',
   );
   assert.equal(resolveServerConfig({ cacheUrl: "memory" }).cacheUrl, "memory");
   assert.equal(resolveServerConfig({ cacheUrl: "redis://10.0.0.5:6379/0" }).cacheUrl, "redis://10.0.0.5:6379/0");
@@ -83,35 +92,36 @@ test("strings: their own checks, and a string is required", () => {
   );
   assertRefused(
     () => resolveServerConfig({ adminToken: "fifteen-chars.." }),
-    "server.adminToken must be empty or at least 16 characters",
+    "--admin-token must be empty or at least 16 characters",
   );
   assert.equal(resolveServerConfig({ adminToken: "sixteen-chars..." }).adminToken, "sixteen-chars...");
   assertRefused(() => resolveClientConfig({ serverHost: "" }), "client.serverHost must not be empty");
-  assertRefused(
-    () => resolveServerConfig({ host: 6 as unknown as string }),
-    "server.host must be a string, got number",
-  );
+  assertRefused(() => resolveServerConfig({ host: 6 as unknown as string }), "--host must be a string, got number");
 });
 
 test("booleans and lists: their types", () => {
   assertRefused(
     () => resolveServerConfig({ allowPrivate: "yes" as unknown as boolean }),
-    "server.allowPrivate must be a boolean, got string",
+    '--allow-private must be true or false, got "yes"',
   );
   assertRefused(
     () => resolveServerConfig({ allow: "10.0.0.0/8" as unknown as string[] }),
-    "server.allow must be a list of strings, got string",
+    "--allow must be a list of strings, got string",
   );
   assertRefused(
     () => resolveServerConfig({ allow: ["10.0.0.0/8", 42 as unknown as string] }),
-    "server.allow[1] must be a string, got number",
+    "--allow[1] must be a string, got number",
+  );
+  assertRefused(
+    () => resolveServerConfig({ allow: ["10.0.0.0/8", "10.1"] }),
+    '--allow: "10.1" is not a CIDR range like 203.0.113.0/24 or 2001:db8::/32',
   );
 });
 
 test("cross-field: a cached entry may not be larger than the whole cache (when both are limited)", () => {
   assertRefused(
     () => resolveServerConfig({ cacheMaxBytes: 1000, cacheMaxEntryBytes: 1001 }),
-    "server.cacheMaxEntryBytes must not exceed server.cacheMaxBytes (1000), got 1001",
+    "--cache-max-entry-bytes must not exceed --cache-max-bytes (1000), got 1001",
   );
   assert.equal(resolveServerConfig({ cacheMaxBytes: 1000, cacheMaxEntryBytes: 1000 }).cacheMaxEntryBytes, 1000);
   assert.equal(resolveServerConfig({ cacheMaxBytes: 0, cacheMaxEntryBytes: 1001 }).cacheMaxEntryBytes, 1001);
@@ -121,7 +131,7 @@ test("cross-field: a cached entry may not be larger than the whole cache (when b
 test("cross-field: the ticket budget holds at least one header of the largest size", () => {
   assertRefused(
     () => resolveServerConfig({ maxHeaderBytes: 4096, maxTicketBytes: 4095 }),
-    "server.maxTicketBytes must be at least server.maxHeaderBytes (4096), got 4095",
+    "--max-ticket-bytes must be at least --max-header-bytes (4096), got 4095",
   );
   assert.equal(resolveServerConfig({ maxHeaderBytes: 4096, maxTicketBytes: 4096 }).maxTicketBytes, 4096);
 });
@@ -129,11 +139,11 @@ test("cross-field: the ticket budget holds at least one header of the largest si
 test("cross-field: minChunkTimeoutMs <= chunkTimeoutMs <= maxChunkTimeoutMs", () => {
   assertRefused(
     () => resolveClientConfig({ chunkTimeoutMs: 10 }),
-    "client.chunkTimeoutMs must be from client.minChunkTimeoutMs (20) to client.maxChunkTimeoutMs (8000), got 10",
+    "--chunk-timeout-ms must be from client.minChunkTimeoutMs (20) to client.maxChunkTimeoutMs (8000), got 10",
   );
   assertRefused(
     () => resolveClientConfig({ chunkTimeoutMs: 8001 }),
-    "client.chunkTimeoutMs must be from client.minChunkTimeoutMs (20) to client.maxChunkTimeoutMs (8000), got 8001",
+    "--chunk-timeout-ms must be from client.minChunkTimeoutMs (20) to client.maxChunkTimeoutMs (8000), got 8001",
   );
   assertRefused(
     () => resolveClientConfig({ minChunkTimeoutMs: 500, maxChunkTimeoutMs: 400, chunkTimeoutMs: 450 }),

@@ -47,9 +47,18 @@ const NOT_UPDATED_BY_304 = new Set(["content-length", "content-encoding", "trans
 
 export class Freshness {
   /** Entries are immutable: their parsed policy is kept beside them. */
-  private readonly parsed = new WeakMap<CacheEntry, Parsed>();
+  private parsed = new WeakMap<CacheEntry, Parsed>();
 
-  constructor(private readonly options: FreshnessOptions) {}
+  constructor(private options: FreshnessOptions) {}
+
+  /**
+   * New lifetimes (a reloaded config). The parsed policies are dropped, since an entry's
+   * freshUntilMs was computed with the old defaultTtlMs; each is parsed again when next asked.
+   */
+  reconfigure(part: Pick<FreshnessOptions, "defaultTtlMs" | "maxStaleMs">): void {
+    this.options = { ...this.options, ...part };
+    this.parsed = new WeakMap();
+  }
 
   /** no-store, private (in a shared cache), odd status codes and the like are not stored. */
   storable(entry: CacheEntry): boolean {

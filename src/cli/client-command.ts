@@ -7,6 +7,8 @@ import {
   resolveClientConfig,
   type ClientConfig,
 } from "../config.js";
+
+type ClientSettings = typeof CLIENT_SETTINGS;
 import { ConfigError, HeadwireError, toHeadwireError } from "../errors.js";
 import { HeadwireClient } from "../client/headwire-client.js";
 import { VERSION } from "../version.js";
@@ -14,7 +16,7 @@ import { runBatch } from "./client-batch.js";
 import { ResultPrinter, visibleInLine, type OutputMode } from "./client-output.js";
 import { END_WORDS, historyFilePath, runPrompt } from "./client-prompt.js";
 import { hostAndPort, integer } from "./parse.js";
-import { addSettingOptions } from "./setting-options.js";
+import { addSettingOptions, type GivenSettings } from "./setting-options.js";
 import { styleFor } from "./terminal-style.js";
 
 /** Exit codes of `headwire client`, documented in --help and the README. */
@@ -82,8 +84,8 @@ export function clientCommand(): Command {
     )
     .version(VERSION, "-V, --version", "print the version and exit")
     .addHelpText("after", CLIENT_HELP)
-    .action(async (urls: string[], opts: ClientOptions & Record<string, unknown>) => {
-      process.exitCode = await runClient(urls, opts, readSettings(opts));
+    .action(async (urls: string[], opts: ClientOptions, self: Command) => {
+      process.exitCode = await runClient(urls, opts, readSettings(self));
     });
 }
 
@@ -188,7 +190,11 @@ function usageError(text: string): number {
   return CLIENT_EXIT.usage;
 }
 
-async function runClient(urls: string[], opts: ClientOptions, settings: Partial<ClientConfig>): Promise<number> {
+async function runClient(
+  urls: string[],
+  opts: ClientOptions,
+  settings: GivenSettings<ClientSettings>,
+): Promise<number> {
   let server: { host: string; port: number };
   try {
     server = hostAndPort(opts.server, DEFAULT_CLIENT_CONFIG.serverPort);
@@ -206,7 +212,10 @@ async function runClient(urls: string[], opts: ClientOptions, settings: Partial<
   let config: ClientConfig;
   try {
     // Checked here too, so a bad value is a usage error rather than a failed session.
-    config = resolveClientConfig({ ...settings, serverHost: server.host, serverPort: server.port });
+    config = resolveClientConfig(
+      { ...settings.values, serverHost: server.host, serverPort: server.port },
+      settings.sources,
+    );
   } catch (error) {
     if (error instanceof ConfigError) return usageError(error.message);
     throw error;

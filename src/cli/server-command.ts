@@ -1,10 +1,26 @@
-import { Command } from "commander";
-import { SERVER_SETTINGS } from "../config.js";
+import { Command, Option } from "commander";
+import { ConfigError, SERVER_SETTINGS } from "../config.js";
 import { HeadwireServer } from "../server/headwire-server.js";
+import { loadServerSettings } from "./server-settings.js";
 import { addSettingOptions } from "./setting-options.js";
 
+/** Exit status of `headwire server` on bad usage or bad settings (flag, variable or config file). */
+export const SERVER_BAD_CONFIG_EXIT = 2;
+const HINT = "(headwire server --help lists every setting)";
+
+/**
+ * The program's settings are copied onto each command (main.ts); the server keeps a short hint
+ * after a usage error rather than its whole manual, which would bury the one line that matters.
+ */
+class ServerCommand extends Command {
+  override copyInheritedSettings(source: Command): this {
+    super.copyInheritedSettings(source);
+    return this.showHelpAfterError(HINT);
+  }
+}
+
 export function serverCommand(): Command {
-  const command = new Command("server")
+  const command = new ServerCommand("server")
     .summary("run the headwire server")
     .description(
       "Listen for clients on a TCP control port and a UDP data port, fetch the HTTP response header of " +
@@ -18,7 +34,10 @@ export function serverCommand(): Command {
       `
 Every option but the outbound guard and TLS switches can also be set with the environment
 variable shown beside it: HEADWIRE_ and the flag in capitals (e.g. HEADWIRE_TICKET_TTL_MS).
-A flag wins over its variable. Bad values stop the server at start with a precise message.
+Every option can be set in the TOML file --config names, keyed by the flag's name without --
+(ticket-ttl-ms = 30000, allow = ["10.1.2.0/24"], loopback-admin = false for --no-loopback-admin).
+Precedence: flags > environment variables > config file > defaults. Bad values, and unknown
+keys in the file, stop the server at start (exit 2) with the flag's name in the message.
 
 Files:
   <cache-file>        the cache, human-readable (format in docs/operations.md)
@@ -26,31 +45,47 @@ Files:
 
 Exit status:
   0  stopped by SIGINT or SIGTERM, cache persisted
-  1  could not start (port in use, cache file owned by another server or not a regular file,
-     bad configuration), or stopped but the cache could not be persisted (the lock is released),
+  1  could not start (port in use, cache file owned by another server or not a regular file),
+     or stopped but the cache could not be persisted (the lock is released),
      or stopped on an internal error (logged with its stack; cache persisted, lock released)
-  2  bad usage
+  2  bad usage or bad configuration: a flag, a variable or the config file
 
 Signals:
   SIGINT, SIGTERM  stop: no new sessions, queries in flight finish, the cache is persisted
                    (a second one while stopping is only acknowledged)
-  SIGHUP           persist the cache now and go on (nothing else is reloaded yet)
+  SIGHUP           persist the cache now, re-read --config and apply the settings that can
+                   change while running (limits, allow-lists, TTLs: one log line per change,
+                   and one per change that needs a restart); a bad file changes nothing
 
 Examples:
   headwire server                                  # ports 50366/tcp and 50367/udp on all addresses
   headwire server --port 0 --data-port 0           # ephemeral ports, printed on the ready line
   headwire server --allow-private --cache-file /var/lib/headwire/cache.txt
   headwire server --cache redis://10.0.0.5:6379/0 --advertise 203.0.113.7   # one of a fleet
+  headwire server --config /etc/headwire/headwire.toml     # settings in a file (packaging/)
 
 On SIGINT or SIGTERM the server stops accepting sessions, finishes the queries in flight,
 persists the cache and exits 0 (1 when the cache could not be written). A closed standard output
 or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`,
     )
-    .action(async (opts) => {
+    .addOption(
+      new Option("--config <file>", "TOML file of settings, keyed by flag names; re-read on SIGHUP").env(
+        "HEADWIRE_CONFIG",
+      ),
+    )
+    .action(async (opts: { config?: string }, self: Command) => {
       ignoreClosedOutput();
+      const given = readSettings(self);
       let server: HeadwireServer;
       try {
-        server = new HeadwireServer(readSettings(opts));
+        const settings = await loadServerSettings(given, opts.config);
+        server = new HeadwireServer(settings.values);
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        say(`headwire server: ${error.message}\n${HINT}\n`);
+        process.exit(SERVER_BAD_CONFIG_EXIT);
+      }
+      try {
         await server.start();
       } catch (error) {
         say(`headwire server: cannot start: ${(error as Error).message}\n`);
@@ -91,13 +126,27 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       process.on("SIGHUP", () => {
         if (stopping) return;
         server.flushCache().then(
-          () => say("headwire server: SIGHUP: cache flushed; nothing else to reload\n"),
+          () =>
+            say(
+              `headwire server: SIGHUP: cache flushed${opts.config === undefined ? "; no --config to re-read" : ""}\n`,
+            ),
           (error: unknown) => say(`headwire server: SIGHUP: cache not flushed: ${(error as Error).message}\n`),
         );
+        if (opts.config !== undefined) void reload(server, opts.config);
       });
     });
   // Every setting is an option (src/config/settings.ts), after the command's own text.
   const readSettings = addSettingOptions(command, SERVER_SETTINGS);
+  /** The file again, under the same flags and variables; the server logs each change. A bad file changes nothing. */
+  const reload = async (server: HeadwireServer, file: string) => {
+    try {
+      const settings = await loadServerSettings(readSettings(command), file);
+      server.reconfigure(settings.values, settings.sources);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      say(`headwire server: SIGHUP: ${file} not applied, nothing changed: ${error.message}\n`);
+    }
+  };
   return command;
 }
 

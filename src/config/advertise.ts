@@ -26,7 +26,7 @@ export function parseAdvertise(value: string): AdvertiseParse {
     return {
       ok: false,
       problem:
-        `must be HOST or HOST:PORT for --advertise (IPv6 in brackets: [2001:db8::1]:40000), got ` +
+        `must be HOST or HOST:PORT (IPv6 in brackets: [2001:db8::1]:40000), got ` +
         `${JSON.stringify(value)}: ${reason}`,
     };
   }

@@ -5,9 +5,10 @@
  *
  * Why a plain typed table and no library: zod, valibot and convict check values and infer types,
  * but none of them builds commander options with our flag and environment names and help, and
- * the messages must stay exactly as documented (`server.ticketTtlMs must be an integer from 1 to
- * 3600000, got 0`). The checks are a few lines each; a library would add a second description of
- * every setting rather than remove one.
+ * the messages must stay exactly as documented (`--ticket-ttl-ms must be an integer from 1 to
+ * 3600000, got 0`: a setting is named by its flag, the name an operator types in a command line
+ * or a config file, never by its internal name). The checks are a few lines each; a library
+ * would add a second description of every setting rather than remove one.
  */
 import { ConfigError } from "../errors.js";
 
@@ -23,7 +24,17 @@ interface SettingBase {
   readonly env?: false;
   /** How the default reads in help and README when the value alone says nothing ("" → "none"). */
   readonly defaultText?: string;
+  /**
+   * What a running server does when a re-read (SIGHUP) changes it: "now", it applies at once;
+   * "new sessions", sessions opened from then on get it (open ones keep theirs); absent, it
+   * needs a restart (a bound port, the cache's shape: things built once at start).
+   */
+  readonly reload?: Reload;
+  /** Never shown in a log line (a reload says it changed, not what to). */
+  readonly secret?: true;
 }
+
+export type Reload = "now" | "new sessions";
 
 export interface IntegerSetting extends SettingBase {
   readonly kind: "integer";
@@ -48,6 +59,8 @@ export interface BooleanSetting extends SettingBase {
 export interface ListSetting extends SettingBase {
   readonly kind: "list";
   readonly default: readonly string[];
+  /** What is wrong with one item ("... is not a CIDR range"), or undefined when it is fine. */
+  readonly check?: (item: string) => string | undefined;
 }
 
 export type Setting = IntegerSetting | StringSetting | BooleanSetting | ListSetting;
@@ -70,49 +83,75 @@ export function defaultsOf<T extends SettingsTable>(table: T): ConfigOf<T> {
   ) as ConfigOf<T>;
 }
 
+/** Where each given value came from, said after a bad one ("from HEADWIRE_PORT", "in /etc/headwire/headwire.toml"). */
+export type SettingSources = Readonly<Record<string, string>>;
+
 /**
  * The defaults with the given values on top, each checked; keys that are not settings are
- * ignored, so callers may pass their whole options object. `scope` prefixes the messages.
+ * ignored, so callers may pass their whole options object. A bad value is a ConfigError that
+ * names the setting as an operator knows it (nameOf), and where the value came from if known.
  */
 export function resolveSettings<T extends SettingsTable>(
   scope: string,
   table: T,
   overrides: Readonly<Record<string, unknown>>,
+  sources: SettingSources = {},
 ): ConfigOf<T> {
   const config: Record<string, unknown> = {};
   for (const [key, setting] of Object.entries(table)) {
     const value = overrides[key] === undefined ? setting.default : overrides[key];
-    checkSetting(`${scope}.${key}`, setting, value);
+    const source = sources[key];
+    const problem = problemOf(setting, value);
+    if (problem !== undefined) {
+      throw new ConfigError(`${nameOf(scope, key, setting)}${problem}${source === undefined ? "" : ` (${source})`}`);
+    }
     config[key] = copyOf(value);
   }
   return config as ConfigOf<T>;
 }
 
-function checkSetting(where: string, setting: Setting, value: unknown): void {
+/**
+ * A setting as messages name it: its long flag (`--ticket-ttl-ms`), the name in a command line,
+ * an environment variable's and a config file's key alike; `scope.key` only for a setting that
+ * has no flag (set in code: a library's caller knows that name).
+ */
+export function nameOf(scope: string, key: string, setting: Setting): string {
+  return longFlagOf(key, setting) ?? `${scope}.${key}`;
+}
+
+/** What is wrong with a value, as the rest of a message after the setting's name (" must be ..."). */
+function problemOf(setting: Setting, value: unknown): string | undefined {
   switch (setting.kind) {
     case "integer": {
       const { min, max } = setting;
       if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-        throw new ConfigError(`${where} must be an integer from ${min} to ${max}, got ${String(value)}`);
+        return ` must be an integer from ${min} to ${max}, got ${shown(value)}`;
       }
-      return;
+      return undefined;
     }
     case "string": {
-      if (typeof value !== "string") throw new ConfigError(`${where} must be a string, got ${typeof value}`);
+      if (typeof value !== "string") return ` must be a string, got ${typeof value}`;
       const problem = setting.check?.(value);
-      if (problem !== undefined) throw new ConfigError(`${where} ${problem}`);
-      return;
+      return problem === undefined ? undefined : ` ${problem}`;
     }
     case "boolean":
-      if (typeof value !== "boolean") throw new ConfigError(`${where} must be a boolean, got ${typeof value}`);
-      return;
+      return typeof value === "boolean" ? undefined : ` must be true or false, got ${shown(value)}`;
     case "list": {
-      if (!Array.isArray(value)) throw new ConfigError(`${where} must be a list of strings, got ${typeof value}`);
+      if (!Array.isArray(value)) return ` must be a list of strings, got ${typeof value}`;
       const bad = value.findIndex((item) => typeof item !== "string");
-      if (bad !== -1) throw new ConfigError(`${where}[${bad}] must be a string, got ${typeof value[bad]}`);
-      return;
+      if (bad !== -1) return `[${bad}] must be a string, got ${typeof value[bad]}`;
+      for (const item of value as string[]) {
+        const problem = setting.check?.(item);
+        if (problem !== undefined) return `: ${problem}`;
+      }
+      return undefined;
     }
   }
+}
+
+/** A number as itself, anything else as JSON (a string in quotes: `got "soon"`, not `got soon`). */
+function shown(value: unknown): string {
+  return typeof value === "number" ? String(value) : (JSON.stringify(value) ?? String(value));
 }
 
 /** Lists are copied, so a config never shares an array with its caller or the defaults. */

@@ -8,6 +8,7 @@
  * older than the rule and documented, so they stay.
  */
 import { parseAdvertise } from "./advertise.js";
+import { cidrProblem } from "./cidr.js";
 import type { SettingsTable } from "./schema.js";
 
 export const DEFAULT_CONTROL_PORT = 50366;
@@ -97,6 +98,7 @@ export const SERVER_SETTINGS = {
   /** RFC 9111 §4.2.2 lets a cache choose this lifetime (heuristic freshness). */
   defaultTtlMs: {
     kind: "integer",
+    reload: "now",
     min: 0,
     max: 365 * DAY_MS,
     default: 300_000,
@@ -104,6 +106,7 @@ export const SERVER_SETTINGS = {
   },
   maxStaleMs: {
     kind: "integer",
+    reload: "now",
     min: 0,
     max: 365 * DAY_MS,
     default: 3_600_000,
@@ -111,6 +114,7 @@ export const SERVER_SETTINGS = {
   },
   negativeTtlMs: {
     kind: "integer",
+    reload: "now",
     min: 0,
     max: 3_600_000,
     default: 2_000,
@@ -118,6 +122,7 @@ export const SERVER_SETTINGS = {
   },
   fillLockMs: {
     kind: "integer",
+    reload: "now",
     min: 1,
     max: 600_000,
     default: 5_000,
@@ -133,6 +138,7 @@ export const SERVER_SETTINGS = {
   /** Set it false when a proxy on this host forwards remote clients: they would all look local. */
   loopbackIsAdmin: {
     kind: "boolean",
+    reload: "new sessions",
     default: true,
     flag: "--no-loopback-admin",
     env: false,
@@ -141,6 +147,8 @@ export const SERVER_SETTINGS = {
   },
   adminToken: {
     kind: "string",
+    reload: "now",
+    secret: true,
     default: "",
     flag: "--admin-token <token>",
     help: `lets remote sessions AUTH <token> and PURGE (≥ ${MIN_ADMIN_TOKEN_CHARS} characters)`,
@@ -151,6 +159,7 @@ export const SERVER_SETTINGS = {
   },
   maxQueuedQueriesPerSession: {
     kind: "integer",
+    reload: "new sessions",
     min: 1,
     max: 10_000,
     default: 32,
@@ -159,6 +168,7 @@ export const SERVER_SETTINGS = {
   /** Keeps a fast client from holding ticketTtlMs × its query rate of headers in memory. */
   maxTicketsPerSession: {
     kind: "integer",
+    reload: "now",
     min: 1,
     max: 100_000,
     default: 64,
@@ -173,6 +183,7 @@ export const SERVER_SETTINGS = {
    */
   maxTicketBytes: {
     kind: "integer",
+    reload: "now",
     min: 1024,
     max: 64 * 1024 * MiB,
     default: 128 * MiB,
@@ -200,6 +211,7 @@ export const SERVER_SETTINGS = {
   /** Unless a query of the session is being answered. */
   idleTimeoutMs: {
     kind: "integer",
+    reload: "new sessions",
     min: 1,
     max: DAY_MS,
     default: 300_000,
@@ -207,6 +219,7 @@ export const SERVER_SETTINGS = {
   },
   maxSessions: {
     kind: "integer",
+    reload: "now",
     min: 1,
     max: 1_000_000,
     default: 20_000,
@@ -215,6 +228,7 @@ export const SERVER_SETTINGS = {
   // ---- Abuse limits (issue 11): what one client may cost the server and make it send to others ----
   maxSessionsPerAddress: {
     kind: "integer",
+    reload: "now",
     min: 1,
     max: 1_000_000,
     default: 64,
@@ -222,6 +236,7 @@ export const SERVER_SETTINGS = {
   },
   connectionsPerSecondPerAddress: {
     kind: "integer",
+    reload: "now",
     min: 0,
     max: 1_000_000,
     default: 20,
@@ -229,6 +244,7 @@ export const SERVER_SETTINGS = {
   },
   connectionBurstPerAddress: {
     kind: "integer",
+    reload: "now",
     min: 1,
     max: 1_000_000,
     default: 40,
@@ -236,6 +252,7 @@ export const SERVER_SETTINGS = {
   },
   queriesPerSecondPerAddress: {
     kind: "integer",
+    reload: "now",
     min: 0,
     max: 1_000_000,
     default: 200,
@@ -243,6 +260,7 @@ export const SERVER_SETTINGS = {
   },
   queryBurstPerAddress: {
     kind: "integer",
+    reload: "now",
     min: 1,
     max: 1_000_000,
     default: 400,
@@ -250,6 +268,7 @@ export const SERVER_SETTINGS = {
   },
   linesPerSecondPerSession: {
     kind: "integer",
+    reload: "new sessions",
     min: 1,
     max: 1_000_000,
     default: 1000,
@@ -257,6 +276,7 @@ export const SERVER_SETTINGS = {
   },
   badLineBurst: {
     kind: "integer",
+    reload: "new sessions",
     min: 1,
     max: 1_000_000,
     default: 20,
@@ -264,6 +284,7 @@ export const SERVER_SETTINGS = {
   },
   badLinesPerSecond: {
     kind: "integer",
+    reload: "new sessions",
     min: 0,
     max: 1_000_000,
     default: 1,
@@ -271,6 +292,7 @@ export const SERVER_SETTINGS = {
   },
   maxReplyBytes: {
     kind: "integer",
+    reload: "now",
     min: 65_536,
     max: 64 * 1024 * MiB,
     default: 64 * MiB,
@@ -278,6 +300,7 @@ export const SERVER_SETTINGS = {
   },
   originConcurrentFetches: {
     kind: "integer",
+    reload: "now",
     min: 0,
     max: 1_000_000,
     default: 16,
@@ -285,6 +308,7 @@ export const SERVER_SETTINGS = {
   },
   originFetchesPerSecond: {
     kind: "integer",
+    reload: "now",
     min: 0,
     max: 1_000_000,
     default: 20,
@@ -292,6 +316,7 @@ export const SERVER_SETTINGS = {
   },
   originFetchBurst: {
     kind: "integer",
+    reload: "now",
     min: 1,
     max: 1_000_000,
     default: 40,
@@ -299,6 +324,7 @@ export const SERVER_SETTINGS = {
   },
   maxLineBytes: {
     kind: "integer",
+    reload: "new sessions",
     min: 64,
     max: 1_048_576,
     default: 8192,
@@ -306,6 +332,7 @@ export const SERVER_SETTINGS = {
   },
   connectTimeoutMs: {
     kind: "integer",
+    reload: "now",
     min: 1,
     max: 600_000,
     default: 5_000,
@@ -313,6 +340,7 @@ export const SERVER_SETTINGS = {
   },
   headerTimeoutMs: {
     kind: "integer",
+    reload: "now",
     min: 1,
     max: 600_000,
     default: 10_000,
@@ -336,6 +364,7 @@ export const SERVER_SETTINGS = {
   /** Bytes sent for one ticket stay within retransmitBudget × (header bytes + 40 × chunks). */
   retransmitBudget: {
     kind: "integer",
+    reload: "now",
     min: 1,
     max: 64,
     default: 4,
@@ -343,6 +372,7 @@ export const SERVER_SETTINGS = {
   },
   shutdownGraceMs: {
     kind: "integer",
+    reload: "now",
     min: 0,
     max: 600_000,
     default: 10_000,
@@ -374,6 +404,7 @@ export const SERVER_SETTINGS = {
   },
   negativeCacheEntries: {
     kind: "integer",
+    reload: "now",
     min: 1,
     max: 10_000_000,
     default: 10_000,
@@ -382,6 +413,7 @@ export const SERVER_SETTINGS = {
   /** The outbound guard (src/fetch/outbound-guard.ts); the demo and tests need it, origins on loopback. */
   allowPrivate: {
     kind: "boolean",
+    reload: "now",
     default: false,
     flag: "--allow-private",
     env: false,
@@ -390,10 +422,12 @@ export const SERVER_SETTINGS = {
   /** CIDR ranges; the outbound guard checks their syntax. */
   allow: {
     kind: "list",
+    reload: "now",
     default: [],
     flag: "--allow <cidr...>",
     env: false,
     help: "let origins be in these CIDR ranges too (e.g. 10.1.2.0/24)",
+    check: cidrProblem,
   },
   insecureTls: {
     kind: "boolean",

@@ -73,8 +73,7 @@ const CLOSED_FAILURES: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "EC
 const systemLookup: AddressLookup = (host) => dns.lookup(host, { all: true });
 
 export class OriginFetcher {
-  private readonly options: Required<Omit<OriginFetcherOptions, "ca" | "gate">> &
-    Pick<OriginFetcherOptions, "ca" | "gate">;
+  private options: Required<Omit<OriginFetcherOptions, "ca" | "gate">> & Pick<OriginFetcherOptions, "ca" | "gate">;
 
   constructor(options: OriginFetcherOptions) {
     checkPositiveInteger("connectTimeoutMs", options.connectTimeoutMs);
@@ -85,6 +84,16 @@ export class OriginFetcher {
     }
     if (options.guard === undefined) throw new ConfigError("options.guard is required");
     this.options = { insecureTls: false, lookup: systemLookup, ...options };
+  }
+
+  /**
+   * New timeouts and outbound guard (a reloaded config), for the fetches started from now on;
+   * a fetch under way keeps the ones it started with.
+   */
+  reconfigure(part: Pick<OriginFetcherOptions, "connectTimeoutMs" | "headerTimeoutMs" | "guard">): void {
+    checkPositiveInteger("connectTimeoutMs", part.connectTimeoutMs);
+    checkPositiveInteger("headerTimeoutMs", part.headerTimeoutMs);
+    this.options = { ...this.options, ...part };
   }
 
   /**

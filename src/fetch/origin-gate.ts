@@ -20,8 +20,14 @@ export class OriginGate {
   private readonly inFlight = new Map<string, number>();
   private readonly rate: KeyedTokenBuckets;
 
-  constructor(private readonly options: OriginGateOptions) {
+  constructor(private options: OriginGateOptions) {
     this.rate = new KeyedTokenBuckets(options.fetchesPerSecond, options.fetchBurst, options.now);
+  }
+
+  /** New limits (a reloaded config); requests in flight stay admitted and count against them. */
+  reconfigure(limits: Omit<OriginGateOptions, "now">): void {
+    this.options = { ...this.options, ...limits };
+    this.rate.setRate(limits.fetchesPerSecond, limits.fetchBurst);
   }
 
   /** Admits one request to `host`; returns the function that ends it. Throws ORIGIN_BUSY past a limit. */

@@ -11,6 +11,7 @@
  * RFC 4291 §2.5.5.1) addresses are judged as the IPv4 address they carry.
  */
 import ipaddr from "ipaddr.js";
+import { cidrProblem } from "../config/cidr.js";
 import { ConfigError, HeadwireError } from "../errors.js";
 
 export interface OutboundGuardOptions {
@@ -87,16 +88,7 @@ function matches(address: Address, [network, bits]: Cidr): boolean {
 function parseAllowedCidr(cidr: unknown, index: number): Cidr {
   const where = `outboundGuard.allow[${index}]`;
   if (typeof cidr !== "string") throw new ConfigError(`${where} must be a CIDR string, got ${typeof cidr}`);
-  const match = /^([^/]+)\/(\d{1,3})$/.exec(cidr);
-  // Only canonical addresses: ipaddr.js also reads "127.1" or "0x7f.1", which a reader would not expect.
-  const isCanonical =
-    match !== null && (ipaddr.IPv4.isValidFourPartDecimal(match[1]!) || ipaddr.IPv6.isValid(match[1]!));
-  if (!isCanonical) {
-    throw new ConfigError(`${where} ${JSON.stringify(cidr)} is not a CIDR range like 203.0.113.0/24 or 2001:db8::/32`);
-  }
-  const maxBits = ipaddr.IPv4.isValidFourPartDecimal(match[1]!) ? 32 : 128;
-  if (Number(match[2]) > maxBits) {
-    throw new ConfigError(`${where} ${JSON.stringify(cidr)} has a prefix length above ${maxBits}`);
-  }
+  const problem = cidrProblem(cidr);
+  if (problem !== undefined) throw new ConfigError(`${where} ${problem}`);
   return ipaddr.parseCIDR(cidr);
 }

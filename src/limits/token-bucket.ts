@@ -9,12 +9,23 @@ export class TokenBucket {
   private updatedAtMs: number;
 
   constructor(
-    private readonly perSecond: number,
-    private readonly burst: number,
+    private perSecond: number,
+    private burst: number,
     private readonly now: () => number,
   ) {
     this.tokens = burst;
     this.updatedAtMs = now();
+  }
+
+  /**
+   * A new rate and burst (a reloaded config): what was earned at the old rate is kept, up to
+   * the new burst, so a reload neither forgives a client that spent its tokens nor punishes one.
+   */
+  setRate(perSecond: number, burst: number): void {
+    this.refill();
+    this.perSecond = perSecond;
+    this.burst = burst;
+    this.tokens = Math.min(this.tokens, burst);
   }
 
   /** Takes one token if there is one. A rate of 0 means no refill: the burst is all there is. */
@@ -57,11 +68,19 @@ export class KeyedTokenBuckets {
   private sweptAtMs: number;
 
   constructor(
-    private readonly perSecond: number,
-    private readonly burst: number,
+    private perSecond: number,
+    private burst: number,
     private readonly now: () => number,
   ) {
     this.sweptAtMs = now();
+  }
+
+  /** A new rate and burst for every key (TokenBucket.setRate); 0 turns the limit off and forgets the keys. */
+  setRate(perSecond: number, burst: number): void {
+    this.perSecond = perSecond;
+    this.burst = burst;
+    if (perSecond === 0) this.buckets.clear();
+    for (const bucket of this.buckets.values()) bucket.setRate(perSecond, burst);
   }
 
   take(key: string): boolean {

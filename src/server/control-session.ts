@@ -70,7 +70,8 @@ export interface SessionLimits {
 /** Reply bytes buffered in the server for clients that have not read them yet, all sessions together. */
 export class ReplyBytes {
   used = 0;
-  constructor(readonly max: number) {}
+  /** Changed by a reloaded config; bytes already buffered stay, and count against the new bound. */
+  constructor(public max: number) {}
 
   get exceeded(): boolean {
     return this.used > this.max;

@@ -56,7 +56,12 @@ export class HeaderService {
   /** Origin requests started, for tests and metrics. */
   originFetches = 0;
 
-  constructor(private readonly options: HeaderServiceOptions) {}
+  constructor(private options: HeaderServiceOptions) {}
+
+  /** New negative caching and fill-claim settings (a reloaded config), for the queries from now on. */
+  reconfigure(part: Pick<HeaderServiceOptions, "negativeTtlMs" | "fillLockMs" | "maxRememberedFailures">): void {
+    this.options = { ...this.options, ...part };
+  }
 
   async answer(target: FetchTarget, query: QueryOptions): Promise<HeaderAnswer> {
     const key = cacheKeyFor(target, query);

@@ -12,7 +12,8 @@ import type { CacheStore, CacheStoreStats } from "../cache/cache-store.js";
 import { createCacheStore } from "../cache/create-cache-store.js";
 import { Freshness } from "../cache/freshness.js";
 import { purge } from "../cache/purge.js";
-import { ConfigError, resolveServerConfig, type ServerConfig } from "../config.js";
+import { ConfigError, resolveServerConfig, SERVER_SETTINGS, type ServerConfig } from "../config.js";
+import { longFlagOf, type Reload, type Setting, type SettingSources } from "../config/schema.js";
 import { HeadwireError } from "../errors.js";
 import { OriginFetcher } from "../fetch/origin-fetcher.js";
 import { OriginGate } from "../fetch/origin-gate.js";
@@ -65,12 +66,40 @@ export interface ServerStats {
   tcpDeliveries: number;
 }
 
+/** One setting a reload changed, or would have changed had it not needed a restart. */
+export interface SettingChange {
+  key: keyof ServerConfig;
+  /** The setting as an operator names it: its flag (`--ticket-ttl-ms`). */
+  flag: string;
+  /** The values as logs show them (a secret as "(hidden)"). */
+  from: string;
+  to: string;
+  /** When it applies: "now", or "new sessions" (absent in needsRestart). */
+  reload?: Reload;
+}
+
+/** What reconfigure() did: the changes applied, and those that wait for a restart (still the old value). */
+export interface ReconfigureResult {
+  applied: SettingChange[];
+  needsRestart: SettingChange[];
+}
+
+/** The settings a running server can change (marked `reload` in src/config/settings.ts). */
+type ReloadableKey = {
+  [K in keyof typeof SERVER_SETTINGS]: (typeof SERVER_SETTINGS)[K] extends { reload: Reload } ? K : never;
+}[keyof typeof SERVER_SETTINGS];
+
 export class HeadwireServer {
-  readonly config: ServerConfig;
+  /** The settings in force: the start's, with what reconfigure() applied since. */
+  private current: ServerConfig;
   private readonly store: CacheStore;
   private readonly service: HeaderService;
   private readonly tickets: TicketRegistry;
   private readonly handler: QueryHandler;
+  private readonly freshness: Freshness;
+  /** The origin fetcher built from the config (undefined when one was injected: its guard and timeouts are its own). */
+  private readonly fetcher: OriginFetcher | undefined;
+  private readonly originGate: OriginGate;
   private readonly sessions = new Map<number, ControlSession>();
   /** Sessions open per client address (maxSessionsPerAddress). */
   private readonly sessionsByAddress = new Map<string, number>();
@@ -82,7 +111,7 @@ export class HeadwireServer {
   private readonly limitHits: Record<string, number> = {};
   private readonly now: () => number;
   /** maxSessions, or fewer when the open-file limit would not let that many be answered. */
-  private readonly maxSessions: number;
+  private maxSessions: number;
   private readonly log: ServerLog;
   private control: Server | undefined;
   private data: DataServer | undefined;
@@ -90,7 +119,7 @@ export class HeadwireServer {
   private stopping: Promise<void> | undefined;
 
   constructor(options: HeadwireServerOptions = {}) {
-    this.config = resolveServerConfig(options);
+    this.current = resolveServerConfig(options);
     const now = options.now ?? Date.now;
     this.now = now;
     this.replyBytes = new ReplyBytes(this.config.maxReplyBytes);
@@ -106,6 +135,14 @@ export class HeadwireServer {
       maxStaleMs: this.config.maxStaleMs,
       now,
     });
+    this.freshness = freshness;
+    this.originGate = new OriginGate({
+      concurrentFetches: this.config.originConcurrentFetches,
+      fetchesPerSecond: this.config.originFetchesPerSecond,
+      fetchBurst: this.config.originFetchBurst,
+      now,
+    });
+    this.fetcher = options.fetcher ? undefined : originFetcher(this.config, this.originGate);
     this.store =
       options.store ??
       createCacheStore(this.config, { now, log: this.log, retentionMs: (entry) => freshness.retentionMs(entry) });
@@ -117,7 +154,7 @@ export class HeadwireServer {
     });
     this.service = new HeaderService({
       store: this.store,
-      fetcher: options.fetcher ?? originFetcher(this.config, now),
+      fetcher: options.fetcher ?? this.fetcher!,
       freshness,
       maxEntryBytes: this.config.cacheMaxEntryBytes,
       maxHeaderBytes: this.config.maxHeaderBytes,
@@ -182,6 +219,140 @@ export class HeadwireServer {
     }
     this.log(`listening: control tcp ${this.config.host} port ${this.controlPort}, data udp port ${this.dataPort}`);
     return this;
+  }
+
+  /** The settings in force (reconfigure() changes the reloadable ones). */
+  get config(): Readonly<ServerConfig> {
+    return this.current;
+  }
+
+  /**
+   * Applies a new set of settings to the running server (SIGHUP's re-read of the config file):
+   * `next` is the whole set, as given to the constructor (a setting absent takes its default).
+   * The settings marked `reload` in src/config/settings.ts change now or for new sessions; any
+   * other that differs keeps its value until a restart and is listed in needsRestart. Each
+   * change is logged. Bad settings throw a ConfigError and change nothing.
+   */
+  reconfigure(next: Partial<ServerConfig>, sources: SettingSources = {}): ReconfigureResult {
+    const wanted = resolveServerConfig(next, sources);
+    const result: ReconfigureResult = { applied: [], needsRestart: [] };
+    const merged: Record<string, unknown> = { ...this.current };
+    for (const key of Object.keys(SERVER_SETTINGS) as Array<keyof ServerConfig>) {
+      if (sameValue(this.current[key], wanted[key])) continue;
+      const setting: Setting = SERVER_SETTINGS[key];
+      const shown = (value: unknown) => (setting.secret ? "(hidden)" : shownValue(value));
+      const change: SettingChange = {
+        key,
+        flag: longFlagOf(key, SERVER_SETTINGS[key])!,
+        from: shown(this.current[key]),
+        to: shown(wanted[key]),
+      };
+      if (setting.reload === undefined) {
+        result.needsRestart.push(change);
+        continue;
+      }
+      merged[key] = wanted[key];
+      result.applied.push({ ...change, reload: setting.reload });
+    }
+    // The settings that will run together (new limits beside restart-bound ones) must agree too.
+    const config = resolveServerConfig(merged as Partial<ServerConfig>);
+    const guard = new OutboundGuard({ allowPrivate: config.allowPrivate, allow: [...config.allow] });
+    this.current = config;
+    for (const change of result.applied) this.apply(change.key as ReloadableKey, guard);
+    for (const { flag, from, to, reload } of result.applied) {
+      this.log(`reload: ${flag} ${from} → ${to} (${reload === "now" ? "applied" : "applied to new sessions"})`);
+    }
+    for (const { flag, from, to } of result.needsRestart) {
+      this.log(`reload: ${flag} ${from} → ${to} needs a restart (still ${from})`);
+    }
+    if (result.applied.length + result.needsRestart.length === 0) this.log("reload: no setting changed");
+    return result;
+  }
+
+  /**
+   * Takes a reloaded setting to the part that holds it (this.current already has its value).
+   * The switch is exhaustive over the reloadable settings: marking one `reload` in the table
+   * without saying here how it applies does not compile.
+   */
+  private apply(key: ReloadableKey, guard: OutboundGuard): void {
+    const config = this.current;
+    switch (key) {
+      // Read from this.current where they are used: at each new connection, each new session, the shutdown.
+      case "maxSessionsPerAddress":
+      case "shutdownGraceMs":
+      case "loopbackIsAdmin":
+      case "maxQueuedQueriesPerSession":
+      case "idleTimeoutMs":
+      case "linesPerSecondPerSession":
+      case "badLineBurst":
+      case "badLinesPerSecond":
+      case "maxLineBytes":
+        return;
+      case "maxSessions":
+        this.maxSessions = sessionCeiling(config.maxSessions, openFilesLimit());
+        return;
+      case "connectionsPerSecondPerAddress":
+      case "connectionBurstPerAddress":
+        this.connectionRate.setRate(config.connectionsPerSecondPerAddress, config.connectionBurstPerAddress);
+        return;
+      case "queriesPerSecondPerAddress":
+      case "queryBurstPerAddress":
+      case "adminToken":
+      case "retransmitBudget":
+        this.handler.reconfigure({
+          queriesPerSecondPerAddress: config.queriesPerSecondPerAddress,
+          queryBurstPerAddress: config.queryBurstPerAddress,
+          adminToken: config.adminToken,
+          retransmitBudget: config.retransmitBudget,
+        });
+        return;
+      case "maxTicketsPerSession":
+      case "maxTicketBytes":
+        this.tickets.reconfigure({
+          maxTicketsPerSession: config.maxTicketsPerSession,
+          maxTicketBytes: config.maxTicketBytes,
+        });
+        return;
+      case "maxReplyBytes":
+        this.replyBytes.max = config.maxReplyBytes;
+        return;
+      case "originConcurrentFetches":
+      case "originFetchesPerSecond":
+      case "originFetchBurst":
+        this.originGate.reconfigure({
+          concurrentFetches: config.originConcurrentFetches,
+          fetchesPerSecond: config.originFetchesPerSecond,
+          fetchBurst: config.originFetchBurst,
+        });
+        return;
+      case "connectTimeoutMs":
+      case "headerTimeoutMs":
+      case "allowPrivate":
+      case "allow":
+        this.fetcher?.reconfigure({
+          connectTimeoutMs: config.connectTimeoutMs,
+          headerTimeoutMs: config.headerTimeoutMs,
+          guard,
+        });
+        return;
+      case "defaultTtlMs":
+      case "maxStaleMs":
+        this.freshness.reconfigure({ defaultTtlMs: config.defaultTtlMs, maxStaleMs: config.maxStaleMs });
+        return;
+      case "negativeTtlMs":
+      case "fillLockMs":
+      case "negativeCacheEntries":
+        this.service.reconfigure({
+          negativeTtlMs: config.negativeTtlMs,
+          fillLockMs: config.fillLockMs,
+          maxRememberedFailures: config.negativeCacheEntries,
+        });
+        return;
+      default: {
+        const unhandled: never = key;
+        throw new Error(`no way to apply the reloaded setting ${String(unhandled)}`);
+      }
+    }
   }
 
   get controlPort(): number {
@@ -323,14 +494,24 @@ export class HeadwireServer {
   }
 }
 
+/** Lists and strings compare by their contents. */
+function sameValue(a: unknown, b: unknown): boolean {
+  return Array.isArray(a) && Array.isArray(b) ? a.length === b.length && a.every((item, i) => item === b[i]) : a === b;
+}
+
+/** A value as a reload's log line shows it: numbers and switches as they are, text and lists as JSON. */
+function shownValue(value: unknown): string {
+  return typeof value === "string" || Array.isArray(value) ? JSON.stringify(value) : String(value);
+}
+
 /** The real origin fetcher: DNS, the outbound guard, TCP/TLS. Its CA file is read here, at construction. */
-function originFetcher(config: ServerConfig, now: () => number): OriginFetcher {
+function originFetcher(config: ServerConfig, gate: OriginGate): OriginFetcher {
   let ca: string | undefined;
   if (config.caFile) {
     try {
       ca = readFileSync(config.caFile, "utf8");
     } catch (error) {
-      throw new ConfigError(`server.caFile ${config.caFile} cannot be read: ${(error as Error).message}`);
+      throw new ConfigError(`--ca-file ${config.caFile} cannot be read: ${(error as Error).message}`);
     }
   }
   return new OriginFetcher({
@@ -340,12 +521,7 @@ function originFetcher(config: ServerConfig, now: () => number): OriginFetcher {
     userAgent: `headwire/${VERSION}`,
     guard: new OutboundGuard({ allowPrivate: config.allowPrivate, allow: [...config.allow] }),
     insecureTls: config.insecureTls,
-    gate: new OriginGate({
-      concurrentFetches: config.originConcurrentFetches,
-      fetchesPerSecond: config.originFetchesPerSecond,
-      fetchBurst: config.originFetchBurst,
-      now,
-    }),
+    gate,
     // --ca-file adds to the system's trusted CAs; it does not replace them.
     ...(ca ? { ca: [...tls.rootCertificates, ca].join("\n") } : {}),
   });

@@ -57,7 +57,7 @@ export class QueryHandler implements SessionHandler {
   /** Headers answered on the control session (delivery=tcp) rather than ticketed for UDP. */
   tcpDeliveries = 0;
 
-  constructor(private readonly options: QueryHandlerOptions) {
+  constructor(private options: QueryHandlerOptions) {
     this.targets = new LRUCache<string, FetchTarget>({
       max: options.urlMemoEntries,
       maxSize: options.urlMemoBytes,
@@ -71,6 +71,17 @@ export class QueryHandler implements SessionHandler {
       options.queryBurstPerAddress,
       options.now,
     );
+  }
+
+  /** New limits and admin token (a reloaded config), for the queries and AUTHs from now on. */
+  reconfigure(
+    part: Pick<
+      QueryHandlerOptions,
+      "queriesPerSecondPerAddress" | "queryBurstPerAddress" | "adminToken" | "retransmitBudget"
+    >,
+  ): void {
+    this.options = { ...this.options, ...part };
+    this.queryRate.setRate(part.queriesPerSecondPerAddress, part.queryBurstPerAddress);
   }
 
   async query(

@@ -48,7 +48,7 @@ export class TicketRegistry {
   private readonly tickets = new Map<string, DeliveryTicket>();
   private readonly bySession = new Map<number, Set<string>>();
   private readonly now: () => number;
-  private readonly maxTicketBytes: number;
+  private maxTicketBytes: number;
   /**
    * Bytes of the distinct header Buffers the tickets in the map hold, and how many tickets hold
    * each. Tickets for one cached entry share its Buffer, so a flood of cache hits costs its bytes
@@ -64,10 +64,21 @@ export class TicketRegistry {
   /** Woken when a delivery completes or tickets go away (deliveriesSettled waits on it). */
   private readonly settleWaiters = new Set<() => void>();
 
-  constructor(private readonly options: TicketRegistryOptions) {
+  constructor(private options: TicketRegistryOptions) {
     this.now = options.now ?? Date.now;
     this.maxTicketBytes = options.maxTicketBytes ?? Infinity;
     this.sweeper = setInterval(() => this.sweep(), Math.min(1000, options.ticketTtlMs)).unref();
+  }
+
+  /**
+   * New limits (a reloaded config) for the tickets issued from now on: live tickets are not
+   * revoked, a session over a lowered cap loses its oldest ones as it is issued new ones, and a
+   * lowered byte budget refuses new tickets until enough expire. (ticketTtlMs is not here: a
+   * ticket's issue time is read back from its expiry and that lifetime.)
+   */
+  reconfigure(part: Required<Pick<TicketRegistryOptions, "maxTicketsPerSession" | "maxTicketBytes">>): void {
+    this.options = { ...this.options, maxTicketsPerSession: part.maxTicketsPerSession };
+    this.maxTicketBytes = part.maxTicketBytes;
   }
 
   /** 128 bits from the CSPRNG, taken from a 4 KiB pool refilled (never reused) when spent. */
@@ -118,7 +129,8 @@ export class TicketRegistry {
     let keys = this.bySession.get(ticket.sessionId);
     if (!keys) this.bySession.set(ticket.sessionId, (keys = new Set()));
     keys.add(key);
-    if (keys.size > this.options.maxTicketsPerSession) {
+    // A loop, not an if: after a reload lowered the cap, a session may hold more than one too many.
+    while (keys.size > this.options.maxTicketsPerSession) {
       const oldest = keys.values().next().value as string;
       this.remove(oldest, this.tickets.get(oldest)!);
     }

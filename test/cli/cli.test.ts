@@ -68,7 +68,7 @@ test("client: a setting out of its bounds is bad usage (exit 2) with the setting
   assert.equal(result.code, 2);
   assert.match(
     result.stderr,
-    /client\.chunkTimeoutMs must be from client\.minChunkTimeoutMs \(20\) to client\.maxChunkTimeoutMs \(8000\), got 5/,
+    /--chunk-timeout-ms must be from client\.minChunkTimeoutMs \(20\) to client\.maxChunkTimeoutMs \(8000\), got 5/,
   );
   assert.doesNotMatch(result.stderr, /SERVER_UNREACHABLE/);
 });

@@ -62,5 +62,5 @@ test("client: --delivery takes udp, tcp or auto; anything else is bad usage (exi
   const dir = await tempDir(t);
   const result = await runCli(["client", "--delivery", "quic", "www.twitch.tv"], { cwd: dir });
   assert.equal(result.code, 2);
-  assert.match(result.stderr, /client\.delivery must be udp, tcp or auto, got "quic"/);
+  assert.match(result.stderr, /--delivery must be udp, tcp or auto, got "quic"/);
 });

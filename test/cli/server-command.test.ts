@@ -92,7 +92,7 @@ test("server: SIGHUP flushes the cache and the server goes on serving", async (t
   });
   assert.equal(first.code, 0, first.stderr);
   server.child.kill("SIGHUP");
-  await stderrShows(server.child, server.stderr, /SIGHUP: cache flushed; nothing else to reload/);
+  await stderrShows(server.child, server.stderr, /SIGHUP: cache flushed; no --config to re-read/);
   assert.match(await readFile(join(dir, "cache.txt"), "latin1"), /end entries=1\n$/);
   const again = await runCli(["client", "-s", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
     cwd: dir,

@@ -43,7 +43,7 @@ test("a bad --advertise is refused at start, naming the flag and what is wrong",
     assert.throws(
       () => resolveServerConfig({ advertiseHost: value }),
       (error: Error) =>
-        error.message.startsWith("server.advertiseHost must be HOST or HOST:PORT for --advertise") &&
+        error.message.startsWith("--advertise must be HOST or HOST:PORT (IPv6 in brackets") &&
         error.message.includes(JSON.stringify(value)) &&
         reason.test(error.message),
       value,
