@@ -25,6 +25,7 @@ const INTEGRATION_FILES = [
   "fetch/nginx-origin.test.js", // nginx
   "server/control-protocol.test.js", // a whole headwire server
   "server/data-channel.test.js", // a whole headwire server
+  "server/reconfigure.test.js", // a whole headwire server
 ];
 
 function isIntegration(file) {

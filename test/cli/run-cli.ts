@@ -53,16 +53,24 @@ export interface ServerProcess {
 }
 
 /** Starts `headwire server` (loopback, ephemeral ports) as a child process and waits for its ready line. */
-export async function spawnServer(
+export function spawnServer(dir: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+  return spawnServerWith(
+    dir,
+    ["--host", "127.0.0.1", "--port", "0", "--data-port", "0", "--allow-private", ...extra],
+    env,
+  );
+}
+
+/** Starts `headwire server ARGS` (the caller says where it listens: a config file may) and waits for its ready line. */
+export async function spawnServerWith(
   dir: string,
-  extra: string[] = [],
+  args: string[],
   env: NodeJS.ProcessEnv = {},
 ): Promise<ServerProcess> {
-  const child = spawn(
-    process.execPath,
-    [BIN, "server", "--host", "127.0.0.1", "--port", "0", "--data-port", "0", "--allow-private", ...extra],
-    { cwd: dir, env: { ...process.env, ...UNLIMITED_ENV, ...env } },
-  );
+  const child = spawn(process.execPath, [BIN, "server", ...args], {
+    cwd: dir,
+    env: { ...process.env, ...UNLIMITED_ENV, ...env },
+  });
   let stdout = "";
   let stderr = "";
   child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));

@@ -6,14 +6,14 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdir, readdir, readFile, symlink } from "node:fs/promises";
+import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/demo/crafted-origin.js";
 import { RESERVED_FILE_DESCRIPTORS } from "../../src/server/file-descriptors.js";
 import { RawSession, tempDir, UNLIMITED_ENV } from "../helpers.js";
-import { BIN, runCli, spawnServer } from "./run-cli.js";
+import { BIN, runCli, spawnServer, spawnServerWith } from "./run-cli.js";
 
 /** Resolves when the process has written a line matching `pattern` on stderr; rejects if it exits first. */
 function stderrShows(child: ChildProcess, seen: () => string, pattern: RegExp): Promise<void> {
@@ -101,6 +101,76 @@ test("server: SIGHUP flushes the cache and the server goes on serving", async (t
   assert.match(again.stdout, /\| HIT \|/);
   server.child.kill("SIGTERM");
   assert.equal(await exitOf(server.child), 0, server.stderr());
+});
+
+test("server: SIGHUP re-reads --config: what can change applies, what cannot says so, a bad file changes nothing", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
+  t.after(() => origin.close());
+  const file = join(dir, "headwire.toml");
+  const listen = 'host = "127.0.0.1"\nport = 0\ndata-port = 0\npersist-delay-ms = 600000\n';
+  await writeFile(file, `${listen}allow-private = true\n`);
+  const server = await spawnServerWith(dir, ["--config", file]);
+  reap(t, server.child);
+  const query = (path: string) =>
+    runCli(["client", "-s", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}${path}`], { cwd: dir });
+  const first = await query("/legacy");
+  assert.equal(first.code, 0, first.stderr);
+
+  await writeFile(file, `${listen.replace("port = 0\n", "port = 1\n")}allow-private = false\n`);
+  server.child.kill("SIGHUP");
+  await stderrShows(server.child, server.stderr, /reload: --port 0 → 1 needs a restart \(still 0\)/);
+  assert.match(server.stderr(), /reload: --allow-private true → false \(applied\)/);
+  const blocked = await query("/google");
+  assert.equal(blocked.code, 1, blocked.stderr);
+  assert.match(blocked.stderr, /BLOCKED_ADDRESS/);
+
+  await writeFile(file, `${listen}max-sessions = 0\nallow-private = true\n`);
+  server.child.kill("SIGHUP");
+  await stderrShows(
+    server.child,
+    server.stderr,
+    /SIGHUP: .*headwire\.toml not applied, nothing changed: --max-sessions must be an integer from 1 to 1000000, got 0 \(max-sessions in /,
+  );
+  const cached = await query("/legacy");
+  assert.equal(cached.code, 0, cached.stderr);
+  assert.match(cached.stdout, /\| HIT \|/, "the server goes on");
+  const stillBlocked = await query("/twitch");
+  assert.match(stillBlocked.stderr, /BLOCKED_ADDRESS/, "the bad file's allow-private = true was not applied either");
+  server.child.kill("SIGTERM");
+  assert.equal(await exitOf(server.child), 0, server.stderr());
+});
+
+test("server: a bad setting from a flag, a variable or the config file exits 2 with the flag's name and a one-line hint, not the help", async (t) => {
+  const dir = await tempDir(t);
+  const hint = "(headwire server --help lists every setting)\n";
+  const flag = await runCli(["server", "--ticket-ttl-ms", "0"], { cwd: dir });
+  assert.equal(flag.code, 2);
+  assert.equal(flag.stderr, `headwire server: --ticket-ttl-ms must be an integer from 1 to 3600000, got 0\n${hint}`);
+  const word = await runCli(["server", "--port", "soon"], { cwd: dir });
+  assert.equal(word.code, 2);
+  assert.equal(word.stderr, `headwire server: --port must be an integer from 0 to 65535, got "soon"\n${hint}`);
+  const variable = await runCli(["server"], { cwd: dir, env: { HEADWIRE_MAX_SESSIONS: "lots" } });
+  assert.equal(variable.code, 2);
+  assert.match(
+    variable.stderr,
+    /--max-sessions must be an integer from 1 to 1000000, got "lots" \(from HEADWIRE_MAX_SESSIONS\)/,
+  );
+  const file = join(dir, "headwire.toml");
+  await writeFile(file, "ticketTtlMs = 5\n");
+  const inFile = await runCli(["server", "--config", file], { cwd: dir });
+  assert.equal(inFile.code, 2);
+  assert.equal(
+    inFile.stderr,
+    `headwire server: ${file}: unknown setting "ticketTtlMs": write it as ticket-ttl-ms (its flag's name without --)\n${hint}`,
+  );
+  const unknown = await runCli(["server", "--ticket-ttl", "5"], { cwd: dir });
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown option '--ticket-ttl'/);
+  for (const run of [flag, word, variable, inFile, unknown]) {
+    assert.doesNotMatch(run.stderr, /Usage:|Options:/, "not the whole help");
+  }
+  assert.deepEqual(await readdir(dir), ["headwire.toml"], "nothing started: no cache file, no lock");
 });
 
 test("server: with its stdout and stderr pipes closed, SIGTERM still persists, releases the lock and exits 0", async (t) => {
