@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { fileKeyOf, parseConfigFile } from "../../src/config/config-file.js";
 import { longFlagOf } from "../../src/config/schema.js";
-import { resolveServerConfig, SERVER_SETTINGS } from "../../src/config.js";
+import { DEFAULT_SERVER_CONFIG, resolveServerConfig, SERVER_SETTINGS } from "../../src/config.js";
 import { ConfigError } from "../../src/errors.js";
 
 const PATH = "/etc/headwire/headwire.toml";
@@ -104,4 +106,14 @@ test("unknown keys, tables and bad TOML are refused, with the line where TOML sa
 
 test("an empty file sets nothing", () => {
   assert.deepEqual(parse(""), { values: {}, sources: {} });
+});
+
+test("the example file in packaging/ is valid, and every value it sets is the default", async () => {
+  const path = fileURLToPath(new URL("../../../packaging/headwire.toml", import.meta.url));
+  const file = parseConfigFile(await readFile(path, "utf8"), path, SERVER_SETTINGS);
+  const config = resolveServerConfig(file.values, file.sources);
+  assert.ok(Object.keys(file.values).length >= 15, "it shows the settings an operator reaches for");
+  for (const key of Object.keys(file.values) as Array<keyof typeof config>) {
+    assert.deepEqual(config[key], DEFAULT_SERVER_CONFIG[key], `${key} in ${path}`);
+  }
 });
