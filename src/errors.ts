@@ -85,7 +85,7 @@ export class HeadwireError<C extends ErrorCode = ErrorCode> extends Error {
   }
 }
 
-/** A setting or option with a bad value (`server.ticketTtlMs must be an integer from 1 to 3600000, got 0`). */
+/** A setting or option with a bad value (`--ticket-ttl-ms must be an integer from 1 to 3600000, got 0`). */
 export class ConfigError extends Error {
   override name = "ConfigError";
 }

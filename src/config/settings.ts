@@ -4,8 +4,12 @@
  * and the README's table are all derived from here (src/config/schema.ts says how).
  *
  * Units are in the names (`ticketTtlMs`, `maxHeaderBytes`). A flag is derived from the name
- * (`ticketTtlMs` → `--ticket-ttl-ms`, HEADWIRE_TICKET_TTL_MS) unless given; the given ones are
- * older than the rule and documented, so they stay.
+ * (`ticketTtlMs` → `--ticket-ttl-ms`, HEADWIRE_TICKET_TTL_MS, `ticket-ttl-ms` in a config file)
+ * unless given; the given ones are older than the rule and documented, so they stay.
+ *
+ * `reload` says what a running server does when SIGHUP's re-read changes a setting: "now",
+ * "new sessions", or (absent) nothing until a restart. HeadwireServer.apply() says how each
+ * reloadable one reaches the part that reads it.
  */
 import { parseAdvertise } from "./advertise.js";
 import { cidrProblem } from "./cidr.js";
