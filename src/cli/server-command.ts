@@ -95,6 +95,7 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
         `headwire server ready: control tcp port ${server.controlPort}, data udp port ${server.dataPort}\n`,
       );
       let stopping = false;
+      let reloads = Promise.resolve();
       const stop = (signal: string) => {
         if (stopping) {
           // A second Ctrl-C must not kill the process half-way (lock left, cache unwritten).
@@ -132,7 +133,9 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
             ),
           (error: unknown) => say(`headwire server: SIGHUP: cache not flushed: ${(error as Error).message}\n`),
         );
-        if (opts.config !== undefined) void reload(server, opts.config);
+        // One re-read at a time, in the order the signals came: the last SIGHUP's file is the one in force.
+        const file = opts.config;
+        if (file !== undefined) reloads = reloads.then(() => reload(server, file));
       });
     });
   // Every setting is an option (src/config/settings.ts), after the command's own text.
