@@ -71,6 +71,16 @@ test("client: a setting out of its bounds is bad usage (exit 2) with the setting
     /--chunk-timeout-ms must be from client\.minChunkTimeoutMs \(20\) to client\.maxChunkTimeoutMs \(8000\), got 5/,
   );
   assert.doesNotMatch(result.stderr, /SERVER_UNREACHABLE/);
+  // Not a number at all, from a flag or a variable: the same message, with where it came from.
+  const word = await run(["client", "--chunk-timeout-ms", "soon", "www.twitch.tv"], { cwd: dir });
+  assert.equal(word.code, 2);
+  assert.match(word.stderr, /^headwire client: --chunk-timeout-ms must be an integer from 1 to 60000, got "soon"\n/);
+  const variable = await run(["client", "www.twitch.tv"], { cwd: dir, env: { HEADWIRE_DELIVERY_RETRIES: "99" } });
+  assert.equal(variable.code, 2);
+  assert.match(
+    variable.stderr,
+    /--delivery-retries must be an integer from 0 to 10, got 99 \(from HEADWIRE_DELIVERY_RETRIES\)/,
+  );
 });
 
 test("client: a server that closes mid-session gives a clear message and exit code 3", async (t) => {
