@@ -80,6 +80,7 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       try {
         const settings = await loadServerSettings(given, opts.config);
         server = new HeadwireServer(settings.values);
+        for (const line of settings.overridden) say(`headwire server: ${line}\n`);
       } catch (error) {
         if (!(error instanceof ConfigError)) throw error;
         say(`headwire server: ${error.message}\n${HINT}\n`);
@@ -144,6 +145,7 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
   const reload = async (server: HeadwireServer, file: string) => {
     try {
       const settings = await loadServerSettings(readSettings(command), file);
+      for (const line of settings.overridden) say(`headwire server: SIGHUP: ${line}\n`);
       server.reconfigure(settings.values, settings.sources);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;

@@ -6,7 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { parseConfigFile } from "../config/config-file.js";
-import type { SettingSources } from "../config/schema.js";
+import { longFlagOf, type SettingSources } from "../config/schema.js";
 import { ConfigError, resolveServerConfig, SERVER_SETTINGS, type ServerConfig } from "../config.js";
 import type { GivenSettings } from "./setting-options.js";
 
@@ -16,6 +16,12 @@ export interface ServerSettings {
   sources: SettingSources;
   /** The values resolved and checked: a ConfigError was thrown instead if one was bad. */
   config: ServerConfig;
+  /**
+   * The file's settings that a flag or a variable hides ("ticket-ttl-ms in FILE is overridden by
+   * HEADWIRE_TICKET_TTL_MS"): said at start and at each reload, or an operator who edits the file
+   * wonders why nothing changes.
+   */
+  overridden: string[];
 }
 
 export async function loadServerSettings(
@@ -29,9 +35,18 @@ export async function loadServerSettings(
   const values = { ...file.values, ...given.values } as Partial<ServerConfig>;
   const sources: Record<string, string> = { ...file.sources };
   // A flag's value hides the file's, and so does its source: the message must name where it came from.
-  for (const key of Object.keys(given.values)) delete sources[key];
+  const overridden: string[] = [];
+  for (const key of Object.keys(given.values)) {
+    const inFile = sources[key];
+    if (inFile !== undefined) {
+      const by =
+        given.sources[key]?.replace(/^from /, "") ?? longFlagOf(key, SERVER_SETTINGS[key as keyof ServerConfig]);
+      overridden.push(`${inFile} is overridden by ${by}`);
+    }
+    delete sources[key];
+  }
   Object.assign(sources, given.sources);
-  return { values, sources, config: resolveServerConfig(values, sources) };
+  return { values, sources, config: resolveServerConfig(values, sources), overridden };
 }
 
 async function readConfigFile(path: string): Promise<string> {

@@ -32,7 +32,7 @@ test("precedence: flags > environment > config file > defaults", async (t) => {
   const file = join(dir, "headwire.toml");
   await writeFile(file, "ticket-ttl-ms = 1000\nmax-sessions = 2000\nidle-timeout-ms = 3000\n");
   withEnv(t, { HEADWIRE_TICKET_TTL_MS: "1001", HEADWIRE_MAX_SESSIONS: "2001" });
-  const { config, sources } = await loadServerSettings(given(["--ticket-ttl-ms", "1002"]), file);
+  const { config, sources, overridden } = await loadServerSettings(given(["--ticket-ttl-ms", "1002"]), file);
   assert.equal(config.ticketTtlMs, 1002, "the flag beats the variable and the file");
   assert.equal(config.maxSessions, 2001, "the variable beats the file");
   assert.equal(config.idleTimeoutMs, 3000, "the file beats the default");
@@ -41,6 +41,10 @@ test("precedence: flags > environment > config file > defaults", async (t) => {
     maxSessions: "from HEADWIRE_MAX_SESSIONS",
     idleTimeoutMs: `idle-timeout-ms in ${file}`,
   });
+  assert.deepEqual(overridden, [
+    `ticket-ttl-ms in ${file} is overridden by --ticket-ttl-ms`,
+    `max-sessions in ${file} is overridden by HEADWIRE_MAX_SESSIONS`,
+  ]);
 });
 
 test("a bad value names where it came from; a missing file is a ConfigError too", async (t) => {
