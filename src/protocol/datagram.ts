@@ -74,9 +74,18 @@ export const MIN_BUDGET_DATAGRAMS = 12;
  * the worst-case amplification factor from this.
  */
 export function deliveryBudgetBytes(headerBytes: number, chunks: number, budget: number): number {
-  const fullDelivery = headerBytes + chunks * CHUNK_OVERHEAD_BYTES;
-  const floor = MIN_BUDGET_DATAGRAMS * (Math.ceil(headerBytes / chunks) + CHUNK_OVERHEAD_BYTES);
-  return Math.max(budget * fullDelivery, floor);
+  const floor = MIN_BUDGET_DATAGRAMS * meanChunkDatagramBytes(headerBytes, chunks);
+  return Math.max(budget * fullDeliveryBytes(headerBytes, chunks), floor);
+}
+
+/** UDP payload bytes of every chunk of a header sent once, in version 2. */
+export function fullDeliveryBytes(headerBytes: number, chunks: number): number {
+  return headerBytes + chunks * CHUNK_OVERHEAD_BYTES;
+}
+
+/** A chunk datagram of the header's mean size (rounded up): what the floor and a credit count in. */
+export function meanChunkDatagramBytes(headerBytes: number, chunks: number): number {
+  return Math.ceil(headerBytes / chunks) + CHUNK_OVERHEAD_BYTES;
 }
 
 export interface ChunkRange {
