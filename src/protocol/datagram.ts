@@ -83,7 +83,7 @@ export function fullDeliveryBytes(headerBytes: number, chunks: number): number {
   return headerBytes + chunks * CHUNK_OVERHEAD_BYTES;
 }
 
-/** A chunk datagram of the header's mean size (rounded up): what the floor and a credit count in. */
+/** A chunk datagram of the header's mean size (rounded up): what the budget's floor counts in. */
 export function meanChunkDatagramBytes(headerBytes: number, chunks: number): number {
   return Math.ceil(headerBytes / chunks) + CHUNK_OVERHEAD_BYTES;
 }

@@ -5,7 +5,7 @@
  */
 import { randomFillSync } from "node:crypto";
 import { HeadwireError } from "../errors.js";
-import { meanChunkDatagramBytes, TOKEN_BYTES } from "../protocol/datagram.js";
+import { CHUNK_OVERHEAD_BYTES, TOKEN_BYTES } from "../protocol/datagram.js";
 
 export interface DeliveryTicket {
   token: Buffer;
@@ -190,19 +190,21 @@ export class TicketRegistry {
    * Gives back to the ticket's budget the datagrams its client reports its own kernel dropped
    * (`drops`, cumulative for the client's socket): only what the report adds to the highest one
    * before it, so duplicated or reordered reports never credit twice. Each drop is worth one chunk
-   * datagram of the header's mean size. Capped by the chunk datagrams actually sent (a client
-   * cannot have lost more than it was sent) and by `capBytes` given back in all: the server cannot
-   * check the client's kernel, so a client that lies gets at most `capBytes` more.
+   * datagram of the header's largest size: the report cannot say which chunks were lost, and a
+   * credit at the mean size would fall short of sending them again whenever the last chunk is
+   * the short one. Capped by the chunk datagrams actually sent (a client cannot have lost more
+   * than it was sent) and by `capBytes` given back in all: the server cannot check the client's
+   * kernel, so a client that lies gets at most `capBytes` more.
    */
   credit(ticket: DeliveryTicket, drops: number, capBytes: number): BufferLossCredit {
     const newDrops = Math.max(0, drops - ticket.reportedDrops);
     ticket.reportedDrops = Math.max(ticket.reportedDrops, drops);
     const unaccounted = Math.max(0, ticket.datagramsSent - ticket.creditedDatagrams);
     let datagrams = Math.min(newDrops, unaccounted);
-    const mean = meanChunkDatagramBytes(ticket.header.length, ticket.chunkCount);
-    const bytes = Math.max(0, Math.min(datagrams * mean, capBytes - ticket.creditedBytes));
+    const largest = Math.min(ticket.chunkPayloadBytes, ticket.header.length) + CHUNK_OVERHEAD_BYTES;
+    const bytes = Math.max(0, Math.min(datagrams * largest, capBytes - ticket.creditedBytes));
     // A credit cut by the cap counts the datagrams it still pays for (the last one maybe in part).
-    if (bytes < datagrams * mean) datagrams = Math.ceil(bytes / mean);
+    if (bytes < datagrams * largest) datagrams = Math.ceil(bytes / largest);
     ticket.creditedDatagrams += datagrams;
     ticket.creditedBytes += bytes;
     ticket.budgetBytes += bytes;

@@ -141,7 +141,8 @@ test("a bug met while handling a datagram drops it, is counted, logged once with
 /** 10 chunks of 100 bytes, with a budget of exactly one full delivery (retransmitBudget 1). */
 const CHUNKS = 10;
 const PAYLOAD = 100;
-const MEAN_CHUNK = PAYLOAD + CHUNK_OVERHEAD_BYTES;
+/** A drop is credited as a chunk datagram of the largest size (here every chunk is that size). */
+const LARGEST_CHUNK = PAYLOAD + CHUNK_OVERHEAD_BYTES;
 const FULL = fullDeliveryBytes(CHUNKS * PAYLOAD, CHUNKS);
 
 function issueTenChunks(tickets: TicketRegistry, budgetBytes = FULL): DeliveryTicket {
@@ -211,7 +212,7 @@ function handled(server: DataServer): number {
   return Object.values(stats.dropped).reduce((sum, n) => sum + n, stats.requests + stats.dropReports);
 }
 
-test("a DROPS report from the ticket's owner gives back one mean chunk datagram per drop, and is never answered", async (t) => {
+test("a DROPS report from the ticket's owner gives back one chunk datagram per drop, and is never answered", async (t) => {
   const tickets = new TicketRegistry({ ticketTtlMs: 60_000, maxTicketsPerSession: 8 });
   t.after(() => tickets.close());
   const server = await dataServer(t, tickets);
@@ -221,9 +222,9 @@ test("a DROPS report from the ticket's owner gives back one mean chunk datagram 
   assert.equal(await client.ask(0, 1), 0, "spent");
   await client.report(3);
   assert.equal(client.received.length, CHUNKS, "a DROPS report gets no reply");
-  assert.deepEqual(server.stats.credited, { datagrams: 3, bytes: 3 * MEAN_CHUNK, cappedReports: 0 });
+  assert.deepEqual(server.stats.credited, { datagrams: 3, bytes: 3 * LARGEST_CHUNK, cappedReports: 0 });
   assert.equal(server.stats.dropReports, 1);
-  assert.equal(ticket.budgetBytes, FULL + 3 * MEAN_CHUNK);
+  assert.equal(ticket.budgetBytes, FULL + 3 * LARGEST_CHUNK);
   assert.equal(await client.ask(2, 3), 3, "the three lost chunks are sent again");
   assert.equal(await client.ask(5, 1), 0, "and not one more");
   for (const datagram of client.received) assert.equal(decodeDatagram(datagram)?.type, "chunk");
@@ -243,9 +244,9 @@ test("duplicated and reordered DROPS reports never credit twice: only what a rep
   assert.equal(server.stats.credited.datagrams, 3);
   assert.equal(ticket.reportedDrops, 3);
   await client.report(5);
-  assert.deepEqual(server.stats.credited, { datagrams: 5, bytes: 5 * MEAN_CHUNK, cappedReports: 0 });
+  assert.deepEqual(server.stats.credited, { datagrams: 5, bytes: 5 * LARGEST_CHUNK, cappedReports: 0 });
   assert.equal(server.stats.dropReports, 5);
-  assert.equal(ticket.budgetBytes, FULL + 5 * MEAN_CHUNK);
+  assert.equal(ticket.budgetBytes, FULL + 5 * LARGEST_CHUNK);
   assert.equal(client.received.length, CHUNKS);
 });
 
@@ -261,12 +262,12 @@ test("the credit is capped by the chunk datagrams actually sent", async (t) => {
   await client.report(9);
   assert.deepEqual(
     server.stats.credited,
-    { datagrams: 2, bytes: 2 * MEAN_CHUNK, cappedReports: 2 },
+    { datagrams: 2, bytes: 2 * LARGEST_CHUNK, cappedReports: 2 },
     "5 more drops claimed, 2 datagrams sent",
   );
   await client.report(12);
   assert.equal(server.stats.credited.datagrams, 2, "both already credited");
-  assert.equal(ticket.budgetBytes, FULL + 2 * MEAN_CHUNK);
+  assert.equal(ticket.budgetBytes, FULL + 2 * LARGEST_CHUNK);
 });
 
 test("the credit is capped at bufferLossCreditDeliveries full deliveries per ticket; 0 gives none", async (t) => {
