@@ -48,7 +48,7 @@ export interface ReceiveOptions {
    * this, so a server that drips chunks cannot hold the client forever.
    */
   maxTicketTtlMs: number;
-  /** The socket's receive buffer (SO_RCVBUF; Linux caps it at net.core.rmem_max). Default CLIENT_RECEIVE_BUFFER_BYTES. */
+  /** The socket's receive buffer (SO_RCVBUF, capped at net.core.rmem_max); CLIENT_RECEIVE_BUFFER_BYTES by default. */
   recvBufferBytes?: number;
 }
 

@@ -97,9 +97,10 @@ export const MIN_READ_INTERVAL_MS = 10;
 
 /**
  * When a collection reads its socket's drops count and reports it: just before it asks for chunks
- * again, at most once per `intervalMs` (a round trip; MIN_READ_INTERVAL_MS at least), and a report only when the count grew since
- * the last one, or, after a timeout, again when it is above zero (the report may have been lost
- * on the path like any datagram, and a repeat credits nothing twice).
+ * again, at most once per `intervalMs` (a round trip; MIN_READ_INTERVAL_MS at least), and a
+ * report only when the count grew since the last one, or, after a timeout, again when it is above
+ * zero (the report may have been lost on the path like any datagram, and a repeat credits nothing
+ * twice).
  */
 export class DropsReporter {
   /** The latest count read, and the last one reported. */
