@@ -21,3 +21,17 @@ export function thousands(value: number | undefined): string {
 export function verdict(pass: boolean | undefined): string {
   return pass === undefined ? "SKIP" : pass ? "PASS" : "MISS";
 }
+
+/** A bottleneck's rate as the report writes it: "250 kB/s" (decimal units, as link rates are given). */
+export function rate(bytesPerSecond: number | undefined): string {
+  if (!bytesPerSecond) return "—";
+  return bytesPerSecond >= 1_000_000
+    ? `${fixed(bytesPerSecond / 1_000_000, 1)} MB/s`
+    : `${fixed(bytesPerSecond / 1000, 0)} kB/s`;
+}
+
+/** One emulated path in a line: "50 ms one way, 0 % loss, 250 kB/s bottleneck". */
+export function pathName(path: { oneWayMs: number; loss: number; bytesPerSecond?: number | undefined }): string {
+  const bottleneck = path.bytesPerSecond ? `, ${rate(path.bytesPerSecond)} bottleneck` : "";
+  return `${path.oneWayMs} ms one way, ${fixed(path.loss * 100, 0)} % loss${bottleneck}`;
+}

@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ColdSummary } from "./cold-path.js";
-import { fixed, markdownTable, thousands, verdict } from "./format.js";
+import { fixed, markdownTable, rate, thousands, verdict } from "./format.js";
 import type { BenchOptions } from "./options.js";
 import type { ProfileLine } from "./profile-summary.js";
 import type {
@@ -71,7 +71,9 @@ export function renderReport(input: ReportInput): string[] {
     out.push(attackTable(attacks));
   }
   if (paths) {
-    out.push(`\n### Delivery over emulated paths (cached headers through the relay; ideal = one round trip)\n`);
+    out.push(
+      `\n### Delivery over emulated paths (cached headers through the relay; ideal = one round trip + one delivery at the bottleneck's rate)\n`,
+    );
     out.push(pathTable(paths));
   }
   out.push(`\n### Targets\n`);
@@ -305,10 +307,21 @@ export function attackTable(rows: AttackRow[]): string {
 /** The "paths" phase: one row per path and size. */
 export function pathTable(rows: PathRow[]): string {
   return markdownTable(
-    ["one-way delay", "loss", "chunks", "median ms", "ideal ms", "median ÷ ideal", "failed", "UDP bytes sent per byte"],
+    [
+      "one-way delay",
+      "loss",
+      "bottleneck",
+      "chunks",
+      "median ms",
+      "ideal ms",
+      "median ÷ ideal",
+      "failed",
+      "UDP bytes sent per byte",
+    ],
     rows.map((row) => [
       `${row.oneWayMs} ms`,
       `${fixed(row.loss * 100, 0)} %`,
+      rate(row.bytesPerSecond),
       String(row.chunks),
       fixed(row.medianMs, 0),
       String(row.idealMs),

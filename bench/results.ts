@@ -134,12 +134,17 @@ export interface ExchangeSizes {
 export interface PathRow {
   oneWayMs: number;
   loss: number;
+  /** The relay's bottleneck towards the client, bytes a second (0 or absent: none). */
+  bytesPerSecond?: number;
   chunks: number;
   samples: number;
   failures: number;
   /** Median time of the succeeded queries (control round trip + UDP delivery), ms. */
   medianMs: number;
-  /** One round trip through the relay: the least any delivery can take on this path. */
+  /**
+   * The least any delivery can take on this path: one round trip through the relay, plus, behind
+   * a bottleneck, one delivery's chunk datagrams at its rate.
+   */
   idealMs: number;
   /** UDP bytes the server sent per header byte delivered (chunk headers and resends included). */
   bytesSentPerByte: number;

@@ -4,7 +4,7 @@
  * Pure: results in, verdicts out.
  */
 import { REMOTE_ORIGIN_DELAY_MS, type ColdResult } from "./cold-path.js";
-import { fixed } from "./format.js";
+import { fixed, rate } from "./format.js";
 import {
   ATTACKS,
   type AttackKind,
@@ -190,7 +190,11 @@ export function pathCheck(rows: PathRow[] | undefined): TargetCheck {
   const failed = rows.filter((row) => row.failures > 0);
   const tried = rows.reduce((sum, row) => sum + row.samples, 0);
   const failures = rows.reduce((sum, row) => sum + row.failures, 0);
-  const worst = failed.map((row) => `${row.chunks} chunks at ${row.oneWayMs} ms/${Math.round(row.loss * 100)} %`);
+  const worst = failed.map(
+    (row) =>
+      `${row.chunks} chunks at ${row.oneWayMs} ms/${Math.round(row.loss * 100)} %` +
+      (row.bytesPerSecond ? `/${rate(row.bytesPerSecond)}` : ""),
+  );
   return {
     name,
     target,

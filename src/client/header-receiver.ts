@@ -14,9 +14,17 @@ import { once } from "node:events";
 import { isIP } from "node:net";
 import { HeadwireError } from "../errors.js";
 import type { Ticket } from "../protocol/control.js";
-import { decodeDatagram, encodeRequest, MAX_REQUEST_NUMBER, type ChunkRange } from "../protocol/datagram.js";
+import {
+  decodeDatagram,
+  encodeDrops,
+  encodeRequest,
+  MAX_DROPS,
+  MAX_REQUEST_NUMBER,
+  type ChunkRange,
+} from "../protocol/datagram.js";
 import { backlogChunks, CongestionWindow, pacingRatePerMs } from "./congestion-window.js";
 import { RttEstimator } from "./rtt-estimator.js";
+import { DropsReporter, readSocketDrops } from "./socket-drops.js";
 import type { ClientTrace } from "./control-connection.js";
 import { canonicalHost } from "./ticket-trust.js";
 
@@ -40,6 +48,8 @@ export interface ReceiveOptions {
    * this, so a server that drips chunks cannot hold the client forever.
    */
   maxTicketTtlMs: number;
+  /** The socket's receive buffer (SO_RCVBUF, capped at net.core.rmem_max); CLIENT_RECEIVE_BUFFER_BYTES by default. */
+  recvBufferBytes?: number;
 }
 
 export interface ReceiveStats {
@@ -52,6 +62,9 @@ export interface ReceiveStats {
   silentRounds: number;
   /** The wait that expired, for each silent round in turn (RFC 6298 back-off shows here). */
   silentRoundWaitsMs: number[];
+  /** Datagrams the kernel dropped on this socket (its receive buffer full), as last read; DROPS reports sent. */
+  dropsSeen: number;
+  dropReportsSent: number;
 }
 
 /** Where the REQUESTs go, and the only source whose datagrams are read. */
@@ -108,8 +121,11 @@ const REQUEST_THRESHOLD = 3;
 const TIME_THRESHOLD = 9 / 8;
 
 /** A UDP socket on a fresh ephemeral port, bound and ready, its receive buffer sized for a window. */
-export async function bindFreshPort(family: "udp4" | "udp6"): Promise<Socket> {
-  const socket = createSocket({ type: family, recvBufferSize: CLIENT_RECEIVE_BUFFER_BYTES });
+export async function bindFreshPort(
+  family: "udp4" | "udp6",
+  recvBufferBytes = CLIENT_RECEIVE_BUFFER_BYTES,
+): Promise<Socket> {
+  const socket = createSocket({ type: family, recvBufferSize: recvBufferBytes });
   socket.on("error", () => {});
   socket.bind(0);
   await once(socket, "listening");
@@ -133,7 +149,7 @@ export async function receiveHeader(
     socket.close();
     socket = undefined;
   }
-  socket ??= await bindFreshPort(family);
+  socket ??= await bindFreshPort(family, options.recvBufferBytes);
   try {
     return await new Reassembly(socket, peer, ticket, options, trace).run();
   } finally {
@@ -200,6 +216,8 @@ class Reassembly {
     foreign: 0,
     silentRounds: 0,
     silentRoundWaitsMs: [],
+    dropsSeen: 0,
+    dropReportsSent: 0,
   };
 
   constructor(
@@ -276,6 +294,13 @@ class Reassembly {
         armProbe();
       };
       let done = false;
+      // What the kernel dropped on this socket is reported before chunks are asked for again, so
+      // that the server gives it back to the budget first (docs/protocol.md, "Budget and amplification").
+      const local = this.socket.address();
+      const drops = new DropsReporter(
+        () => readSocketDrops(local),
+        (count) => done || this.sendDrops(count),
+      );
       const finish = (error?: HeadwireError) => {
         if (done) return;
         done = true;
@@ -319,12 +344,14 @@ class Reassembly {
         this.cwnd.onTimeout(this.lastRequestNumber);
         this.declareLost(() => true);
         this.allowBurstAfterTimeout();
+        drops.onTimeout();
         pump();
         armRto();
       };
       const pump = () => {
         clearTimeout(paceTimer);
         paceTimer = undefined;
+        if (drops.holdBack(this.reasking(), performance.now(), this.rtt.srttMs ?? 0, () => done || pump())) return;
         const waitMs = this.askAsAllowed();
         if (waitMs !== undefined) paceTimer = setTimeout(pump, waitMs);
       };
@@ -460,6 +487,25 @@ class Reassembly {
   /** After a timeout the lost chunks go out at once, up to the initial window, as after a PTO. */
   private allowBurstAfterTimeout(): void {
     this.tokens = Math.max(this.tokens, Math.min(INITIAL_WINDOW_CHUNKS, this.cwnd.window));
+  }
+
+  /** Whether lost chunks wait to be asked for again. */
+  private reasking(): boolean {
+    while (this.lost.length > 0 && this.received[this.lost[0]!]) this.lost.shift();
+    return this.lost.length > 0;
+  }
+
+  /** A DROPS report: never answered; the server credits the ticket's budget with what it adds. */
+  private sendDrops(count: number): void {
+    this.stats.dropsSeen = count;
+    this.stats.dropReportsSent++;
+    this.trace?.(
+      "udp",
+      "send",
+      `DROPS ${count} (datagrams this socket's kernel dropped, after request ${this.lastRequestNumber})`,
+    );
+    const datagram = encodeDrops(this.ticket.token, this.lastRequestNumber, Math.min(count, MAX_DROPS));
+    this.socket.send(datagram, this.peer.port, this.peer.address);
   }
 
   private hasMoreToAsk(): boolean {

@@ -365,7 +365,7 @@ export const SERVER_SETTINGS = {
     default: 1200,
     help: "largest UDP payload sent",
   },
-  /** Bytes sent for one ticket stay within retransmitBudget × (header bytes + 40 × chunks). */
+  /** Bytes sent for one ticket stay within retransmitBudget × (header bytes + 44 × chunks). */
   retransmitBudget: {
     kind: "integer",
     reload: "now",
@@ -373,6 +373,18 @@ export const SERVER_SETTINGS = {
     max: 64,
     default: 4,
     help: "full deliveries one ticket may cost at most",
+  },
+  /**
+   * Datagrams a client reports its own kernel dropped (a DROPS datagram) are given back to its
+   * ticket's budget, up to this many full deliveries: the server cannot check the client's kernel,
+   * so the credit is bounded (docs/protocol.md, "Budget and amplification").
+   */
+  bufferLossCreditDeliveries: {
+    kind: "integer",
+    min: 0,
+    max: 8,
+    default: 1,
+    help: "full deliveries a ticket may get back for datagrams its client reports its own kernel dropped (0: none)",
   },
   shutdownGraceMs: {
     kind: "integer",

@@ -5,7 +5,8 @@
  *   offset size  field
  *   0      2     magic "HW" (0x48 0x57)
  *   2      1     version (2; 1 is still decoded, see below)
- *   3      1     type: 1 = REQUEST (client → server), 2 = CHUNK (server → client)
+ *   3      1     type: 1 = REQUEST (client → server), 2 = CHUNK (server → client),
+ *                3 = DROPS (client → server, version 2 only)
  *   4      16    token, from the TCP ticket
  *   20     4     request number (version 2 only): chosen by the client, echoed in every CHUNK
  *                sent for that REQUEST
@@ -18,6 +19,8 @@
  *   c+8    4     total header bytes
  *   c+12   4     byte offset of this payload in the header
  *   c+16   p     payload
+ *   DROPS (version 2 only; 32 bytes in all; the request number is the highest the client has sent)
+ *   24     4     drops: datagrams the client's kernel dropped on its socket so far (monotonic)
  *   last   4     CRC-32 (IEEE) of every byte before it
  *
  * Integers are big-endian. Version 2 adds the request number so that every CHUNK is an
@@ -36,6 +39,11 @@ export type DatagramVersion = 1 | 2;
 export const TOKEN_BYTES = 16;
 export const TYPE_REQUEST = 1;
 export const TYPE_CHUNK = 2;
+/**
+ * A client's report of the datagrams its own kernel dropped (its receive buffer was full). A
+ * server before it counts the type as not a request and drops it: no version change was needed.
+ */
+export const TYPE_DROPS = 3;
 export const COMMON_HEADER_BYTES = 20;
 export const REQUEST_NUMBER_BYTES = 4;
 export const CHUNK_HEADER_BYTES = COMMON_HEADER_BYTES + REQUEST_NUMBER_BYTES + 16;
@@ -45,6 +53,10 @@ export const MAX_RANGES_PER_REQUEST = 64;
 export const RANGE_BYTES = 6;
 export const MAX_RANGE_CHUNKS = 0xffff;
 export const MAX_REQUEST_NUMBER = 0xffff_ffff;
+/** The drops field is a u32: a counter past it is reported as this (it never shrinks). */
+export const MAX_DROPS = 0xffff_ffff;
+/** A DROPS datagram: common header, request number, drops, CRC. */
+export const DROPS_BYTES = COMMON_HEADER_BYTES + REQUEST_NUMBER_BYTES + 4 + CRC_BYTES;
 
 /** Chunks one UDP request may ask for, across all its ranges (docs/protocol.md, "Budget and amplification"). */
 export const MAX_CHUNKS_PER_REQUEST = 64;
@@ -62,9 +74,18 @@ export const MIN_BUDGET_DATAGRAMS = 12;
  * the worst-case amplification factor from this.
  */
 export function deliveryBudgetBytes(headerBytes: number, chunks: number, budget: number): number {
-  const fullDelivery = headerBytes + chunks * CHUNK_OVERHEAD_BYTES;
-  const floor = MIN_BUDGET_DATAGRAMS * (Math.ceil(headerBytes / chunks) + CHUNK_OVERHEAD_BYTES);
-  return Math.max(budget * fullDelivery, floor);
+  const floor = MIN_BUDGET_DATAGRAMS * meanChunkDatagramBytes(headerBytes, chunks);
+  return Math.max(budget * fullDeliveryBytes(headerBytes, chunks), floor);
+}
+
+/** UDP payload bytes of every chunk of a header sent once, in version 2. */
+export function fullDeliveryBytes(headerBytes: number, chunks: number): number {
+  return headerBytes + chunks * CHUNK_OVERHEAD_BYTES;
+}
+
+/** A chunk datagram of the header's mean size (rounded up): what the budget's floor counts in. */
+export function meanChunkDatagramBytes(headerBytes: number, chunks: number): number {
+  return Math.ceil(headerBytes / chunks) + CHUNK_OVERHEAD_BYTES;
 }
 
 export interface ChunkRange {
@@ -94,7 +115,23 @@ export interface ChunkDatagram {
   payload: Buffer;
 }
 
-export type Datagram = RequestDatagram | ChunkDatagram;
+/**
+ * DROPS (client → server): how many datagrams the client's kernel has dropped on this socket
+ * because its receive buffer was full (Linux's per-socket counter, /proc/net/udp "drops"). The
+ * server answers nothing and credits the ticket's budget (docs/protocol.md, "Budget and
+ * amplification").
+ */
+export interface DropsDatagram {
+  type: "drops";
+  version: 2;
+  token: Buffer;
+  /** The highest request number the client has sent on this ticket. */
+  requestNumber: number;
+  /** Cumulative: a report repeats the count, so a lost, duplicated or reordered one is harmless. */
+  drops: number;
+}
+
+export type Datagram = RequestDatagram | ChunkDatagram | DropsDatagram;
 
 /** Payload bytes one chunk carries when datagrams are at most maxDatagramBytes. */
 export function chunkPayloadBytes(maxDatagramBytes: number): number {
@@ -175,6 +212,15 @@ export function encodeChunk(
   return sealCrc(buf);
 }
 
+/** A DROPS datagram (always version 2): `drops` is cumulative for the client's socket. */
+export function encodeDrops(token: Buffer, requestNumber: number, drops: number): Buffer {
+  if (!Number.isInteger(drops) || drops < 0 || drops > MAX_DROPS) throw new RangeError("drops out of bounds");
+  const buf = Buffer.alloc(DROPS_BYTES);
+  const at = writeCommon(buf, TYPE_DROPS, token, DATAGRAM_VERSION, requestNumber);
+  buf.writeUInt32BE(drops, at);
+  return sealCrc(buf);
+}
+
 /** Decodes one datagram; `null` for anything that is not a well-formed headwire datagram. */
 export function decodeDatagram(buf: Buffer): Datagram | null {
   if (buf.length < COMMON_HEADER_BYTES + 2 + CRC_BYTES) return null;
@@ -189,6 +235,7 @@ export function decodeDatagram(buf: Buffer): Datagram | null {
   const requestNumber = version === 1 ? 0 : buf.readUInt32BE(COMMON_HEADER_BYTES);
   if (type === TYPE_REQUEST) return decodeRequest(buf, { version, token, requestNumber }, at);
   if (type === TYPE_CHUNK) return decodeChunk(buf, { version, token, requestNumber }, at);
+  if (type === TYPE_DROPS) return decodeDrops(buf, { version, token, requestNumber }, at);
   return null;
 }
 
@@ -220,4 +267,16 @@ function decodeChunk(buf: Buffer, common: Common, at: number): ChunkDatagram | n
   const payload = buf.subarray(at + 16, buf.length - CRC_BYTES);
   if (count < 1 || index >= count || offset + payload.length > total) return null;
   return { type: "chunk", ...common, index, count, total, offset, payload: Buffer.from(payload) };
+}
+
+/** Version 2 only (version 1 predates the type), exactly DROPS_BYTES long. */
+function decodeDrops(buf: Buffer, common: Common, at: number): DropsDatagram | null {
+  if (common.version !== 2 || buf.length !== DROPS_BYTES) return null;
+  return {
+    type: "drops",
+    version: 2,
+    token: common.token,
+    requestNumber: common.requestNumber,
+    drops: buf.readUInt32BE(at),
+  };
 }

@@ -2,12 +2,20 @@
  * The UDP data channel. It answers only well-formed REQUEST datagrams that carry a live token,
  * from the IP address the token was issued to, and never sends more for a ticket than its budget:
  * anything else is dropped in silence and counted, so the port cannot be used to reflect or
- * amplify traffic towards a third party.
+ * amplify traffic towards a third party. A DROPS report, checked the same way, is never answered:
+ * it gives back to the ticket's budget what the client's own kernel dropped, within a cap.
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { once } from "node:events";
 import { isIP } from "node:net";
-import { decodeDatagram, encodeChunk, MAX_RANGE_CHUNKS, type RequestDatagram } from "../protocol/datagram.js";
+import {
+  decodeDatagram,
+  encodeChunk,
+  fullDeliveryBytes,
+  MAX_RANGE_CHUNKS,
+  type DropsDatagram,
+  type RequestDatagram,
+} from "../protocol/datagram.js";
 import { canonicalAddress, type DeliveryTicket, type TicketRegistry } from "./ticket-registry.js";
 
 export interface DataServerOptions {
@@ -18,6 +26,8 @@ export interface DataServerOptions {
   receiveBufferBytes: number;
   /** Chunks one request may ask for, across all its ranges. */
   maxChunksPerRequest: number;
+  /** Full deliveries a ticket may get back for its client's reported drops (0: no credit). */
+  bufferLossCreditDeliveries: number;
   /** Where a bug of ours met while handling a datagram is told, once per distinct stack. */
   log?: (message: string) => void;
 }
@@ -29,6 +39,11 @@ export interface DataServerStats {
   requests: number;
   chunksSent: number;
   bytesSent: number;
+  /** DROPS reports from tickets' owners (never answered). */
+  dropReports: number;
+  /** What those reports gave back to budgets, and how many of them a cap cut short. */
+  credited: { datagrams: number; bytes: number; cappedReports: number };
+  /** REQUESTs and DROPS reports dropped, by reason (a DROPS is never over budget). */
   dropped: {
     malformed: number;
     oversized: number;
@@ -53,6 +68,8 @@ export class DataServer {
     requests: 0,
     chunksSent: 0,
     bytesSent: 0,
+    dropReports: 0,
+    credited: { datagrams: 0, bytes: 0, cappedReports: 0 },
     dropped: {
       malformed: 0,
       oversized: 0,
@@ -127,11 +144,13 @@ export class DataServer {
     if (message.length > this.options.maxDatagramBytes) return void this.stats.dropped.oversized++;
     const datagram = decodeDatagram(message);
     if (!datagram) return void this.stats.dropped.malformed++;
-    if (datagram.type !== "request") return void this.stats.dropped.notRequest++;
+    if (datagram.type === "chunk") return void this.stats.dropped.notRequest++;
     const ticket = this.tickets.find(datagram.token);
     if (!ticket) return void this.stats.dropped.unknownToken++;
-    // Only the control connection's peer may collect (the vsftpd rule): a stolen token is useless elsewhere.
+    // Only the control connection's peer may collect (the vsftpd rule): a stolen token is useless
+    // elsewhere, and only that peer may speak for the ticket's budget.
     if (canonicalAddress(remote.address) !== ticket.peerAddress) return void this.stats.dropped.foreignAddress++;
+    if (datagram.type === "drops") return this.credit(ticket, datagram);
     this.stats.requests++;
     let allowance = this.options.maxChunksPerRequest;
     for (const range of datagram.ranges) {
@@ -142,6 +161,21 @@ export class DataServer {
         if (outcome === "unsendable") return;
       }
     }
+  }
+
+  /**
+   * A DROPS report from the ticket's owner: its kernel's count of datagrams dropped on the socket
+   * the client collects on. Never answered (amplification factor 0); the ticket's budget gets back
+   * what the report adds, capped (TicketRegistry.credit).
+   */
+  private credit(ticket: DeliveryTicket, report: DropsDatagram): void {
+    this.stats.dropReports++;
+    const capBytes =
+      this.options.bufferLossCreditDeliveries * fullDeliveryBytes(ticket.header.length, ticket.chunkCount);
+    const credit = this.tickets.credit(ticket, report.drops, capBytes);
+    this.stats.credited.datagrams += credit.datagrams;
+    this.stats.credited.bytes += credit.bytes;
+    if (credit.capped) this.stats.credited.cappedReports++;
   }
 
   /**

@@ -198,6 +198,7 @@ export class HeadwireServer {
         maxDatagramBytes: this.config.maxDatagramBytes,
         receiveBufferBytes: this.config.dataReceiveBufferBytes,
         maxChunksPerRequest: MAX_CHUNKS_PER_REQUEST,
+        bufferLossCreditDeliveries: this.config.bufferLossCreditDeliveries,
         log: this.log,
       });
       // allowHalfOpen: a client may send its requests and FIN; it still gets the replies (ControlSession).
@@ -374,7 +375,9 @@ export class HeadwireServer {
       tickets: this.tickets.size,
       ticketBytes: this.tickets.bytes,
       originFetches: this.service.originFetches,
-      data: this.data ? { ...this.data.stats, dropped: { ...this.data.stats.dropped } } : undefined,
+      data: this.data
+        ? { ...this.data.stats, credited: { ...this.data.stats.credited }, dropped: { ...this.data.stats.dropped } }
+        : undefined,
       replyBytes: this.replyBytes.used,
       limitHits: { ...this.limitHits, ...this.handler.limitHits },
       tcpDeliveries: this.handler.tcpDeliveries,

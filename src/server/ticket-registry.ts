@@ -5,7 +5,7 @@
  */
 import { randomFillSync } from "node:crypto";
 import { HeadwireError } from "../errors.js";
-import { TOKEN_BYTES } from "../protocol/datagram.js";
+import { CHUNK_OVERHEAD_BYTES, TOKEN_BYTES } from "../protocol/datagram.js";
 
 export interface DeliveryTicket {
   token: Buffer;
@@ -25,7 +25,33 @@ export interface DeliveryTicket {
    */
   sentOnce: Uint8Array | undefined;
   distinctChunksSent: number;
+  /** Chunk datagrams sent for this ticket so far (every copy). */
+  datagramsSent: number;
+  /** The highest DROPS count the client has reported: a report credits only what it adds. */
+  reportedDrops: number;
+  /** Chunk datagrams, and bytes, given back to the budget for the client's own drops. */
+  creditedDatagrams: number;
+  creditedBytes: number;
 }
+
+/** What one DROPS report gave back to a ticket's budget, and whether a cap cut it. */
+export interface BufferLossCredit {
+  datagrams: number;
+  bytes: number;
+  capped: boolean;
+}
+
+/** The fields a ticket starts with: the counters all start at 0. */
+type TicketCounters =
+  | "token"
+  | "expiresAtMs"
+  | "bytesSent"
+  | "sentOnce"
+  | "distinctChunksSent"
+  | "datagramsSent"
+  | "reportedDrops"
+  | "creditedDatagrams"
+  | "creditedBytes";
 
 export interface TicketRegistryOptions {
   ticketTtlMs: number;
@@ -106,9 +132,7 @@ export class TicketRegistry {
    * maxTicketBytes (counting the bytes the session's oldest ticket gives back, if this one
    * revokes it).
    */
-  issue(
-    fields: Omit<DeliveryTicket, "token" | "expiresAtMs" | "bytesSent" | "sentOnce" | "distinctChunksSent">,
-  ): DeliveryTicket {
+  issue(fields: Omit<DeliveryTicket, TicketCounters>): DeliveryTicket {
     if (!this.fits(fields.header, fields.sessionId)) throw ticketBudgetReached();
     const ticket: DeliveryTicket = {
       token: this.newToken(),
@@ -122,6 +146,10 @@ export class TicketRegistry {
       budgetBytes: fields.budgetBytes,
       sentOnce: undefined,
       distinctChunksSent: 0,
+      datagramsSent: 0,
+      reportedDrops: 0,
+      creditedDatagrams: 0,
+      creditedBytes: 0,
     };
     const key = ticket.token.toString("hex");
     this.tickets.set(key, ticket);
@@ -156,6 +184,7 @@ export class TicketRegistry {
   charge(ticket: DeliveryTicket, index: number, bytes: number): boolean {
     if (ticket.bytesSent + bytes > ticket.budgetBytes) return false;
     ticket.bytesSent += bytes;
+    ticket.datagramsSent++;
     const before = ticket.distinctChunksSent;
     if (ticket.chunkCount === 1) ticket.distinctChunksSent = 1;
     else {
@@ -167,6 +196,31 @@ export class TicketRegistry {
     }
     if (before < ticket.chunkCount && ticket.distinctChunksSent >= ticket.chunkCount) this.wakeSettleWaiters();
     return true;
+  }
+
+  /**
+   * Gives back to the ticket's budget the datagrams its client reports its own kernel dropped
+   * (`drops`, cumulative for the client's socket): only what the report adds to the highest one
+   * before it, so duplicated or reordered reports never credit twice. Each drop is worth one chunk
+   * datagram of the header's largest size: the report cannot say which chunks were lost, and a
+   * credit at the mean size would fall short of sending them again whenever the last chunk is
+   * the short one. Capped by the chunk datagrams actually sent (a client cannot have lost more
+   * than it was sent) and by `capBytes` given back in all: the server cannot check the client's
+   * kernel, so a client that lies gets at most `capBytes` more.
+   */
+  credit(ticket: DeliveryTicket, drops: number, capBytes: number): BufferLossCredit {
+    const newDrops = Math.max(0, drops - ticket.reportedDrops);
+    ticket.reportedDrops = Math.max(ticket.reportedDrops, drops);
+    const unaccounted = Math.max(0, ticket.datagramsSent - ticket.creditedDatagrams);
+    let datagrams = Math.min(newDrops, unaccounted);
+    const largest = Math.min(ticket.chunkPayloadBytes, ticket.header.length) + CHUNK_OVERHEAD_BYTES;
+    const bytes = Math.max(0, Math.min(datagrams * largest, capBytes - ticket.creditedBytes));
+    // A credit cut by the cap counts the datagrams it still pays for (the last one maybe in part).
+    if (bytes < datagrams * largest) datagrams = Math.ceil(bytes / largest);
+    ticket.creditedDatagrams += datagrams;
+    ticket.creditedBytes += bytes;
+    ticket.budgetBytes += bytes;
+    return { datagrams, bytes, capped: datagrams < newDrops };
   }
 
   /**

@@ -132,6 +132,8 @@ test("paths: one failed header anywhere is a MISS, named; none is a PASS", () =>
   assert.equal(missed.pass, false);
   assert.equal(missed.measured, "2/8 failed (226 chunks at 300 ms/30 %)");
   assert.equal(pathCheck([]).pass, undefined);
+  const bottleneck = { ...path(50, 0, 226, 1), bytesPerSecond: 250_000 };
+  assert.equal(pathCheck([bottleneck]).measured, "1/4 failed (226 chunks at 50 ms/0 %/250 kB/s)");
 });
 
 test("throughput at C=100: 0.70 × the floor passes, just under misses", () => {

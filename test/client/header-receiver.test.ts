@@ -474,4 +474,8 @@ test("the client's socket gets a receive buffer for a full window (CLIENT_RECEIV
     `${sized.getRecvBufferSize()} vs ${plain.getRecvBufferSize()}`,
   );
   assert.ok(CLIENT_RECEIVE_BUFFER_BYTES >= 64 * 2304);
+  // A smaller one on request (test/e2e/buffer-loss-credit.test.ts makes the kernel drop chunks so).
+  const tiny = await bindFreshPort("udp4", 8192);
+  t.after(() => tiny.close());
+  assert.ok(tiny.getRecvBufferSize() < sized.getRecvBufferSize(), `${tiny.getRecvBufferSize()}`);
 });

@@ -6,6 +6,7 @@ import {
   CHUNK_OVERHEAD_BYTES,
   CRC_BYTES,
   DATAGRAM_VERSION,
+  DROPS_BYTES,
   MIN_BUDGET_DATAGRAMS,
   REQUEST_NUMBER_BYTES,
   deliveryBudgetBytes,
@@ -17,6 +18,7 @@ import {
   chunkPayloadBytes,
   decodeDatagram,
   encodeChunk,
+  encodeDrops,
   encodeRequest,
   requestBytes,
   type ChunkDatagram,
@@ -53,6 +55,7 @@ const numbered = fc.tuple(version, u32).map(([v, n]) => ({ version: v, requestNu
 const encodedDatagram = fc.oneof(
   fc.tuple(token, ranges, numbered).map(([t, r, n]) => encodeRequest(t, r, n.requestNumber, n.version)),
   fc.tuple(validChunk, numbered).map(([c, n]) => encodeChunk({ ...c, ...n })),
+  fc.tuple(token, u32, u32).map(([t, n, drops]) => encodeDrops(t, n, drops)),
 );
 
 test("a request survives encode → decode", () => {
@@ -74,6 +77,49 @@ test("a chunk survives encode → decode", () => {
       assert.deepEqual(decodeDatagram(encoded), { type: "chunk", ...n, ...chunk });
     }),
   );
+});
+
+test("a DROPS report survives encode → decode, always version 2 and 32 bytes", () => {
+  fc.assert(
+    fc.property(token, u32, u32, (t, requestNumber, drops) => {
+      const encoded = encodeDrops(t, requestNumber, drops);
+      assert.equal(encoded.length, DROPS_BYTES);
+      assert.deepEqual(decodeDatagram(encoded), { type: "drops", version: 2, token: t, requestNumber, drops });
+    }),
+  );
+});
+
+test("DROPS is laid out as docs/protocol.md draws it (a dissector is written from that table)", () => {
+  const t = Buffer.from("00112233445566778899aabbccddeeff", "hex");
+  const encoded = encodeDrops(t, 0x0102_0304, 0x0a0b_0c0d);
+  assert.equal(DROPS_BYTES, 32);
+  assert.equal(
+    encoded.subarray(0, 28).toString("hex"),
+    "4857" + "02" + "03" + "00112233445566778899aabbccddeeff" + "01020304" + "0a0b0c0d",
+  );
+  assert.equal(encoded.readUInt32BE(28), crc32(encoded.subarray(0, 28)));
+});
+
+test("malformed DROPS datagrams decode to null", () => {
+  const t = Buffer.alloc(TOKEN_BYTES, 3);
+  const drops = encodeDrops(t, 5, 9);
+  const asVersion1 = Buffer.from(drops);
+  asVersion1[2] = 1;
+  assert.equal(decodeDatagram(reseal(asVersion1)), null, "version 1 has no DROPS");
+  assert.equal(decodeDatagram(reseal(Buffer.concat([drops, Buffer.alloc(1)]))), null, "trailing byte");
+  assert.equal(decodeDatagram(reseal(Buffer.concat([drops.subarray(0, 27), drops.subarray(28)]))), null, "31 bytes");
+  const requestAsDrops = encodeRequest(t, [{ first: 0, count: 1 }], 5);
+  requestAsDrops[3] = 3;
+  assert.equal(decodeDatagram(reseal(requestAsDrops)), null, "a REQUEST relabelled DROPS has the wrong length");
+  const dropsAsRequest = Buffer.from(drops);
+  dropsAsRequest[3] = 1;
+  assert.equal(decodeDatagram(reseal(dropsAsRequest)), null, "a DROPS relabelled REQUEST has the wrong length");
+  const badCrc = Buffer.from(drops);
+  badCrc[31]! ^= 0x80;
+  assert.equal(decodeDatagram(badCrc), null, "bad CRC");
+  assert.throws(() => encodeDrops(t, 0, -1), RangeError);
+  assert.throws(() => encodeDrops(t, 0, 2 ** 32), RangeError);
+  assert.throws(() => encodeDrops(t, 0, 1.5), RangeError);
 });
 
 test("decoded datagrams do not share memory with the received buffer", () => {
@@ -114,6 +160,10 @@ test("arbitrary bytes never make the decoder throw, and what it accepts is consi
         assert.equal(buf.length, requestBytes(decoded.ranges.length, decoded.version));
         for (const r of decoded.ranges) assert.ok(r.count >= 1 && r.count <= MAX_RANGE_CHUNKS);
         assert.deepEqual(encodeRequest(decoded.token, decoded.ranges, decoded.requestNumber, decoded.version), buf);
+      } else if (decoded.type === "drops") {
+        assert.equal(buf.length, DROPS_BYTES);
+        assert.equal(decoded.version, 2);
+        assert.deepEqual(encodeDrops(decoded.token, decoded.requestNumber, decoded.drops), buf);
       } else {
         assert.ok(decoded.count >= 1 && decoded.index < decoded.count);
         assert.ok(decoded.offset + decoded.payload.length <= decoded.total);
@@ -184,7 +234,7 @@ test("the decoder rejects well-sealed datagrams that break the format's rules", 
   const extra = reseal(Buffer.concat([request, Buffer.alloc(1)]));
   assert.equal(decodeDatagram(extra), null, "trailing byte");
   const badType = Buffer.from(request);
-  badType[3] = 3;
+  badType[3] = 4;
   assert.equal(decodeDatagram(reseal(badType)), null, "unknown type");
   const badVersion = Buffer.from(request);
   badVersion[2] = 3;

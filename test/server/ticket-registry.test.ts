@@ -358,3 +358,57 @@ test("ticket budget, for any schedule: bytes are those of the live tickets' dist
     { numRuns: 200 },
   );
 });
+
+test("credit: whatever the reports, the budget gets back at most the sent datagrams and the cap, and a repeat adds nothing", (t) => {
+  const { tickets } = registry(t, 100_000);
+  const op = fc.oneof(
+    fc.record({ send: fc.integer({ min: 0, max: 4 }) }, { noNullPrototype: true }),
+    fc.record({ drops: fc.integer({ min: 0, max: 80 }) }, { noNullPrototype: true }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 40 }), fc.integer({ min: 0, max: 20_000 }), (ops, capBytes) => {
+      const ticket = tickets.issue({
+        ...fields(1, "127.0.0.1", 8),
+        header: Buffer.alloc(8 * 100),
+        chunkPayloadBytes: 100,
+        budgetBytes: 1e9,
+      });
+      const largest = 100 + 44;
+      let highest = 0;
+      for (const step of ops) {
+        if ("send" in step) {
+          assert.ok(tickets.charge(ticket, step.send, largest));
+          continue;
+        }
+        const before = { budget: ticket.budgetBytes, credited: ticket.creditedDatagrams };
+        const credit = tickets.credit(ticket, step.drops, capBytes);
+        assert.equal(ticket.budgetBytes - before.budget, credit.bytes);
+        assert.equal(ticket.creditedDatagrams - before.credited, credit.datagrams);
+        assert.ok(credit.datagrams <= Math.max(0, step.drops - highest), "only what the report adds");
+        assert.deepEqual(tickets.credit(ticket, step.drops, capBytes), { datagrams: 0, bytes: 0, capped: false });
+        highest = Math.max(highest, step.drops);
+        assert.equal(ticket.reportedDrops, highest);
+        assert.ok(ticket.creditedDatagrams <= ticket.datagramsSent, "never more than was sent");
+        assert.ok(ticket.creditedDatagrams <= highest);
+        assert.ok(ticket.creditedBytes <= capBytes, "never past the cap");
+        assert.ok(ticket.creditedBytes <= ticket.creditedDatagrams * largest);
+      }
+    }),
+  );
+});
+
+test("credit: a drop is worth the largest chunk datagram, so any lost chunk can be sent again (the last one may be short)", (t) => {
+  const { tickets } = registry(t);
+  // 950 bytes in chunks of 100: nine of 144 bytes on the wire and a last one of 94; the mean (139) would fall short.
+  const ticket = tickets.issue({ ...fields(1, "127.0.0.1", 10), header: Buffer.alloc(950), chunkPayloadBytes: 100 });
+  for (let i = 0; i < 10; i++) assert.ok(tickets.charge(ticket, i, i === 9 ? 94 : 144));
+  const budget = ticket.budgetBytes;
+  assert.deepEqual(tickets.credit(ticket, 3, 10_000), { datagrams: 3, bytes: 3 * 144, capped: false });
+  assert.equal(ticket.budgetBytes, budget + 3 * 144);
+  assert.deepEqual(
+    tickets.credit(ticket, 9, 1000),
+    { datagrams: 4, bytes: 1000 - 3 * 144, capped: true },
+    "cut by the cap",
+  );
+  assert.equal(ticket.creditedBytes, 1000);
+});
