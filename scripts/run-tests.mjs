@@ -22,6 +22,8 @@ const INTEGRATION_FILES = [
   "cli/client-batch.test.js", // the CLI as a process, a server
   "cli/client-terminal.test.js", // tmux
   "cli/server-command.test.js", // the server as a process
+  "dissector/capture.test.js", // dumpcap and tshark, a whole headwire server
+  "dissector/fuzz.test.js", // text2pcap and tshark
   "fetch/nginx-origin.test.js", // nginx
   "server/control-protocol.test.js", // a whole headwire server
   "server/data-channel.test.js", // a whole headwire server

@@ -33,7 +33,14 @@ session lost (client). "headwire <command> --help" tells more; docs/ has the pro
   .showHelpAfterError()
   .exitOverride(exitOnUsageError);
 
-for (const command of [serverCommand(), clientCommand(), cacheCommand(), relayCommand(), demoCommand(), dissectorCommand()]) {
+for (const command of [
+  serverCommand(),
+  clientCommand(),
+  cacheCommand(),
+  relayCommand(),
+  demoCommand(),
+  dissectorCommand(),
+]) {
   program.addCommand(command.copyInheritedSettings(program).exitOverride(exitOnUsageError));
 }
 
