@@ -6,7 +6,6 @@
  * tshark reads it back with dissector/headwire.lua and every field is checked.
  */
 import assert from "node:assert/strict";
-import { crc32 } from "node:zlib";
 import { createSocket } from "node:dgram";
 import { once } from "node:events";
 import { before, describe, it } from "node:test";
@@ -16,6 +15,7 @@ import { chunkCount, chunkPayloadBytes, decodeDatagram, encodeRequest } from "..
 import { parseServerMessage } from "../../src/protocol/control.js";
 import { LossyRelay } from "../../src/relay/lossy-relay.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
+import { encodeDrops } from "./drops-datagram.js";
 import { assertDissectorLoads, LoopbackCapture, readFields, tsharkUnavailable } from "./tshark.js";
 
 /** With this seed the relay drops a chunk of the first answer, so one is asked for again. */
@@ -32,19 +32,6 @@ function header(tag: string, bytes: number): string {
 const SMALL = header("small", 400);
 const BIG = header("big", 4000); // 4 chunks of 1156 bytes
 const HUGE = header("huge", 100_000); // several TCP segments on loopback
-
-/** A DROPS datagram (type 3, version 2), made from the spec by hand: its encoder lands elsewhere. */
-function encodeDrops(token: Buffer, requestNumber: number, drops: number): Buffer {
-  const buf = Buffer.alloc(32);
-  buf.write("HW", 0, "latin1");
-  buf.writeUInt8(2, 2);
-  buf.writeUInt8(3, 3);
-  token.copy(buf, 4);
-  buf.writeUInt32BE(requestNumber, 20);
-  buf.writeUInt32BE(drops, 24);
-  buf.writeUInt32BE(crc32(buf.subarray(0, 28)), 28);
-  return buf;
-}
 
 const FIELDS = [
   "frame.number",
@@ -177,7 +164,7 @@ describe("the dissector reads a real capture", { skip: tsharkUnavailable() }, ()
       } finally {
         await capture.stop();
       }
-      rows = (await readFields(capture.file, "headwire_ctl || headwire_data", FIELDS)) as Row[];
+      rows = await readFields(capture.file, "headwire_ctl || headwire_data", FIELDS);
       for (const row of rows) {
         if (row["headwire_ctl.command"][0] === "TICKET" && row["headwire_ctl.url"].length === 1) {
           const key = `${row["headwire_ctl.url"][0]} ${row["headwire_ctl.cache"][0]}`;

@@ -90,18 +90,21 @@ export async function assertDissectorLoads(): Promise<void> {
  * Fields of the packets a display filter selects, one row per packet; a field that occurs several
  * times in a packet (several messages in one segment) keeps every value, in order.
  */
-export async function readFields(
+export async function readFields<F extends string>(
   capture: string,
   filter: string,
-  fields: readonly string[],
+  fields: readonly F[],
   options: string[] = [],
-): Promise<Array<Record<string, string[]>>> {
+): Promise<Array<Record<F, string[]>>> {
   const separator = "\u001f";
   const args = ["-r", capture, ...options, "-Y", filter, "-T", "fields", "-E", "occurrence=a"];
   args.push("-E", `aggregator=${separator}`, "-E", "separator=\t", "-E", "quote=n");
   for (const field of fields) args.push("-e", field);
   const result = await tshark(args);
   if (result.status !== 0) throw new Error(`tshark failed (${result.status}): ${result.stderr}`);
+  // A Lua error while loading the script, or any other complaint, is a failure too.
+  const complaints = unexpectedStderr(result.stderr);
+  if (complaints.length > 0) throw new Error(`tshark said: ${complaints.join("\n")}`);
   return result.stdout
     .split("\n")
     .filter((line) => line !== "")
@@ -109,7 +112,7 @@ export async function readFields(
       const values = line.split("\t");
       return Object.fromEntries(
         fields.map((field, i) => [field, values[i] ? values[i].split(separator) : []]),
-      ) as Record<string, string[]>;
+      ) as Record<F, string[]>;
     });
 }
 
