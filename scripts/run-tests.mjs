@@ -21,6 +21,7 @@ const INTEGRATION_FILES = [
   "cli/cli.test.js", // the CLI as a process, servers
   "cli/client-batch.test.js", // the CLI as a process, a server
   "cli/client-terminal.test.js", // tmux
+  "cli/client-verbose.test.js", // the CLI as a process, a server
   "cli/server-command.test.js", // the server as a process
   "dissector/capture.test.js", // dumpcap and tshark, a whole headwire server
   "dissector/fuzz.test.js", // text2pcap and tshark
