@@ -7,10 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
+import { copyFile } from "node:fs/promises";
 import { once } from "node:events";
 import { before, describe, it } from "node:test";
 import { HeadwireClient } from "../../src/client/headwire-client.js";
-import { CraftedOrigin } from "../../src/demo/crafted-origin.js";
+import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/demo/crafted-origin.js";
 import { chunkCount, chunkPayloadBytes, decodeDatagram, encodeRequest } from "../../src/protocol/datagram.js";
 import { parseServerMessage } from "../../src/protocol/control.js";
 import { LossyRelay } from "../../src/relay/lossy-relay.js";
@@ -29,8 +30,9 @@ function header(tag: string, bytes: number): string {
   return `${text}\r\n`;
 }
 
-const SMALL = header("small", 400);
-const BIG = header("big", 4000); // 4 chunks of 1156 bytes
+// The seed's twitch 301 (one chunk), a news site's 3.7 KiB header (four chunks of 1156 bytes).
+const SMALL = REALISTIC_HEADERS["/twitch"]!.header as string;
+const BIG = REALISTIC_HEADERS["/news"]!.header as string;
 const HUGE = header("huge", 100_000); // several TCP segments on loopback
 
 const FIELDS = [
@@ -90,8 +92,8 @@ describe("the dissector reads a real capture", { skip: tsharkUnavailable() }, ()
     try {
       const dir = await tempDir(t);
       const origin = await CraftedOrigin.start({
-        "/small": { header: SMALL },
-        "/big": { header: BIG },
+        "/twitch": { header: SMALL },
+        "/news": { header: BIG },
         "/huge": { header: HUGE },
       });
       cleanups.push(() => origin.close());
@@ -111,7 +113,7 @@ describe("the dissector reads a real capture", { skip: tsharkUnavailable() }, ()
       try {
         // A miss, a hit and an error, straight to the server.
         const direct = await HeadwireClient.connect({ serverPort: server.controlPort, outDir: dir });
-        for (const path of ["/small", "/small"]) {
+        for (const path of ["/twitch", "/twitch"]) {
           const result = await direct.query({ url: url(path) });
           assert.equal(result.error, undefined, JSON.stringify(result.error));
         }
@@ -123,13 +125,13 @@ describe("the dissector reads a real capture", { skip: tsharkUnavailable() }, ()
           host: relay.address.host,
           port: relay.address.port,
         });
-        assert.equal((await lossy.query({ url: url("/big") })).error, undefined);
+        assert.equal((await lossy.query({ url: url("/news") })).error, undefined);
         await lossy.terminate();
 
         // The header on the control connection, then the next reply right after its bytes.
         const overTcp = await HeadwireClient.connect({ serverPort: server.controlPort, outDir: dir, delivery: "tcp" });
         assert.equal((await overTcp.query({ url: url("/huge") })).bytes, HUGE.length);
-        assert.equal((await overTcp.query({ url: url("/small") })).cache, "HIT");
+        assert.equal((await overTcp.query({ url: url("/twitch") })).cache, "HIT");
         await overTcp.terminate();
 
         // A raw session: a line in two segments, two lines in one, and datagrams made by hand.
@@ -137,7 +139,7 @@ describe("the dissector reads a real capture", { skip: tsharkUnavailable() }, ()
         raw.socket.setNoDelay(true);
         assert.match((await raw.next()) ?? "", /^HEADWIRE\/2 READY/);
         await new Promise<void>((resolve) => raw.socket.write("QUE", () => resolve()));
-        raw.send(`RY ${url("/small")}\n`);
+        raw.send(`RY ${url("/twitch")}\n`);
         const ticketLine = (await raw.next()) ?? "";
         const ticket = parseServerMessage(ticketLine);
         assert.equal(ticket.kind, "ticket");
@@ -164,6 +166,8 @@ describe("the dissector reads a real capture", { skip: tsharkUnavailable() }, ()
       } finally {
         await capture.stop();
       }
+      // scripts/wire-doc.mjs reads this very capture for docs/wire.md.
+      if (process.env.HEADWIRE_CAPTURE_OUT) await copyFile(capture.file, process.env.HEADWIRE_CAPTURE_OUT);
       rows = await readFields(capture.file, "headwire_ctl || headwire_data", FIELDS);
       for (const row of rows) {
         if (row["headwire_ctl.command"][0] === "TICKET" && row["headwire_ctl.url"].length === 1) {
@@ -181,17 +185,17 @@ describe("the dissector reads a real capture", { skip: tsharkUnavailable() }, ()
 
   it("a miss: QUERY, TICKET with its token, then one REQUEST and one CHUNK carrying that token", () => {
     const query = rows.find(
-      (row) => commands(row)[0] === "QUERY" && row["headwire_ctl.url"][0] === `127.0.0.1:${originPort}/small`,
+      (row) => commands(row)[0] === "QUERY" && row["headwire_ctl.url"][0] === `127.0.0.1:${originPort}/twitch`,
     );
     assert.ok(query, "the QUERY line");
-    assert.equal(one(query, "_ws.col.Info"), `QUERY 127.0.0.1:${originPort}/small`);
+    assert.equal(one(query, "_ws.col.Info"), `QUERY 127.0.0.1:${originPort}/twitch`);
     const greeting = rows.find((row) => commands(row)[0] === "HEADWIRE/2");
     assert.equal(greeting && one(greeting, "headwire_ctl.version"), "2");
-    const token = tokens[`127.0.0.1:${originPort}/small MISS`];
+    const token = tokens[`127.0.0.1:${originPort}/twitch MISS`];
     assert.match(token ?? "", /^[0-9a-f]{32}$/);
     const ticket = rows.find((row) => row["headwire_ctl.token"][0] === token)!;
     assert.equal(one(ticket, "headwire_ctl.cache"), "MISS");
-    assert.equal(one(ticket, "headwire_ctl.status"), "200");
+    assert.equal(one(ticket, "headwire_ctl.status"), "301");
     assert.equal(one(ticket, "headwire_ctl.bytes"), String(SMALL.length));
     assert.equal(one(ticket, "headwire_ctl.chunks"), "1");
     assert.equal(one(ticket, "_ws.col.Info"), `TICKET ${SMALL.length} B 1 chunk MISS`);
@@ -205,7 +209,7 @@ describe("the dissector reads a real capture", { skip: tsharkUnavailable() }, ()
     assert.equal(one(request!, "_ws.col.Info"), "REQUEST 0");
     assert.equal(one(request!, "headwire_data.crc.status"), "1");
     assert.equal(one(request!, "headwire_data.ticket_frame"), one(ticket, "frame.number"));
-    assert.equal(one(request!, "headwire_data.url"), `127.0.0.1:${originPort}/small`);
+    assert.equal(one(request!, "headwire_data.url"), `127.0.0.1:${originPort}/twitch`);
     assert.equal(one(chunk!, "headwire_data.type"), "2");
     assert.equal(one(chunk!, "headwire_data.request_number"), "1");
     assert.equal(one(chunk!, "headwire_data.chunk.index"), "0");
@@ -218,8 +222,8 @@ describe("the dissector reads a real capture", { skip: tsharkUnavailable() }, ()
   });
 
   it("a hit: the second TICKET says HIT, with a new token and a fresh UDP port", () => {
-    const miss = tokens[`127.0.0.1:${originPort}/small MISS`]!;
-    const hit = tokens[`127.0.0.1:${originPort}/small HIT`];
+    const miss = tokens[`127.0.0.1:${originPort}/twitch MISS`]!;
+    const hit = tokens[`127.0.0.1:${originPort}/twitch HIT`];
     assert.match(hit ?? "", /^[0-9a-f]{32}$/);
     assert.notEqual(hit, miss);
     const ticket = rows.find((row) => row["headwire_ctl.token"][0] === hit)!;
@@ -238,7 +242,7 @@ describe("the dissector reads a real capture", { skip: tsharkUnavailable() }, ()
   });
 
   it(`a 4-chunk delivery through the lossy relay: every chunk, placed by offset, and a chunk asked for again (seed ${SEED})`, () => {
-    const token = tokens[`127.0.0.1:${originPort}/big MISS`];
+    const token = tokens[`127.0.0.1:${originPort}/news MISS`];
     assert.match(token ?? "", /^[0-9a-f]{32}$/);
     const chunks = chunkCount(BIG.length, PAYLOAD);
     assert.equal(chunks, 4);
@@ -304,7 +308,7 @@ describe("the dissector reads a real capture", { skip: tsharkUnavailable() }, ()
   it("TCP reassembly: a line in two segments is one QUERY; two lines in one segment are two messages", () => {
     const split = rows.find((row) => commands(row)[0] === "QUERY" && row["tcp.segment.count"][0] === "2");
     assert.ok(split, "the QUERY reassembled from two segments");
-    assert.equal(one(split, "headwire_ctl.url"), `127.0.0.1:${originPort}/small`);
+    assert.equal(one(split, "headwire_ctl.url"), `127.0.0.1:${originPort}/twitch`);
     const pings = rows.find((row) => commands(row).join(" ") === "PING PING");
     assert.ok(pings, "one frame with both PINGs");
     assert.equal(one(pings, "_ws.col.Info"), "PING, PING");
@@ -321,7 +325,7 @@ describe("the dissector reads a real capture", { skip: tsharkUnavailable() }, ()
     assert.equal(huge!["headwire_ctl.header.line"][0], "HTTP/1.1 200 OK\\r\\n");
     assert.equal(one(huge!, "_ws.col.Info"), `TICKET ${HUGE.length} B over TCP MISS`);
     assert.equal(one(small!, "_ws.col.Info"), `TICKET ${SMALL.length} B over TCP HIT`);
-    assert.equal(one(small!, "headwire_ctl.url"), `127.0.0.1:${originPort}/small`);
+    assert.equal(one(small!, "headwire_ctl.url"), `127.0.0.1:${originPort}/twitch`);
     const stream = one(huge!, "tcp.stream");
     const after = rows.filter((row) => row["tcp.stream"][0] === stream).flatMap(commands);
     assert.deepEqual(after, ["HEADWIRE/2", "QUERY", "TICKET", "QUERY", "TICKET", "TERMINATE", "BYE"]);
