@@ -6,41 +6,16 @@
  * HEADWIRE_FUZZ_SEED=n replays a run.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { crc32 } from "node:zlib";
 import { encodeChunk, encodeRequest } from "../../src/protocol/datagram.js";
 import { tempDir } from "../helpers.js";
 import { encodeDrops } from "./drops-datagram.js";
-import { assertDissectorLoads, readFields, tsharkUnavailable } from "./tshark.js";
+import { assertDissectorLoads, readFields, toPcap, tsharkUnavailable } from "./tshark.js";
 
 const SEED = Number(process.env.HEADWIRE_FUZZ_SEED ?? 16);
 const PACKETS = 400;
-
-/** text2pcap's input: each packet a hex dump whose offsets start again at 0. */
-function hexDump(packets: readonly Buffer[]): string {
-  const out: string[] = [];
-  for (const packet of packets) {
-    for (let at = 0; at < packet.length; at += 16) {
-      const bytes = [...packet.subarray(at, at + 16)].map((b) => b.toString(16).padStart(2, "0"));
-      out.push(`${at.toString(16).padStart(6, "0")}  ${bytes.join(" ")}`);
-    }
-  }
-  return `${out.join("\n")}\n`;
-}
-
-async function toPcap(dir: string, packets: readonly Buffer[], transport: string[]): Promise<string> {
-  const text = join(dir, `fuzz-${randomBytes(4).toString("hex")}.txt`);
-  const pcap = `${text}.pcap`;
-  await writeFile(text, hexDump(packets.filter((p) => p.length > 0)));
-  const result = spawnSync("text2pcap", ["-q", ...transport, text, pcap], { encoding: "utf8" });
-  assert.equal(result.status, 0, `text2pcap: ${result.stderr}`);
-  return pcap;
-}
 
 const token = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.from(a));
 

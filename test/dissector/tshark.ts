@@ -4,11 +4,12 @@
  * dumpcap has said so and a probe datagram sent after that is in the file; it is complete when a
  * second probe, sent after the session, is in the file (dumpcap writes packets in order).
  */
+import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import { once } from "node:events";
-import { mkdtemp, readFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -192,4 +193,26 @@ export class LoopbackCapture {
     this.dumpcap.kill("SIGINT");
     await exited;
   }
+}
+
+/** text2pcap's input: each packet a hex dump whose offsets start again at 0. */
+function hexDump(packets: readonly Buffer[]): string {
+  const out: string[] = [];
+  for (const packet of packets) {
+    for (let at = 0; at < packet.length; at += 16) {
+      const bytes = [...packet.subarray(at, at + 16)].map((b) => b.toString(16).padStart(2, "0"));
+      out.push(`${at.toString(16).padStart(6, "0")}  ${bytes.join(" ")}`);
+    }
+  }
+  return `${out.join("\n")}\n`;
+}
+
+/** Packets written to a pcap file by text2pcap; `transport` is its -u or -T option. */
+export async function toPcap(dir: string, packets: readonly Buffer[], transport: string[]): Promise<string> {
+  const text = join(dir, `fuzz-${randomBytes(4).toString("hex")}.txt`);
+  const pcap = `${text}.pcap`;
+  await writeFile(text, hexDump(packets.filter((p) => p.length > 0)));
+  const result = spawnSync("text2pcap", ["-q", ...transport, text, pcap], { encoding: "utf8" });
+  assert.equal(result.status, 0, `text2pcap: ${result.stderr}`);
+  return pcap;
 }
