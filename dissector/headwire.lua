@@ -272,7 +272,7 @@ local function dissect_ctl_message(tvb, pinfo, tree, at, index, infos)
     if first:match("^HEADWIRE/") then
       if not pinfo.visited then state.server_port = pinfo.src_port end
       local version = tonumber(first:match("^HEADWIRE/(%d+)$") or "")
-      if version and version <= 255 then subtree:add(cf.version, tvb(at + 9, offsets[1][2] - 9), version) end
+      if version and version <= 255 then subtree:add(cf.version, tvb(at + offsets[1][1] + 9, offsets[1][2] - 9), version) end
       if words[3] then subtree:add(cf.server, tvb(at + offsets[3][1], #text - offsets[3][1])) end
       info = text
     else
