@@ -17,7 +17,7 @@ import { parseServerMessage } from "../../src/protocol/control.js";
 import { LossyRelay } from "../../src/relay/lossy-relay.js";
 import { RawSession, startServer, tempDir } from "../helpers.js";
 import { encodeDrops } from "./drops-datagram.js";
-import { assertDissectorLoads, LoopbackCapture, readFields, tsharkUnavailable } from "./tshark.js";
+import { assertDissectorLoads, captureUnavailable, LoopbackCapture, readFields } from "./tshark.js";
 
 /** With this seed the relay drops a chunk of the first answer, so one is asked for again. */
 const SEED = Number(process.env.HEADWIRE_RELAY_SEED ?? 1);
@@ -79,7 +79,7 @@ const one = (row: Row, field: (typeof FIELDS)[number]) => {
   return row[field][0]!;
 };
 
-describe("the dissector reads a real capture", { skip: tsharkUnavailable() }, () => {
+describe("the dissector reads a real capture", { skip: captureUnavailable() }, () => {
   let rows: Row[] = [];
   let originPort = 0;
   const tokens: Record<string, string> = {};

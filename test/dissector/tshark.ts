@@ -33,6 +33,20 @@ export function tsharkUnavailable(): string | undefined {
 }
 
 /**
+ * Why a live capture on lo cannot run here: tshark missing, or no right to capture (not root, not
+ * in the wireshark group: `dumpcap -L -i lo` opens the interface as a capture would).
+ */
+export function captureUnavailable(): string | undefined {
+  const missing = tsharkUnavailable();
+  if (missing) return missing;
+  const probe = spawnSync("dumpcap", ["-L", "-i", "lo"], { encoding: "utf8" });
+  if (probe.status !== 0) {
+    return `dumpcap cannot capture on lo (run the tests as root, or join the wireshark group): ${probe.stderr.trim()}`;
+  }
+  return undefined;
+}
+
+/**
  * tshark's environment: a HOME of its own, so a headwire.lua installed in the user's plugin
  * folder (~/.local/lib/wireshark/plugins) is not loaded a second time beside -X lua_script, and
  * no personal preference changes what the tests see.
