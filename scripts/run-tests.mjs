@@ -21,7 +21,12 @@ const INTEGRATION_FILES = [
   "cli/cli.test.js", // the CLI as a process, servers
   "cli/client-batch.test.js", // the CLI as a process, a server
   "cli/client-terminal.test.js", // tmux
+  "cli/client-verbose.test.js", // the CLI as a process, a server
+  "cli/dissector-command.test.js", // the CLI as a process
   "cli/server-command.test.js", // the server as a process
+  "dissector/capture.test.js", // dumpcap and tshark, a whole headwire server
+  "dissector/fuzz.test.js", // text2pcap and tshark
+  "dissector/ports.test.js", // text2pcap and tshark
   "fetch/nginx-origin.test.js", // nginx
   "server/control-protocol.test.js", // a whole headwire server
   "server/data-channel.test.js", // a whole headwire server

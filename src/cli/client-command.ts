@@ -18,6 +18,7 @@ import { END_WORDS, historyFilePath, runPrompt } from "./client-prompt.js";
 import { hostAndPort, integer } from "./parse.js";
 import { addSettingOptions, type GivenSettings } from "./setting-options.js";
 import { styleFor } from "./terminal-style.js";
+import { verboseTrace } from "./verbose-trace.js";
 
 /** Exit codes of `headwire client`, documented in --help and the README. */
 export const CLIENT_EXIT = { ok: 0, queryFailed: 1, usage: 2, sessionFailed: 3, interrupted: 130 } as const;
@@ -82,6 +83,7 @@ export function clientCommand(): Command {
       "--udp-via <host:port>",
       `send UDP requests there instead of where tickets say (a relay such as headwire relay, a port forward; port ${DEFAULT_DATA_PORT} if none)`,
     )
+    .option("-v, --verbose", "show every control line and datagram on standard error, as curl -v does")
     .version(VERSION, "-V, --version", "print the version and exit")
     .addHelpText("after", CLIENT_HELP)
     .action(async (urls: string[], opts: ClientOptions, self: Command) => {
@@ -144,6 +146,18 @@ BATCH
   lets the queries in flight finish and prints the summary; a second Ctrl-C quits at once.
   A lost session stops the whole batch (exit status 3).
 
+VERBOSE
+  -v shows on standard error what crosses the wire, as curl -v does: "> " sent, "< " received,
+  "* " notes. Control lines as they are; datagrams with their sizes, addresses (local → remote),
+  chunk ranges, retransmissions and the round-trip estimate. Standard output does not change.
+    * TCP connected 127.0.0.1:57701 → 127.0.0.1:50366
+    < HEADWIRE/2 READY headwire/0.1.0
+    > QUERY www.twitch.tv
+    < TICKET token=9f… udp=127.0.0.1:50367 bytes=713 chunks=1 cache=MISS status=301 sha256=…
+    > UDP REQUEST 1 chunks 0 (36 B, 127.0.0.1:64484 → 127.0.0.1:50367, window 10, rtt none yet, …)
+    < UDP CHUNK 1/1 (757 B, 127.0.0.1:50367 → 127.0.0.1:64484, 713 of the header at 0, request 1, …)
+    * UDP header complete: 1 chunks in 1 requests, 0 duplicates, 0 rejected, …; SHA-256 matches
+
 ENVIRONMENT
   HEADWIRE_SERVER    default for --server
   HEADWIRE_HISTORY   the prompt's history file (default ~/.headwire_history); empty: none kept
@@ -167,6 +181,7 @@ EXAMPLES
   jq -r 'select(.error) | .url' results.jsonl       # the URLs that failed
   grep -v '^#' urls.txt | headwire client --batch - --no-progress
   headwire client --print -L 5 --chain last http://example.com/ | grep -i '^location:'
+  headwire client -v www.twitch.tv 2>trace.txt      # the whole exchange, line by line
 
 SEE ALSO
   headwire server --help; docs/protocol.md for the protocol and its error codes.`;
@@ -183,6 +198,7 @@ interface ClientOptions {
   redirects: number;
   chain: "all" | "last";
   udpVia?: string;
+  verbose?: boolean;
 }
 
 function usageError(text: string): number {
@@ -221,7 +237,8 @@ async function runClient(
     throw error;
   }
   const mode: OutputMode = opts.json ? "json" : opts.print ? "print" : "lines";
-  const connect = () => HeadwireClient.connect(config, undefined, udpVia);
+  const trace = opts.verbose ? verboseTrace((text) => process.stderr.write(text)) : undefined;
+  const connect = () => HeadwireClient.connect(config, trace, udpVia);
   const queryOptions = { method: opts.method, redirects: opts.redirects, chain: opts.chain };
   exitQuietlyOnClosedStdout();
 

@@ -3,6 +3,7 @@ import { VERSION } from "../version.js";
 import { cacheCommand } from "./cache-command.js";
 import { clientCommand } from "./client-command.js";
 import { demoCommand } from "./demo-command.js";
+import { dissectorCommand } from "./dissector-command.js";
 import { relayCommand } from "./relay-command.js";
 import { serverCommand } from "./server-command.js";
 
@@ -24,6 +25,7 @@ Examples:
   headwire client www.twitch.tv          # writes ./www.twitch.tv.txt
   headwire client --batch urls.txt -j 16 # many URLs over 16 sessions
   headwire cache purge --all             # empty a stopped server's cache file
+  headwire dissector > ~/.local/lib/wireshark/plugins/headwire.lua   # see it in Wireshark
 
 Exit status: 0 success, 1 a query or step failed, 2 bad usage, 3 server unreachable or
 session lost (client). "headwire <command> --help" tells more; docs/ has the protocol.`,
@@ -31,7 +33,14 @@ session lost (client). "headwire <command> --help" tells more; docs/ has the pro
   .showHelpAfterError()
   .exitOverride(exitOnUsageError);
 
-for (const command of [serverCommand(), clientCommand(), cacheCommand(), relayCommand(), demoCommand()]) {
+for (const command of [
+  serverCommand(),
+  clientCommand(),
+  cacheCommand(),
+  relayCommand(),
+  demoCommand(),
+  dissectorCommand(),
+]) {
   program.addCommand(command.copyInheritedSettings(program).exitOverride(exitOnUsageError));
 }
 

@@ -12,8 +12,12 @@ import { formatQuery, GREETING_PREFIX, ReplyDecoder, type ControlReply, type Del
 /** Replies are short; anything longer than this from a server is a protocol error. */
 const MAX_REPLY_LINE_BYTES = 8192;
 
-/** Sees every message on both channels; the demo prints them. */
-export type ClientTrace = (channel: "tcp" | "udp", direction: "send" | "recv", text: string) => void;
+/**
+ * Sees every message on both channels, and notes on what the client does ("note": connected, a
+ * collection finished); the demo and `headwire client -v` print them. Optional: without one, the
+ * texts are never built (`trace?.(...)` evaluates no argument).
+ */
+export type ClientTrace = (channel: "tcp" | "udp", direction: "send" | "recv" | "note", text: string) => void;
 
 interface Waiter {
   resolve: (message: ControlReply) => void;
@@ -73,6 +77,11 @@ export class ControlConnection {
         reject(new HeadwireError("SERVER_UNREACHABLE", `cannot reach ${host}:${port}: ${error.code ?? error.message}`));
       });
     });
+    trace?.(
+      "tcp",
+      "note",
+      `connected ${socket.localAddress}:${socket.localPort} → ${socket.remoteAddress}:${socket.remotePort}`,
+    );
     const connection = new ControlConnection(
       socket,
       timeouts.replyTimeoutMs,

@@ -315,6 +315,11 @@ class Reassembly {
         if (!digest.equals(this.ticket.sha256)) {
           return reject(new HeadwireError("DELIVERY_FAILED", "the reassembled header does not match its SHA-256"));
         }
+        this.trace?.(
+          "udp",
+          "note",
+          `header complete: ${this.ticket.chunks} chunks in ${this.stats.requestsSent} requests, ${this.stats.duplicates} duplicates, ${this.stats.rejected} rejected, ${this.rttTraceDetail()}; SHA-256 matches`,
+        );
         resolve({ header: this.header, stats: this.stats });
       };
       // RFC 6298 §5.1 and §5.3: the timer runs while chunks are in flight, restarted by progress.
@@ -390,6 +395,7 @@ class Reassembly {
       datagram.count !== this.ticket.chunks ||
       datagram.total !== this.ticket.bytes
     ) {
+      this.trace?.("udp", "note", `a datagram of ${message.length} B dropped: bad CRC, or not a chunk of this ticket`);
       this.stats.rejected++;
       return false;
     }
@@ -402,6 +408,7 @@ class Reassembly {
       this.largestAnswered = requestNumber;
     }
     if (this.received[index]) {
+      this.trace?.("udp", "recv", `CHUNK ${index + 1}/${datagram.count} again, a duplicate (request ${requestNumber})`);
       this.stats.duplicates++;
       this.settle(index);
       return false;
@@ -409,7 +416,7 @@ class Reassembly {
     this.trace?.(
       "udp",
       "recv",
-      `CHUNK ${index + 1}/${datagram.count} (${message.length} bytes, ${datagram.payload.length} of the header, request ${requestNumber})`,
+      `CHUNK ${index + 1}/${datagram.count} (${this.datagramTraceDetail("recv", message.length)}, ${datagram.payload.length} of the header at ${datagram.offset}, request ${requestNumber}, ${this.rttTraceDetail()})`,
     );
     datagram.payload.copy(this.header, datagram.offset);
     this.received[index] = 1;
@@ -552,8 +559,13 @@ class Reassembly {
     this.sentAtMs.set(number, now);
     this.stats.requestsSent++;
     const ranges = toRanges(chunks);
-    this.trace?.("udp", "send", `REQUEST ${number} chunks ${chunks.join(",")} (probe)`);
-    this.socket.send(encodeRequest(this.ticket.token, ranges, number), this.peer.port, this.peer.address);
+    const datagram = encodeRequest(this.ticket.token, ranges, number);
+    this.trace?.(
+      "udp",
+      "send",
+      `REQUEST ${number} chunks ${chunks.join(",")} (${this.datagramTraceDetail("send", datagram.length)}, probe: asked again, ${this.rttTraceDetail()})`,
+    );
+    this.socket.send(datagram, this.peer.port, this.peer.address);
   }
 
   private nextRequestNumber(): number {
@@ -563,6 +575,7 @@ class Reassembly {
   }
 
   private sendRequest(chunks: number[], now: number): void {
+    const again = this.trace ? chunks.filter((index) => this.lastAskedAtMs[index]! > 0).length : 0;
     const number = this.nextRequestNumber();
     this.inFlight.set(number, { number, sentAtMs: now, chunks: new Set(chunks) });
     this.sentAtMs.set(number, now);
@@ -575,16 +588,36 @@ class Reassembly {
     const datagram = encodeRequest(this.ticket.token, ranges, number);
     if (this.trace) {
       const wanted = ranges.map((r) => (r.count === 1 ? `${r.first}` : `${r.first}-${r.first + r.count - 1}`));
-      const from = this.socket.address().port;
+      const retransmitted = again > 0 ? `, ${again} asked again (retransmission)` : "";
       this.trace(
         "udp",
         "send",
-        `REQUEST ${number} chunks ${wanted.join(",")} (${datagram.length} bytes, from port ${from}, window ${this.cwnd.window})`,
+        `REQUEST ${number} chunks ${wanted.join(",")} (${this.datagramTraceDetail("send", datagram.length)}, window ${this.cwnd.window}${retransmitted}, ${this.rttTraceDetail()})`,
       );
     }
     this.stats.requestsSent++;
     this.socket.send(datagram, this.peer.port, this.peer.address);
   }
+
+  /** For the trace only: size and addresses, "local → remote" as the datagram travels. */
+  private datagramTraceDetail(direction: "send" | "recv", bytes: number): string {
+    const local = this.socket.address();
+    const here = `${hostPort(local.address)}:${local.port}`;
+    const there = `${hostPort(this.peer.address)}:${this.peer.port}`;
+    return `${bytes} B, ${direction === "send" ? `${here} → ${there}` : `${there} → ${here}`}`;
+  }
+
+  /** For the trace only: the round-trip estimate as it stands (RFC 6298). */
+  private rttTraceDetail(): string {
+    const ms = (value: number | undefined) => (value === undefined ? "none yet" : `${value.toFixed(1)} ms`);
+    return `rtt ${ms(this.rtt.latestRttMs)}, srtt ${ms(this.rtt.srttMs)}, rto ${Math.round(this.rtt.rtoMs)} ms`;
+  }
+}
+
+/** An address as it is written before ":port": IPv6 in brackets, a wildcard bind as "*". */
+function hostPort(address: string): string {
+  if (address === "0.0.0.0" || address === "::") return "*";
+  return address.includes(":") ? `[${address}]` : address;
 }
 
 /** Chunk indices as ranges, in the order given (consecutive ones merged). */

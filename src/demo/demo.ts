@@ -35,7 +35,8 @@ export async function runDemo(out: DemoOutput = (line) => process.stdout.write(`
   try {
     const client = await HeadwireClient.connect(
       { serverHost: "127.0.0.1", serverPort: server.controlPort, outDir: join(workDir, "out") },
-      (channel, direction, text) => out(`  ${channel.toUpperCase()} ${direction === "send" ? "→" : "←"} ${text}`),
+      (channel, direction, text) =>
+        out(`  ${channel.toUpperCase()} ${direction === "send" ? "→" : direction === "recv" ? "←" : "*"} ${text}`),
     );
     const steps: Array<{ say: string; url: string; expect: "MISS" | "HIT" | "error" }> = [
       { say: "a miss: the server fetches the header from the origin", url: `${base}/twitch`, expect: "MISS" },

@@ -237,7 +237,7 @@ test("nothing listening: SERVER_UNREACHABLE", async (t) => {
   });
 });
 
-test("the trace sees every line sent and received", async (t) => {
+test("the trace sees the connection, and every line sent and received", async (t) => {
   const { port } = await scriptedServer(t, async (side) => {
     side.write(GREETING);
     await side.next();
@@ -249,5 +249,6 @@ test("the trace sees every line sent and received", async (t) => {
   );
   t.after(() => connection.destroy());
   await connection.query("a.example/");
+  assert.match(seen.shift() ?? "", new RegExp(`^tcp note connected 127\\.0\\.0\\.1:\\d+ → 127\\.0\\.0\\.1:${port}$`));
   assert.deepEqual(seen, ["tcp recv HEADWIRE/2 READY in-test/0.0.1", "tcp send QUERY a.example/", "tcp recv PONG"]);
 });
