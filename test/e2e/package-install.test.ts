@@ -16,7 +16,17 @@ import { tempDir } from "../helpers.js";
 
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 /** What `npm pack` needs to build and pack: the tests and the benchmark stay behind. */
-const SOURCES = ["package.json", "package-lock.json", "tsconfig.json", "README.md", "bin", "src", "docs", "packaging"];
+const SOURCES = [
+  "package.json",
+  "package-lock.json",
+  "tsconfig.json",
+  "README.md",
+  "bin",
+  "src",
+  "docs",
+  "packaging",
+  "dissector",
+];
 /** Each step is bounded, however loaded the machine: a hung npm fails the test with its output. */
 const STEP_MS = 300_000;
 
@@ -82,6 +92,7 @@ test(
       "dist/src/cli/main.js",
       "packaging/headwire.service",
       "packaging/headwire.toml",
+      "dissector/headwire.lua",
       "docs/operations.md",
       "README.md",
     ]) {
@@ -109,6 +120,8 @@ test(
       assert.equal(succeeded(await run(bin, ["--version"], dir), "headwire --version").stdout, `${version}\n`);
       const demo = succeeded(await run(bin, ["demo"], dir), "headwire demo");
       assert.match(demo.stdout, /demo finished: every step did what it should/);
+      const dissector = succeeded(await run(bin, ["dissector"], dir), "headwire dissector");
+      assert.equal(dissector.stdout, await readFile(join(REPO, "dissector", "headwire.lua"), "utf8"));
     });
 
     const systemdAnalyze = hasCommand("systemd-analyze")
