@@ -50,7 +50,7 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       ignoreClosedOutput();
       let server: HeadwireServer;
       try {
-        server = new HeadwireServer(readSettings(opts));
+        server = new HeadwireServer({ ...readSettings(opts), log: (message) => say(`headwire server: ${message}\n`) });
         await server.start();
       } catch (error) {
         say(`headwire server: cannot start: ${(error as Error).message}\n`);

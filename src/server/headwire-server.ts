@@ -21,11 +21,12 @@ import { formatError } from "../protocol/control.js";
 import { MAX_CHUNKS_PER_REQUEST } from "../protocol/datagram.js";
 import { KeyedTokenBuckets } from "../limits/token-bucket.js";
 import { VERSION } from "../version.js";
-import { closeAfter, ControlSession, ReplyBytes } from "./control-session.js";
+import { closeAfter, ControlSession, ReplyBytes, type SessionContext } from "./control-session.js";
 import { openFilesLimit, sessionCeiling } from "./file-descriptors.js";
 import { DataServer, type DataServerStats } from "./data-server.js";
 import { HeaderService, type HeaderFetcher } from "./header-service.js";
 import { QueryHandler } from "./query-handler.js";
+import { eventText, ServerEvents, type NoticeEvent } from "./server-events.js";
 import { canonicalAddress, TicketRegistry } from "./ticket-registry.js";
 
 export interface ServerLog {
@@ -34,6 +35,10 @@ export interface ServerLog {
 
 /** Settings (src/config/settings.ts) and the parts a caller may inject instead of the real ones. */
 export interface HeadwireServerOptions extends Partial<ServerConfig> {
+  /**
+   * Told each message the server has for a log, as one line of text (the CLI's logger reads
+   * server.events instead, for every field). Nothing is written anywhere when omitted.
+   */
   log?: ServerLog;
   /** Replaces the origin fetcher (a benchmark's floor, say). */
   fetcher?: HeaderFetcher;
@@ -83,7 +88,8 @@ export class HeadwireServer {
   private readonly now: () => number;
   /** maxSessions, or fewer when the open-file limit would not let that many be answered. */
   private readonly maxSessions: number;
-  private readonly log: ServerLog;
+  /** Everything the server reports (src/server/server-events.ts): logs, metrics and the status page listen here. */
+  readonly events = new ServerEvents();
   private control: Server | undefined;
   private data: DataServer | undefined;
   private nextSessionId = 1;
@@ -100,7 +106,13 @@ export class HeadwireServer {
       now,
     );
     this.maxSessions = sessionCeiling(this.config.maxSessions, openFilesLimit());
-    this.log = options.log ?? ((message) => process.stderr.write(`headwire server: ${message}\n`));
+    if (options.log) {
+      const log = options.log;
+      this.events.on((event) => {
+        const text = eventText(event);
+        if (text !== undefined) log(text);
+      });
+    }
     const freshness = new Freshness({
       defaultTtlMs: this.config.defaultTtlMs,
       maxStaleMs: this.config.maxStaleMs,
@@ -108,7 +120,12 @@ export class HeadwireServer {
     });
     this.store =
       options.store ??
-      createCacheStore(this.config, { now, log: this.log, retentionMs: (entry) => freshness.retentionMs(entry) });
+      createCacheStore(this.config, {
+        now,
+        log: this.notice("warn"),
+        retentionMs: (entry) => freshness.retentionMs(entry),
+        onPersist: (ok, ms, error) => this.events.emit({ type: "persist", ok, ms, error: error ?? null }),
+      });
     this.tickets = new TicketRegistry({
       ticketTtlMs: this.config.ticketTtlMs,
       maxTicketsPerSession: this.config.maxTicketsPerSession,
@@ -125,7 +142,8 @@ export class HeadwireServer {
       fillLockMs: this.config.fillLockMs,
       maxRememberedFailures: this.config.negativeCacheEntries,
       now,
-      log: this.log,
+      log: this.notice("warn"),
+      events: this.events,
     });
     this.handler = new QueryHandler({
       service: this.service,
@@ -142,18 +160,18 @@ export class HeadwireServer {
       queriesPerSecondPerAddress: this.config.queriesPerSecondPerAddress,
       queryBurstPerAddress: this.config.queryBurstPerAddress,
       now,
-      log: this.log,
+      events: this.events,
     });
   }
 
   async start(): Promise<this> {
     if (this.maxSessions < this.config.maxSessions) {
-      this.log(
+      this.notice("warn")(
         `warning: the open-files limit (${openFilesLimit()}) holds only ${this.maxSessions} sessions, not ` +
           `maxSessions ${this.config.maxSessions}; raise it (ulimit -n, systemd LimitNOFILE=) to hold more`,
       );
     }
-    this.log(`cache ${await this.store.open()}`);
+    this.notice("info")(`cache ${await this.store.open()}`);
     try {
       this.data = await DataServer.start(this.tickets, {
         host: this.config.host,
@@ -161,7 +179,8 @@ export class HeadwireServer {
         maxDatagramBytes: this.config.maxDatagramBytes,
         receiveBufferBytes: this.config.dataReceiveBufferBytes,
         maxChunksPerRequest: MAX_CHUNKS_PER_REQUEST,
-        log: this.log,
+        log: this.notice("error"),
+        events: this.events,
       });
       // allowHalfOpen: a client may send its requests and FIN; it still gets the replies (ControlSession).
       this.control = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
@@ -180,7 +199,13 @@ export class HeadwireServer {
       await this.store.close().catch(() => {});
       throw error;
     }
-    this.log(`listening: control tcp ${this.config.host} port ${this.controlPort}, data udp port ${this.dataPort}`);
+    this.events.emit({
+      type: "ready",
+      host: this.config.host,
+      controlPort: this.controlPort,
+      dataPort: this.dataPort,
+      admin: null,
+    });
     return this;
   }
 
@@ -205,7 +230,7 @@ export class HeadwireServer {
       originFetches: this.service.originFetches,
       data: this.data ? { ...this.data.stats, dropped: { ...this.data.stats.dropped } } : undefined,
       replyBytes: this.replyBytes.used,
-      limitHits: { ...this.limitHits, ...this.handler.limitHits },
+      limitHits: sumCounts(this.limitHits, this.handler.limitHits),
       tcpDeliveries: this.handler.tcpDeliveries,
     };
   }
@@ -229,9 +254,12 @@ export class HeadwireServer {
     const address = canonicalAddress(socket.remoteAddress ?? "");
     const refusal = this.refusal(address);
     if (refusal) {
-      this.limitHits[refusal.code] = (this.limitHits[refusal.code] ?? 0) + 1;
+      this.limitHits[refusal.error.code] = (this.limitHits[refusal.error.code] ?? 0) + 1;
+      if (refusal.limit && this.events.active) {
+        this.events.emit({ type: "limit", limit: refusal.limit, code: refusal.error.code, address, sessionId: null });
+      }
       socket.on("error", () => socket.destroy());
-      closeAfter(socket, formatError(refusal));
+      closeAfter(socket, formatError(refusal.error));
       return;
     }
     this.sessionsByAddress.set(address, (this.sessionsByAddress.get(address) ?? 0) + 1);
@@ -255,29 +283,55 @@ export class HeadwireServer {
         badLinesPerSecond: this.config.badLinesPerSecond,
         replyBytes: this.replyBytes,
         now: this.now,
+        events: this.events,
       },
       this.handler,
     );
     this.sessions.set(id, session);
-    socket.once("close", () => this.sessions.delete(id));
+    const { context } = session;
+    if (this.events.active) {
+      this.events.emit({ type: "session-start", sessionId: id, address, port: context.peerPort });
+    }
+    socket.once("close", () => {
+      this.sessions.delete(id);
+      if (!this.events.active) return;
+      this.events.emit({
+        type: "session-end",
+        sessionId: id,
+        address,
+        port: context.peerPort,
+        queries: context.queries,
+        errors: context.errors,
+        ms: Date.now() - context.startedAtMs,
+      });
+    });
   }
 
-  /** Why a new connection from `address` is refused, if it is. */
-  private refusal(address: string): HeadwireError<"SHUTTING_DOWN" | "SERVER_BUSY" | "SESSION_LIMIT"> | undefined {
-    if (this.stopping) return new HeadwireError("SHUTTING_DOWN");
-    if (this.sessions.size >= this.maxSessions) return new HeadwireError("SERVER_BUSY");
+  /** The open sessions' contexts (address, age, counts), for the status page. */
+  sessionContexts(): SessionContext[] {
+    return [...this.sessions.values()].map((session) => session.context);
+  }
+
+  /** A log function for a part: its messages become notice events at `level`. */
+  private notice(level: NoticeEvent["level"]): ServerLog {
+    return (msg) => this.events.emit({ type: "notice", level, msg });
+  }
+
+  /** Why a new connection from `address` is refused, if it is, and the limit's setting (none for a stop). */
+  private refusal(
+    address: string,
+  ): { error: HeadwireError<"SHUTTING_DOWN" | "SERVER_BUSY" | "SESSION_LIMIT">; limit?: string } | undefined {
+    if (this.stopping) return { error: new HeadwireError("SHUTTING_DOWN") };
+    if (this.sessions.size >= this.maxSessions)
+      return { error: new HeadwireError("SERVER_BUSY"), limit: "maxSessions" };
     // A client closed for its bad lines (TOO_MANY_ERRORS) must not simply reconnect at once, for ever.
     if (!this.connectionRate.take(address)) {
-      return new HeadwireError(
-        "SESSION_LIMIT",
-        `more than ${this.config.connectionsPerSecondPerAddress} new sessions a second from ${address}; retry later`,
-      );
+      const message = `more than ${this.config.connectionsPerSecondPerAddress} new sessions a second from ${address}; retry later`;
+      return { error: new HeadwireError("SESSION_LIMIT", message), limit: "connectionsPerSecondPerAddress" };
     }
     if ((this.sessionsByAddress.get(address) ?? 0) >= this.config.maxSessionsPerAddress) {
-      return new HeadwireError(
-        "SESSION_LIMIT",
-        `${this.config.maxSessionsPerAddress} sessions from ${address} already; close one or retry later`,
-      );
+      const message = `${this.config.maxSessionsPerAddress} sessions from ${address} already; close one or retry later`;
+      return { error: new HeadwireError("SESSION_LIMIT", message), limit: "maxSessionsPerAddress" };
     }
     return undefined;
   }
@@ -316,10 +370,10 @@ export class HeadwireServer {
     await new Promise<void>((resolve) => (this.control ? this.control.close(() => resolve()) : resolve()));
     if (cache.failure !== undefined) {
       const reason = cache.failure instanceof Error ? cache.failure.message : String(cache.failure);
-      this.log(`stopped; cache NOT persisted: ${reason}`);
+      this.events.emit({ type: "stop", cache: reason, persisted: false });
       throw cache.failure;
     }
-    this.log(`stopped; cache ${cache.said}`);
+    this.events.emit({ type: "stop", cache: cache.said ?? "", persisted: true });
   }
 }
 
@@ -349,6 +403,12 @@ function originFetcher(config: ServerConfig, now: () => number): OriginFetcher {
     // --ca-file adds to the system's trusted CAs; it does not replace them.
     ...(ca ? { ca: [...tls.rootCertificates, ca].join("\n") } : {}),
   });
+}
+
+function sumCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const sum = { ...a };
+  for (const [key, count] of Object.entries(b)) sum[key] = (sum[key] ?? 0) + count;
+  return sum;
 }
 
 function delay(ms: number): Promise<void> {

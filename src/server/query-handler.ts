@@ -16,6 +16,7 @@ import { chunkCount, chunkPayloadBytes, deliveryBudgetBytes } from "../protocol/
 import { parseTarget, type FetchTarget } from "../url/target.js";
 import type { SessionContext, SessionHandler, SessionReply } from "./control-session.js";
 import type { HeaderService } from "./header-service.js";
+import type { QueryEvent, ServerEvents } from "./server-events.js";
 import type { TicketRegistry } from "./ticket-registry.js";
 import { KeyedTokenBuckets } from "../limits/token-bucket.js";
 
@@ -40,7 +41,8 @@ export interface QueryHandlerOptions {
   queriesPerSecondPerAddress: number;
   queryBurstPerAddress: number;
   now: () => number;
-  log: (message: string) => void;
+  /** Where queries, limit hits and internal errors are reported (src/server/server-events.ts). */
+  events: ServerEvents;
 }
 
 export class QueryHandler implements SessionHandler {
@@ -79,9 +81,44 @@ export class QueryHandler implements SessionHandler {
     session: SessionContext,
     delivery: Delivery = "udp",
   ): Promise<SessionReply> {
+    session.queries++;
+    const { events } = this.options;
+    if (!events.active) return this.answer(url, options, session, delivery, undefined);
+    // The one object this query costs when someone listens: the answer fills it in.
+    const event: QueryEvent = {
+      type: "query",
+      sessionId: session.id,
+      address: session.peerAddress,
+      port: session.peerPort,
+      url,
+      outcome: "INTERNAL_ERROR",
+      failed: true,
+      status: null,
+      bytes: null,
+      delivery,
+      ms: 0,
+      originMs: null,
+    };
+    const started = performance.now();
+    const reply = await this.answer(url, options, session, delivery, event);
+    event.ms = performance.now() - started;
+    if (event.failed) session.errors++;
+    session.lastOutcome = event.outcome;
+    events.emit(event);
+    return reply;
+  }
+
+  private async answer(
+    url: string,
+    options: QueryOptions,
+    session: SessionContext,
+    delivery: Delivery,
+    event: QueryEvent | undefined,
+  ): Promise<SessionReply> {
     // Checked before anything else is spent on the query: one address's rate, all its sessions together.
     if (!this.queryRate.take(session.peerAddress)) {
-      this.countLimitHit("RATE_LIMITED");
+      this.countLimitHit("RATE_LIMITED", "queriesPerSecondPerAddress", session);
+      if (event) event.outcome = "RATE_LIMITED";
       return formatError(
         new HeadwireError(
           "RATE_LIMITED",
@@ -91,7 +128,15 @@ export class QueryHandler implements SessionHandler {
     }
     try {
       const target = this.target(url);
-      const { entry, cache, storeUnavailable } = await this.options.service.answer(target, options);
+      if (event) event.url = target.url;
+      const { entry, cache, storeUnavailable, originMs } = await this.options.service.answer(target, options);
+      if (event) {
+        event.outcome = cache;
+        event.failed = false;
+        event.status = entry.status;
+        event.bytes = entry.header.length;
+        event.originMs = originMs ?? null;
+      }
       // The session closed while the origin answered: no ticket for nobody (its tickets are revoked).
       if (!session.open) return "";
       if (delivery === "tcp") return this.tcpDelivery(entry.header, entry.status, cache, storeUnavailable);
@@ -121,9 +166,20 @@ export class QueryHandler implements SessionHandler {
       });
     } catch (error) {
       if (error instanceof HeadwireError) {
-        if (error.code === "ORIGIN_BUSY") this.countLimitHit(error.code);
-        return formatError(toWireError(error, "INTERNAL_ERROR"));
+        const wire = toWireError(error, "INTERNAL_ERROR");
+        if (event) {
+          event.outcome = wire.code;
+          event.failed = true;
+        }
+        if (error.code === "ORIGIN_BUSY") {
+          // origin-gate.ts says which of its two limits refused: requests in flight, or per second.
+          const limit = error.message.includes("in flight") ? "originConcurrentFetches" : "originFetchesPerSecond";
+          this.countLimitHit(error.code, limit, session);
+        }
+        if (error.code === "SERVER_BUSY") this.countLimitHit(error.code, "maxTicketBytes", session);
+        return formatError(wire);
       }
+      if (event) event.failed = true;
       this.internalError(error, session);
       return formatError(new HeadwireError("INTERNAL_ERROR"));
     }
@@ -179,14 +235,24 @@ export class QueryHandler implements SessionHandler {
     this.options.tickets.revokeSession(session.id);
   }
 
-  /** Logged once, with its stack: the one place a bug of ours on the query path shows. */
+  /** Reported once, with its stack: the one place a bug of ours on the query path shows. */
   internalError(error: unknown, session: SessionContext): void {
-    const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
-    this.options.log(`internal error in session ${session.id} (${session.peerAddress}): ${detail}`);
+    this.options.events.emit({
+      type: "error",
+      where: `session ${session.id}`,
+      error,
+      sessionId: session.id,
+      address: session.peerAddress,
+    });
   }
 
-  private countLimitHit(code: string): void {
+  /** A query refused by a limit: counted by code, and reported with the setting's name. */
+  private countLimitHit(code: string, limit: string, session: SessionContext): void {
     this.limitHits[code] = (this.limitHits[code] ?? 0) + 1;
+    const { events } = this.options;
+    if (events.active) {
+      events.emit({ type: "limit", limit, code, address: session.peerAddress, sessionId: session.id });
+    }
   }
 
   private target(url: string): FetchTarget {
