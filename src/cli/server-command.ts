@@ -2,6 +2,9 @@ import { Command } from "commander";
 import { SERVER_SETTINGS } from "../config.js";
 import { HeadwireServer } from "../server/headwire-server.js";
 import { addSettingOptions } from "./setting-options.js";
+import type { ServerConfig } from "../config.js";
+import { logEvents } from "../observe/event-log.js";
+import { ServerLogger } from "../observe/logger.js";
 
 export function serverCommand(): Command {
   const command = new Command("server")
@@ -19,6 +22,12 @@ export function serverCommand(): Command {
 Every option but the outbound guard and TLS switches can also be set with the environment
 variable shown beside it: HEADWIRE_ and the flag in capitals (e.g. HEADWIRE_TICKET_TTL_MS).
 A flag wins over its variable. Bad values stop the server at start with a precise message.
+
+Log:
+  JSON lines on standard error (time, level, msg and fields; pretty on a terminal): one line
+  per query and per session start and end, a warning per limit hit (at most
+  --limit-warnings-per-second), errors with their stacks, "ready" with the ports. Standard
+  output stays empty. Fields and levels: docs/operations.md.
 
 Files:
   <cache-file>        the cache, human-readable (format in docs/operations.md)
@@ -38,7 +47,7 @@ Signals:
 
 Examples:
   headwire server                                  # ports 50366/tcp and 50367/udp on all addresses
-  headwire server --port 0 --data-port 0           # ephemeral ports, printed on the ready line
+  headwire server --port 0 --data-port 0           # ephemeral ports, named in the "ready" log line
   headwire server --allow-private --cache-file /var/lib/headwire/cache.txt
   headwire server --cache redis://10.0.0.5:6379/0 --advertise 203.0.113.7   # one of a fleet
 
@@ -50,29 +59,42 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       ignoreClosedOutput();
       let server: HeadwireServer;
       try {
-        server = new HeadwireServer({ ...readSettings(opts), log: (message) => say(`headwire server: ${message}\n`) });
-        await server.start();
+        server = new HeadwireServer(readSettings(opts));
       } catch (error) {
+        // No log yet (its settings may be what is wrong): one plain line.
         say(`headwire server: cannot start: ${(error as Error).message}\n`);
         process.exit(1);
       }
-      process.stdout.write(
-        `headwire server ready: control tcp port ${server.controlPort}, data udp port ${server.dataPort}\n`,
-      );
+      const logger = serverLogger(server.config);
+      const log = logger.pino;
+      const exit = (code: number): never => {
+        logger.flushBeforeExit();
+        process.exit(code);
+      };
+      logEvents(server.events, log, { limitWarningsPerSecond: server.config.limitWarningsPerSecond });
+      try {
+        await server.start();
+      } catch (error) {
+        log.fatal({ event: "start-failed", err: error }, `cannot start: ${(error as Error).message}`);
+        exit(1);
+      }
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) {
           // A second Ctrl-C must not kill the process half-way (lock left, cache unwritten).
-          say(`headwire server: ${signal}: already stopping (at most --shutdown-grace-ms); SIGKILL ends it at once\n`);
+          log.warn(
+            { event: "signal", signal },
+            `${signal}: already stopping (at most --shutdown-grace-ms); SIGKILL ends it at once`,
+          );
           return;
         }
         stopping = true;
-        say(`headwire server: ${signal}: stopping\n`);
+        log.info({ event: "signal", signal }, `${signal}: stopping`);
         server.stop().then(
-          () => process.exit(0),
+          () => exit(0),
           (error: unknown) => {
-            say(`headwire server: stopped, but ${error instanceof Error ? error.message : String(error)}\n`);
-            process.exit(1);
+            log.error({ event: "stop-failed", err: error }, `stopped, but ${(error as Error).message}`);
+            exit(1);
           },
         );
       };
@@ -81,18 +103,22 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       // A bug that escapes every handler: say it with its stack, persist and release the lock
       // as a stop does, and exit 1 (the process's state can no longer be trusted to go on).
       process.on("uncaughtException", (error: Error) => {
-        say(`headwire server: internal error, stopping: ${error.stack ?? error.message}\n`);
-        if (stopping) process.exit(1);
+        log.fatal({ event: "error", err: error }, `internal error, stopping: ${error.stack ?? error.message}`);
+        if (stopping) exit(1);
         stopping = true;
-        void server.stop().finally(() => process.exit(1));
+        void server.stop().finally(() => exit(1));
       });
       // SIGHUP's default is to end the process (without persisting, lock left behind): a server
       // started from a terminal that closes, or a supervisor asking for a reload, must not die.
       process.on("SIGHUP", () => {
         if (stopping) return;
         server.flushCache().then(
-          () => say("headwire server: SIGHUP: cache flushed; nothing else to reload\n"),
-          (error: unknown) => say(`headwire server: SIGHUP: cache not flushed: ${(error as Error).message}\n`),
+          () => log.info({ event: "signal", signal: "SIGHUP" }, "SIGHUP: cache flushed; nothing else to reload"),
+          (error: unknown) =>
+            log.error(
+              { event: "signal", signal: "SIGHUP", err: error },
+              `SIGHUP: cache not flushed: ${(error as Error).message}`,
+            ),
         );
       });
     });
@@ -101,7 +127,19 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
   return command;
 }
 
-/** Log lines go to standard error. */
+/** The log on standard error: JSON lines, or pretty ones for a terminal (`--log-format auto`). */
+function serverLogger(config: ServerConfig): ServerLogger {
+  const terminal = process.stderr.isTTY === true;
+  const pretty = config.logFormat === "pretty" || (config.logFormat === "auto" && terminal);
+  return new ServerLogger({
+    format: pretty ? "pretty" : "json",
+    level: config.logLevel,
+    bufferBytes: config.logBufferBytes,
+    colorize: terminal && !process.env.NO_COLOR,
+  });
+}
+
+/** The one line written before the log exists (bad configuration). */
 function say(text: string): void {
   process.stderr.write(text);
 }

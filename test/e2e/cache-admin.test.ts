@@ -60,13 +60,15 @@ test("a second server on the same cache file gets a clear error", async (t) => {
   await assert.rejects(startServer(dir), CacheFileOwnedError);
   const child = spawn(
     process.execPath,
-    [BIN, "server", "--port", "0", "--data-port", "0", "--cache-file", join(dir, "other.txt")],
+    [BIN, "server", "--port", "0", "--data-port", "0", "--admin-http", "off", "--cache-file", join(dir, "other.txt")],
     { cwd: dir },
   );
   t.after(() => child.kill());
   // The in-process server above owns cache.txt; a process that wants other.txt is fine, so point a
   // third one at cache.txt through the CLI:
-  const refused = spawn(process.execPath, [BIN, "server", "--port", "0", "--data-port", "0"], { cwd: dir });
+  const refused = spawn(process.execPath, [BIN, "server", "--port", "0", "--data-port", "0", "--admin-http", "off"], {
+    cwd: dir,
+  });
   let stderr = "";
   refused.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
   const [code] = await once(refused, "exit");

@@ -1,0 +1,116 @@
+/**
+ * The server's log: pino, one JSON object a line on standard error (`time`, `level`, `msg` and
+ * fields), or pino-pretty's lines for a person at a terminal. Writing never blocks the server
+ * and never ends it:
+ *
+ * - Lines go through a SonicBoom in asynchronous mode: a write that the pipe cannot take now
+ *   (EAGAIN: nobody reads it) is retried later while the server goes on.
+ * - What waits is bounded by logBufferBytes (SonicBoom's maxLength): past it, lines are dropped
+ *   and counted (`dropped`), never held in memory without end.
+ * - A closed pipe (EPIPE, EBADF: the reader has gone) ends the log quietly: later lines are
+ *   dropped and counted too. The log is a witness; it must not take the server down with it.
+ */
+import { destination, pino, stdTimeFunctions, type Level, type Logger } from "pino";
+import pinoPretty from "pino-pretty";
+
+export type LogFormat = "json" | "pretty";
+
+export interface ServerLoggerOptions {
+  format: LogFormat;
+  /** pino's level name, or silent. */
+  level: string;
+  /** Bytes held while the destination is slow (logBufferBytes). */
+  bufferBytes: number;
+  /** The file descriptor written to; standard error by default. */
+  fd?: number;
+  /** Pretty output in colour (a terminal without NO_COLOR). */
+  colorize?: boolean;
+}
+
+export class ServerLogger {
+  readonly pino: Logger;
+  /** Lines dropped: the buffer was full, or the destination has closed. */
+  dropped = 0;
+  private closed = false;
+  private exiting = false;
+  /** pino's SonicBoom. */
+  private readonly sonic: ReturnType<typeof destination>;
+
+  constructor(options: ServerLoggerOptions) {
+    this.sonic = destination({
+      fd: options.fd ?? 2,
+      sync: false,
+      maxLength: options.bufferBytes,
+      // A full pipe is waited for, off the event loop, except while exiting: then what cannot be
+      // written at once is given up rather than spun on.
+      retryEAGAIN: () => !this.exiting,
+    });
+    this.sonic.on("drop", (data: string | Buffer) => (this.dropped += countLines(data)));
+    this.sonic.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "EAGAIN") return;
+      this.closed = true;
+    });
+    // Every line passes here: once the destination has closed, lines are only counted.
+    const gate = {
+      write: (line: string) => {
+        if (this.closed) this.dropped++;
+        else this.sonic.write(line);
+      },
+    };
+    const output =
+      options.format === "pretty"
+        ? pinoPretty({
+            destination: gate as unknown as NodeJS.WritableStream,
+            colorize: options.colorize ?? false,
+            sync: true,
+            translateTime: "SYS:HH:MM:ss.l",
+            ignore: "pid,hostname",
+          })
+        : gate;
+    this.pino = pino(
+      {
+        level: options.level,
+        timestamp: stdTimeFunctions.isoTime,
+        // `level` as its name ("info"), which reads in a file and matches in a query.
+        formatters: { level: (label) => ({ level: label }) },
+        base: { pid: process.pid },
+      },
+      output,
+    );
+  }
+
+  /** The level now (the seam a configuration reload uses). */
+  get level(): string {
+    return this.pino.level;
+  }
+
+  /** Changes the least level logged, at run time (SIGHUP's reload, an admin). */
+  setLevel(level: Level | "silent"): void {
+    this.pino.level = level;
+  }
+
+  /**
+   * Writes what is buffered before the process exits, without waiting on a pipe nobody reads:
+   * what cannot be written at once is dropped.
+   */
+  flushBeforeExit(): void {
+    this.exiting = true;
+    if (!this.closed) {
+      try {
+        this.sonic.flushSync();
+      } catch {
+        // A full or closed pipe at exit: those lines are lost, the exit is not held up.
+      }
+    }
+    // pino flushes its destination again on process exit, where a throw (EAGAIN on a full pipe)
+    // would become an uncaught exception: it has been done, once is enough.
+    this.sonic.flushSync = () => {};
+  }
+}
+
+function countLines(data: string | Buffer): number {
+  const text = typeof data === "string" ? data : data.toString("utf8");
+  let lines = 0;
+  for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) lines++;
+  return Math.max(1, lines);
+}
