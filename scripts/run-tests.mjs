@@ -17,12 +17,14 @@ const TEST_ROOT = join("dist", "test");
 
 /** Integration tests outside test/e2e/: they start a headwire server, Redis, nginx or tmux. */
 const INTEGRATION_FILES = [
+  "admin/admin-http.test.js", // whole headwire servers, Redis
   "cache/redis-cache-store.test.js", // Redis
   "cli/cli.test.js", // the CLI as a process, servers
   "cli/client-batch.test.js", // the CLI as a process, a server
   "cli/client-terminal.test.js", // tmux
   "cli/server-command.test.js", // the server as a process
   "fetch/nginx-origin.test.js", // nginx
+  "observe/server-log.test.js", // the server as a process
   "server/control-protocol.test.js", // a whole headwire server
   "server/data-channel.test.js", // a whole headwire server
 ];

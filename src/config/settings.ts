@@ -492,6 +492,13 @@ export const SERVER_SETTINGS = {
     default: 32,
     help: "status pages watching at once (server-sent event streams)",
   },
+  statusWatcherBufferBytes: {
+    kind: "integer",
+    min: 4096,
+    max: 1024 * MiB,
+    default: MiB,
+    help: "bytes a status page may fall behind by; past it its stream is closed (it reconnects)",
+  },
 } as const satisfies SettingsTable;
 
 /** The client's settings; most have no flag of their own (`--server` sets serverHost and serverPort). */

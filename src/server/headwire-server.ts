@@ -25,6 +25,10 @@ import { closeAfter, ControlSession, ReplyBytes, type SessionContext } from "./c
 import { openFilesLimit, sessionCeiling } from "./file-descriptors.js";
 import { DataServer, type DataServerStats } from "./data-server.js";
 import { HeaderService, type HeaderFetcher } from "./header-service.js";
+import { AdminHttp, type CacheEntryView, type Readiness } from "../admin/admin-http.js";
+import { parseAdminAddress } from "../config/admin-address.js";
+import { ServerMetrics } from "../observe/metrics.js";
+import { StatusBoard } from "../observe/status-board.js";
 import { QueryHandler } from "./query-handler.js";
 import { eventText, ServerEvents, type NoticeEvent } from "./server-events.js";
 import { canonicalAddress, TicketRegistry } from "./ticket-registry.js";
@@ -68,6 +72,10 @@ export interface ServerStats {
   limitHits: Record<string, number>;
   /** Headers written on control sessions (delivery=tcp) instead of ticketed for UDP. */
   tcpDeliveries: number;
+  /** Queries that waited for an origin fetch already in flight for their key. */
+  coalescedWaits: number;
+  /** Datagram bytes charged to tickets' budgets since the start. */
+  budgetBytesSpent: number;
 }
 
 export class HeadwireServer {
@@ -90,8 +98,15 @@ export class HeadwireServer {
   private readonly maxSessions: number;
   /** Everything the server reports (src/server/server-events.ts): logs, metrics and the status page listen here. */
   readonly events = new ServerEvents();
+  private readonly freshness: Freshness;
   private control: Server | undefined;
   private data: DataServer | undefined;
+  private admin: AdminHttp | undefined;
+  /** The metrics and the status page's state: only with an admin listener, which serves them. */
+  private readonly metrics: ServerMetrics | undefined;
+  private readonly board: StatusBoard | undefined;
+  private cacheLoaded = false;
+  private readonly startedAtMs = Date.now();
   private nextSessionId = 1;
   private stopping: Promise<void> | undefined;
 
@@ -118,6 +133,7 @@ export class HeadwireServer {
       maxStaleMs: this.config.maxStaleMs,
       now,
     });
+    this.freshness = freshness;
     this.store =
       options.store ??
       createCacheStore(this.config, {
@@ -162,6 +178,17 @@ export class HeadwireServer {
       now,
       events: this.events,
     });
+    if (this.config.adminHttp !== "off") {
+      this.metrics = new ServerMetrics(this);
+      this.board = new StatusBoard(this.events, {
+        recentQueries: this.config.statusRecentQueries,
+        recentProblems: this.config.statusRecentProblems,
+        traceEvents: this.config.statusTraceEvents,
+        traceSessions: this.config.statusTraceSessions,
+        watchers: this.config.statusWatchers,
+        watcherBufferBytes: this.config.statusWatcherBufferBytes,
+      });
+    }
   }
 
   async start(): Promise<this> {
@@ -172,6 +199,7 @@ export class HeadwireServer {
       );
     }
     this.notice("info")(`cache ${await this.store.open()}`);
+    this.cacheLoaded = true;
     try {
       this.data = await DataServer.start(this.tickets, {
         host: this.config.host,
@@ -191,8 +219,21 @@ export class HeadwireServer {
           throw error;
         }),
       ]);
+      const adminAddress = parseAdminAddress(this.config.adminHttp);
+      if (adminAddress.ok && adminAddress.address && this.metrics && this.board) {
+        this.admin = await AdminHttp.start(this, {
+          address: adminAddress.address,
+          token: this.config.adminToken,
+          loopbackIsAdmin: this.config.loopbackIsAdmin,
+          metrics: this.metrics,
+          board: this.board,
+        });
+      }
     } catch (error) {
       // A start that fails (a port taken) gives back what it took: the store's lock, the UDP port.
+      if (this.control?.listening) this.control.close();
+      this.metrics?.close();
+      this.board?.close();
       await this.data?.close();
       this.tickets.close();
       // The start's own failure is the one to report; the store has written nothing yet.
@@ -204,7 +245,7 @@ export class HeadwireServer {
       host: this.config.host,
       controlPort: this.controlPort,
       dataPort: this.dataPort,
-      admin: null,
+      admin: this.admin?.address ?? null,
     });
     return this;
   }
@@ -216,6 +257,11 @@ export class HeadwireServer {
 
   get dataPort(): number {
     return this.data?.port ?? 0;
+  }
+
+  /** The admin listener's bound port; 0 when it is off. */
+  get adminPort(): number {
+    return this.admin?.port ?? 0;
   }
 
   get sessionCount(): number {
@@ -232,12 +278,88 @@ export class HeadwireServer {
       replyBytes: this.replyBytes.used,
       limitHits: sumCounts(this.limitHits, this.handler.limitHits),
       tcpDeliveries: this.handler.tcpDeliveries,
+      coalescedWaits: this.service.coalescedWaits,
+      budgetBytesSpent: this.tickets.budgetBytesSpent,
     };
   }
 
   /** The cache store's kind, entries and bytes (counted in Redis for a fleet's shared store). */
   cacheStats(): Promise<CacheStoreStats> {
     return this.store.stats();
+  }
+
+  /**
+   * Whether this server should be sent traffic (Kubernetes readinessProbe): its listeners bound,
+   * the cache loaded, Redis reachable when the cache is there; not while stopping.
+   */
+  async readiness(): Promise<Readiness> {
+    const reasons: string[] = [];
+    if (this.stopping) reasons.push("stopping");
+    if (!this.control?.listening) reasons.push("control listener not bound");
+    if (!this.data) reasons.push("data listener not bound");
+    if (!this.cacheLoaded) reasons.push("cache not loaded");
+    if (this.store.ping) {
+      try {
+        await this.store.ping();
+      } catch (error) {
+        reasons.push(`cache store unreachable: ${(error as Error).message}`);
+      }
+    }
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  /** Every cache entry, for /cache and `headwire cache list`: most recently stored first. */
+  async cacheEntries(): Promise<CacheEntryView[]> {
+    const now = this.now();
+    const entries = await this.store.list();
+    return entries
+      .sort((a, b) => b.storedAtMs - a.storedAtMs)
+      .map((entry) => {
+        const freshUntilMs = this.freshness.freshUntilMs(entry);
+        return {
+          key: entry.key,
+          status: entry.status,
+          bytes: entry.header.length,
+          storedAt: new Date(entry.storedAtMs).toISOString(),
+          freshUntil: new Date(freshUntilMs).toISOString(),
+          fresh: now < freshUntilMs,
+        };
+      });
+  }
+
+  /** What the status page shows at load (then kept up to date by its event stream). */
+  async statusSnapshot(): Promise<unknown> {
+    const now = Date.now();
+    const cache = await this.store.stats().catch(() => undefined);
+    const entries = await this.cacheEntries().catch(() => []);
+    const outcomes = this.board?.outcomes ?? {};
+    const answered = Object.values(outcomes).reduce((sum, n) => sum + n, 0);
+    return {
+      version: VERSION,
+      startedAt: new Date(this.startedAtMs).toISOString(),
+      controlPort: this.controlPort,
+      dataPort: this.dataPort,
+      sessions: this.sessionContexts().map((context) => ({
+        id: context.id,
+        address: context.peerAddress,
+        port: context.peerPort,
+        ageMs: now - context.startedAtMs,
+        queries: context.queries,
+        errors: context.errors,
+        lastOutcome: context.lastOutcome,
+      })),
+      cache: {
+        kind: cache?.kind ?? this.store.kind,
+        entries: cache?.entries ?? null,
+        bytes: cache?.bytes ?? null,
+        outcomes,
+        hitRatio: answered === 0 ? null : (outcomes.HIT ?? 0) / answered,
+        recent: entries.slice(0, 20),
+      },
+      queries: this.board?.queries.toArray().reverse() ?? [],
+      problems: this.board?.problems.toArray().reverse() ?? [],
+      watching: this.board?.watching ?? 0,
+    };
   }
 
   /** Makes the cache's changes durable now (SIGHUP); rejects when they could not be written. */
@@ -368,6 +490,9 @@ export class HeadwireServer {
     this.tickets.close();
     await this.data?.close();
     await new Promise<void>((resolve) => (this.control ? this.control.close(() => resolve()) : resolve()));
+    await this.admin?.close();
+    this.metrics?.close();
+    this.board?.close();
     if (cache.failure !== undefined) {
       const reason = cache.failure instanceof Error ? cache.failure.message : String(cache.failure);
       this.events.emit({ type: "stop", cache: reason, persisted: false });

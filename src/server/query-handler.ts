@@ -4,7 +4,7 @@
  * issued for the session's address, and the TICKET line says where and how to collect it. Also
  * the session's admin requests (AUTH, PURGE) and its end (TERMINATE persists the cache).
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { CacheStore } from "../cache/cache-store.js";
 import { purge } from "../cache/purge.js";
@@ -15,6 +15,7 @@ import { formatError, formatTcpTicket, formatTicket, type CacheOutcome, type Del
 import { chunkCount, chunkPayloadBytes, deliveryBudgetBytes } from "../protocol/datagram.js";
 import { parseTarget, type FetchTarget } from "../url/target.js";
 import type { SessionContext, SessionHandler, SessionReply } from "./control-session.js";
+import { sameToken } from "./admin-token.js";
 import type { HeaderService } from "./header-service.js";
 import type { QueryEvent, ServerEvents } from "./server-events.js";
 import type { TicketRegistry } from "./ticket-registry.js";
@@ -260,13 +261,6 @@ export class QueryHandler implements SessionHandler {
     if (!target) this.targets.set(url, (target = parseTarget(url)));
     return target;
   }
-}
-
-/** Constant-time comparison, so the admin token cannot be guessed byte by byte from timings. */
-function sameToken(given: string, expected: string): boolean {
-  const a = createHash("sha256").update(given).digest();
-  const b = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(a, b);
 }
 
 /** SHA-256 of a header, computed once per cached header buffer (entries are immutable). */

@@ -44,6 +44,8 @@ export interface TicketRegistryOptions {
 const UNCOLLECTED_AFTER_MS = 1000;
 
 export class TicketRegistry {
+  /** Bytes charged to tickets' budgets since the start, all tickets together (metrics). */
+  budgetBytesSpent = 0;
   /** In insertion order, which is expiry order: every ticket lives the same ticketTtlMs. */
   private readonly tickets = new Map<string, DeliveryTicket>();
   private readonly bySession = new Map<number, Set<string>>();
@@ -144,6 +146,7 @@ export class TicketRegistry {
   charge(ticket: DeliveryTicket, index: number, bytes: number): boolean {
     if (ticket.bytesSent + bytes > ticket.budgetBytes) return false;
     ticket.bytesSent += bytes;
+    this.budgetBytesSpent += bytes;
     const before = ticket.distinctChunksSent;
     if (ticket.chunkCount === 1) ticket.distinctChunksSent = 1;
     else {
