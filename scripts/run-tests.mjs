@@ -18,6 +18,7 @@ const TEST_ROOT = join("dist", "test");
 /** Integration tests outside test/e2e/: they start a headwire server, Redis, nginx or tmux. */
 const INTEGRATION_FILES = [
   "admin/admin-http.test.js", // whole headwire servers, Redis
+  "admin/status-page.test.js", // a headwire server, Chromium
   "cache/redis-cache-store.test.js", // Redis
   "cli/cli.test.js", // the CLI as a process, servers
   "cli/client-batch.test.js", // the CLI as a process, a server
