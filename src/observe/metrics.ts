@@ -18,6 +18,8 @@ export interface MetricsSubject {
   readonly events: ServerEvents;
   stats(): ServerStats;
   cacheStats(): Promise<CacheStoreStats>;
+  /** Whether the store answers now (a Redis PING; always true for a store of this process). */
+  storeReachable(): Promise<boolean>;
 }
 
 /** Seconds: from a cached lookup (~50 µs) to an origin at its header timeout. */
@@ -179,6 +181,14 @@ export class ServerMetrics {
       },
     });
     void cacheEntries;
+    new Gauge({
+      name: "headwire_cache_store_up",
+      help: "1 when the cache store answers (Redis PING at the scrape), 0 when it does not",
+      registers,
+      async collect() {
+        this.set((await subject.storeReachable()) ? 1 : 0);
+      },
+    });
 
     this.stopListening = subject.events.on((event: ServerEvent) => {
       switch (event.type) {

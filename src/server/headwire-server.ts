@@ -308,6 +308,15 @@ export class HeadwireServer {
     return { ready: reasons.length === 0, reasons };
   }
 
+  /** Whether the store answers now: a Redis PING (bounded by redisCommandTimeoutMs); true for a local store. */
+  async storeReachable(): Promise<boolean> {
+    if (!this.store.ping) return true;
+    return this.store.ping().then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** Every cache entry, for /cache and `headwire cache list`: most recently stored first. */
   async cacheEntries(): Promise<CacheEntryView[]> {
     const now = this.now();

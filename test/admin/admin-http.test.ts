@@ -102,10 +102,12 @@ test("/healthz and /readyz; readyz is 503 with the reason while Redis is down, a
     t,
   );
   assert.equal((await admin(server, "/readyz")).status, 200);
+  assert.equal((await scrape(server)).get("headwire_cache_store_up"), 1);
   await redis.stop();
   const down = await admin(server, "/readyz");
   assert.equal(down.status, 503);
   assert.match(await down.text(), /^not ready: cache store unreachable: /);
+  assert.equal((await scrape(server)).get("headwire_cache_store_up"), 0, "the alert's metric");
   assert.equal((await admin(server, "/healthz")).status, 200, "the process still serves");
   await redis.start();
   // ioredis reconnects on its own (at most a second apart): ready again once it has.
