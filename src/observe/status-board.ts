@@ -11,7 +11,7 @@
  * reconnects and starts from a fresh snapshot), so a stalled browser cannot hold server memory.
  */
 import type { ServerResponse } from "node:http";
-import type { ServerEvent, ServerEvents, TraceEvent } from "../server/server-events.js";
+import type { QueryEvent, ServerEvent, ServerEvents, TraceEvent } from "../server/server-events.js";
 
 export interface StatusBoardOptions {
   recentQueries: number;
@@ -22,19 +22,8 @@ export interface StatusBoardOptions {
   watcherBufferBytes: number;
 }
 
-export interface QueryRecord {
-  atMs: number;
-  session: number;
-  client: string;
-  clientPort: number;
-  url: string;
-  outcome: string;
-  failed: boolean;
-  status: number | null;
-  bytes: number | null;
-  delivery: string;
-  ms: number;
-}
+/** A query as the page shows it: the event itself (kept, not copied: it is not changed after its emit). */
+export type QueryRecord = QueryEvent;
 
 export interface ProblemRecord {
   atMs: number;
@@ -91,21 +80,8 @@ export class StatusBoard {
     switch (event.type) {
       case "query": {
         if (!event.failed) this.outcomes[event.outcome] = (this.outcomes[event.outcome] ?? 0) + 1;
-        const record: QueryRecord = {
-          atMs: Date.now(),
-          session: event.sessionId,
-          client: event.address,
-          clientPort: event.port,
-          url: event.url,
-          outcome: event.outcome,
-          failed: event.failed,
-          status: event.status,
-          bytes: event.bytes,
-          delivery: event.delivery,
-          ms: event.ms,
-        };
-        this.queries.push(record);
-        this.broadcast("query", record);
+        this.queries.push(event);
+        this.broadcast("query", event);
         return;
       }
       case "limit":

@@ -88,6 +88,7 @@ export class QueryHandler implements SessionHandler {
     // The one object this query costs when someone listens: the answer fills it in.
     const event: QueryEvent = {
       type: "query",
+      atMs: 0,
       sessionId: session.id,
       address: session.peerAddress,
       port: session.peerPort,
@@ -103,6 +104,7 @@ export class QueryHandler implements SessionHandler {
     const started = performance.now();
     const reply = await this.answer(url, options, session, delivery, event);
     event.ms = performance.now() - started;
+    event.atMs = Date.now();
     if (event.failed) session.errors++;
     session.lastOutcome = event.outcome;
     events.emit(event);

@@ -16,6 +16,8 @@ export type QueryOutcome = CacheOutcome | string;
 
 export interface QueryEvent {
   type: "query";
+  /** When the reply was ready (Date.now). */
+  atMs: number;
   sessionId: number;
   address: string;
   port: number;

@@ -124,7 +124,7 @@ function queryRow(query) {
   const row = element("tr");
   row.append(
     element("td", {}, new Date(query.atMs).toLocaleTimeString()),
-    element("td", {}, String(query.session)),
+    element("td", {}, String(query.sessionId)),
     element("td", { class: "url", title: query.url }, query.url),
     outcomeCell(query.outcome, query.failed),
     element("td", {}, query.status === null ? "–" : String(query.status)),
