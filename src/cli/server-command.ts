@@ -67,8 +67,8 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       }
       const logger = serverLogger(server.config);
       const log = logger.pino;
-      const exit = (code: number): never => {
-        logger.flushBeforeExit();
+      const exit = async (code: number): Promise<never> => {
+        await logger.flushBeforeExit();
         process.exit(code);
       };
       logEvents(server.events, log, { limitWarningsPerSecond: server.config.limitWarningsPerSecond });
@@ -76,7 +76,7 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
         await server.start();
       } catch (error) {
         log.fatal({ event: "start-failed", err: error }, `cannot start: ${(error as Error).message}`);
-        exit(1);
+        return exit(1);
       }
       let stopping = false;
       const stop = (signal: string) => {
@@ -90,11 +90,11 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
         }
         stopping = true;
         log.info({ event: "signal", signal }, `${signal}: stopping`);
-        server.stop().then(
+        void server.stop().then(
           () => exit(0),
           (error: unknown) => {
             log.error({ event: "stop-failed", err: error }, `stopped, but ${(error as Error).message}`);
-            exit(1);
+            return exit(1);
           },
         );
       };
@@ -104,7 +104,7 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       // as a stop does, and exit 1 (the process's state can no longer be trusted to go on).
       process.on("uncaughtException", (error: Error) => {
         log.fatal({ event: "error", err: error }, `internal error, stopping: ${error.stack ?? error.message}`);
-        if (stopping) exit(1);
+        if (stopping) return void exit(1);
         stopping = true;
         void server.stop().finally(() => exit(1));
       });

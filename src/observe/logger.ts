@@ -90,23 +90,38 @@ export class ServerLogger {
   }
 
   /**
-   * Writes what is buffered before the process exits, without waiting on a pipe nobody reads:
-   * what cannot be written at once is dropped.
+   * Writes what is buffered before the process exits, in order, waiting at most
+   * EXIT_FLUSH_WAIT_MS for a slow pipe: a pipe nobody reads must not hold the exit up, and what
+   * it has not taken by then is given up.
    */
-  flushBeforeExit(): void {
+  async flushBeforeExit(): Promise<void> {
     this.exiting = true;
     if (!this.closed) {
-      try {
-        this.sonic.flushSync();
-      } catch {
-        // A full or closed pipe at exit: those lines are lost, the exit is not held up.
-      }
+      // Lines logged from here on are dropped: the destination is ending.
+      this.closed = true;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, EXIT_FLUSH_WAIT_MS);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        this.sonic.once("close", done);
+        this.sonic.once("error", done);
+        // end() writes what is buffered, in order, after the write in flight, then closes.
+        this.sonic.end();
+      });
     }
-    // pino flushes its destination again on process exit, where a throw (EAGAIN on a full pipe)
-    // would become an uncaught exception: it has been done, once is enough.
+    // pino flushes its destination again, synchronously, on process exit, where a throw (EAGAIN
+    // on a full pipe, or an ended stream) would become an uncaught exception: it has been done.
     this.sonic.flushSync = () => {};
   }
 }
+
+/**
+ * The longest an exit waits for the log to drain: long enough for a terminal or a file (ms),
+ * short next to a supervisor's stop timeout (systemd's is 90 s), so a stop stays prompt.
+ */
+export const EXIT_FLUSH_WAIT_MS = 1000;
 
 function countLines(data: string | Buffer): number {
   const text = typeof data === "string" ? data : data.toString("utf8");
