@@ -11,6 +11,7 @@
  *   dropped and counted too. The log is a witness; it must not take the server down with it.
  */
 import { destination, pino, stdTimeFunctions, type Level, type Logger } from "pino";
+import { Writable } from "node:stream";
 import pinoPretty from "pino-pretty";
 
 export type LogFormat = "json" | "pretty";
@@ -60,11 +61,19 @@ export class ServerLogger {
     const output =
       options.format === "pretty"
         ? pinoPretty({
-            destination: gate as unknown as NodeJS.WritableStream,
+            // pino-pretty pipes into a stream: the gate as one, taking each chunk at once.
+            destination: new Writable({
+              write: (chunk: Buffer | string, _encoding, done) => {
+                gate.write(chunk.toString());
+                done();
+              },
+            }),
             colorize: options.colorize ?? false,
             sync: true,
             translateTime: "SYS:HH:MM:ss.l",
             ignore: "pid,hostname",
+            // One line a message: an access line per query must stay one line at a terminal too.
+            singleLine: true,
           })
         : gate;
     this.pino = pino(

@@ -120,3 +120,18 @@ test("ServerLogger: JSON lines with time, level and msg on its file descriptor; 
   assert.equal(lines[0]!.event, "x");
   assert.equal(log.dropped, 0);
 });
+
+test("ServerLogger: the pretty form, for a terminal, writes one readable line a message", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "headwire-log-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, "pretty.log");
+  const log = new ServerLogger({ format: "pretty", level: "info", bufferBytes: 65_536, fd: openSync(path, "w") });
+  log.pino.info({ event: "ready", controlPort: 50366 }, "listening: control tcp :: port 50366");
+  log.pino.warn({ event: "limit", limit: "maxLineBytes" }, "limit maxLineBytes hit");
+  await log.flushBeforeExit();
+  const text = readFileSync(path, "utf8");
+  assert.match(text, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: listening: control tcp :: port 50366\n/);
+  assert.match(text, /\] WARN: limit maxLineBytes hit\n/);
+  assert.match(text, /"controlPort":50366/);
+  assert.doesNotMatch(text, /\x1b\[/, "no colour unless asked");
+});
