@@ -130,8 +130,10 @@ test("ServerLogger: the pretty form, for a terminal, writes one readable line a 
   log.pino.warn({ event: "limit", limit: "maxLineBytes" }, "limit maxLineBytes hit");
   await log.flushBeforeExit();
   const text = readFileSync(path, "utf8");
-  assert.match(text, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: listening: control tcp :: port 50366\n/);
-  assert.match(text, /\] WARN: limit maxLineBytes hit\n/);
-  assert.match(text, /"controlPort":50366/);
+  assert.match(
+    text,
+    /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: listening: control tcp :: port 50366 \{"event":"ready","controlPort":50366\}\n/,
+  );
+  assert.match(text, /\] WARN: limit maxLineBytes hit \{"event":"limit","limit":"maxLineBytes"\}\n/);
   assert.doesNotMatch(text, /\x1b\[/, "no colour unless asked");
 });
