@@ -76,16 +76,15 @@ export class QueryHandler implements SessionHandler {
     );
   }
 
-  async query(
+  query(
     url: string,
     options: QueryOptions,
     session: SessionContext,
     delivery: Delivery = "udp",
   ): Promise<SessionReply> {
     session.queries++;
-    const { events } = this.options;
-    if (!events.active) return this.answer(url, options, session, delivery, undefined);
-    // The one object this query costs when someone listens: the answer fills it in.
+    if (!this.options.events.active) return this.answer(url, options, session, delivery, undefined, 0);
+    // The one object this query costs when someone listens: the answer fills it in, done() emits it.
     const event: QueryEvent = {
       type: "query",
       atMs: 0,
@@ -101,13 +100,23 @@ export class QueryHandler implements SessionHandler {
       ms: 0,
       originMs: null,
     };
-    const started = performance.now();
-    const reply = await this.answer(url, options, session, delivery, event);
-    event.ms = performance.now() - started;
-    event.atMs = Date.now();
-    if (event.failed) session.errors++;
-    session.lastOutcome = event.outcome;
-    events.emit(event);
+    return this.answer(url, options, session, delivery, event, performance.now());
+  }
+
+  /** The query's reply, reported first when someone listens (no promise of its own: this is the hot path). */
+  private done(
+    event: QueryEvent | undefined,
+    started: number,
+    session: SessionContext,
+    reply: SessionReply,
+  ): SessionReply {
+    if (event) {
+      event.ms = performance.now() - started;
+      event.atMs = Date.now();
+      if (event.failed) session.errors++;
+      session.lastOutcome = event.outcome;
+      this.options.events.emit(event);
+    }
     return reply;
   }
 
@@ -117,17 +126,17 @@ export class QueryHandler implements SessionHandler {
     session: SessionContext,
     delivery: Delivery,
     event: QueryEvent | undefined,
+    started: number,
   ): Promise<SessionReply> {
     // Checked before anything else is spent on the query: one address's rate, all its sessions together.
     if (!this.queryRate.take(session.peerAddress)) {
       this.countLimitHit("RATE_LIMITED", "queriesPerSecondPerAddress", session);
       if (event) event.outcome = "RATE_LIMITED";
-      return formatError(
-        new HeadwireError(
-          "RATE_LIMITED",
-          `more than ${this.options.queriesPerSecondPerAddress} queries a second from ${session.peerAddress}`,
-        ),
+      const refusal = new HeadwireError(
+        "RATE_LIMITED",
+        `more than ${this.options.queriesPerSecondPerAddress} queries a second from ${session.peerAddress}`,
       );
+      return this.done(event, started, session, formatError(refusal));
     }
     try {
       const target = this.target(url);
@@ -141,8 +150,15 @@ export class QueryHandler implements SessionHandler {
         event.originMs = originMs ?? null;
       }
       // The session closed while the origin answered: no ticket for nobody (its tickets are revoked).
-      if (!session.open) return "";
-      if (delivery === "tcp") return this.tcpDelivery(entry.header, entry.status, cache, storeUnavailable);
+      if (!session.open) return this.done(event, started, session, "");
+      if (delivery === "tcp") {
+        return this.done(
+          event,
+          started,
+          session,
+          this.tcpDelivery(entry.header, entry.status, cache, storeUnavailable),
+        );
+      }
       const payloadBytes = chunkPayloadBytes(this.options.maxDatagramBytes);
       const chunks = chunkCount(entry.header.length, payloadBytes);
       // Throws SERVER_BUSY past maxTicketBytes. Checked here, once the header is known, not before
@@ -155,7 +171,7 @@ export class QueryHandler implements SessionHandler {
         chunkCount: chunks,
         budgetBytes: deliveryBudgetBytes(entry.header.length, chunks, this.options.retransmitBudget),
       });
-      return formatTicket({
+      const line = formatTicket({
         token: ticket.token,
         udpHost: this.advertised?.host ?? session.localAddress,
         udpPort: this.advertised?.port ?? this.options.dataPort(),
@@ -167,6 +183,7 @@ export class QueryHandler implements SessionHandler {
         storeUnavailable,
         ttlMs: this.options.ticketTtlMs,
       });
+      return this.done(event, started, session, line);
     } catch (error) {
       if (error instanceof HeadwireError) {
         const wire = toWireError(error, "INTERNAL_ERROR");
@@ -180,11 +197,11 @@ export class QueryHandler implements SessionHandler {
           this.countLimitHit(error.code, limit, session);
         }
         if (error.code === "SERVER_BUSY") this.countLimitHit(error.code, "maxTicketBytes", session);
-        return formatError(wire);
+        return this.done(event, started, session, formatError(wire));
       }
       if (event) event.failed = true;
       this.internalError(error, session);
-      return formatError(new HeadwireError("INTERNAL_ERROR"));
+      return this.done(event, started, session, formatError(new HeadwireError("INTERNAL_ERROR")));
     }
   }
 
