@@ -3,6 +3,9 @@ import { ConfigError, SERVER_SETTINGS } from "../config.js";
 import { HeadwireServer } from "../server/headwire-server.js";
 import { loadServerSettings } from "./server-settings.js";
 import { addSettingOptions } from "./setting-options.js";
+import type { ServerConfig } from "../config.js";
+import { logEvents } from "../observe/event-log.js";
+import { ServerLogger } from "../observe/logger.js";
 
 /** Exit status of `headwire server` on bad usage or bad settings (flag, variable or config file). */
 export const SERVER_BAD_CONFIG_EXIT = 2;
@@ -39,6 +42,12 @@ Every option can be set in the TOML file --config names, keyed by the flag's nam
 Precedence: flags > environment variables > config file > defaults. Bad values, and unknown
 keys in the file, stop the server at start (exit 2) with the flag's name in the message.
 
+Log:
+  JSON lines on standard error (time, level, msg and fields; pretty on a terminal): one line
+  per query and per session start and end, a warning per limit hit (at most
+  --limit-warnings-per-second), errors with their stacks, "ready" with the ports. Standard
+  output stays empty. Fields and levels: docs/operations.md.
+
 Files:
   <cache-file>        the cache, human-readable (format in docs/operations.md)
   <cache-file>.lock   the PID of the server that owns the cache file; a second server is refused
@@ -59,7 +68,7 @@ Signals:
 
 Examples:
   headwire server                                  # ports 50366/tcp and 50367/udp on all addresses
-  headwire server --port 0 --data-port 0           # ephemeral ports, printed on the ready line
+  headwire server --port 0 --data-port 0           # ephemeral ports, named in the "ready" log line
   headwire server --allow-private --cache-file /var/lib/headwire/cache.txt
   headwire server --cache redis://10.0.0.5:6379/0 --advertise 203.0.113.7   # one of a fleet
   headwire server --config /etc/headwire/headwire.toml     # settings in a file (packaging/)
@@ -77,39 +86,52 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       ignoreClosedOutput();
       const given = readSettings(self);
       let server: HeadwireServer;
+      let overridden: string[];
       try {
         const settings = await loadServerSettings(given, opts.config);
         server = new HeadwireServer(settings.values);
-        for (const line of settings.overridden) say(`headwire server: ${line}\n`);
+        overridden = settings.overridden;
       } catch (error) {
-        if (!(error instanceof ConfigError)) throw error;
-        say(`headwire server: ${error.message}\n${HINT}\n`);
-        process.exit(SERVER_BAD_CONFIG_EXIT);
-      }
-      try {
-        await server.start();
-      } catch (error) {
+        // No log yet (its settings may be what is wrong): one plain line.
+        if (error instanceof ConfigError) {
+          say(`headwire server: ${error.message}\n${HINT}\n`);
+          process.exit(SERVER_BAD_CONFIG_EXIT);
+        }
         say(`headwire server: cannot start: ${(error as Error).message}\n`);
         process.exit(1);
       }
-      process.stdout.write(
-        `headwire server ready: control tcp port ${server.controlPort}, data udp port ${server.dataPort}\n`,
-      );
+      const logger = serverLogger(server.config);
+      const log = logger.pino;
+      const exit = async (code: number): Promise<never> => {
+        await logger.flushBeforeExit();
+        process.exit(code);
+      };
+      logEvents(server.events, log, { limitWarningsPerSecond: server.config.limitWarningsPerSecond });
+      for (const line of overridden) log.warn({ event: "config" }, line);
+      try {
+        await server.start();
+      } catch (error) {
+        log.fatal({ event: "start-failed", err: error }, `cannot start: ${(error as Error).message}`);
+        return exit(1);
+      }
       let stopping = false;
       let reloads = Promise.resolve();
       const stop = (signal: string) => {
         if (stopping) {
           // A second Ctrl-C must not kill the process half-way (lock left, cache unwritten).
-          say(`headwire server: ${signal}: already stopping (at most --shutdown-grace-ms); SIGKILL ends it at once\n`);
+          log.warn(
+            { event: "signal", signal },
+            `${signal}: already stopping (at most --shutdown-grace-ms); SIGKILL ends it at once`,
+          );
           return;
         }
         stopping = true;
-        say(`headwire server: ${signal}: stopping\n`);
-        server.stop().then(
-          () => process.exit(0),
+        log.info({ event: "signal", signal }, `${signal}: stopping`);
+        void server.stop().then(
+          () => exit(0),
           (error: unknown) => {
-            say(`headwire server: stopped, but ${error instanceof Error ? error.message : String(error)}\n`);
-            process.exit(1);
+            log.error({ event: "stop-failed", err: error }, `stopped, but ${(error as Error).message}`);
+            return exit(1);
           },
         );
       };
@@ -118,10 +140,10 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       // A bug that escapes every handler: say it with its stack, persist and release the lock
       // as a stop does, and exit 1 (the process's state can no longer be trusted to go on).
       process.on("uncaughtException", (error: Error) => {
-        say(`headwire server: internal error, stopping: ${error.stack ?? error.message}\n`);
-        if (stopping) process.exit(1);
+        log.fatal({ event: "error", err: error }, `internal error, stopping: ${error.stack ?? error.message}`);
+        if (stopping) return void exit(1);
         stopping = true;
-        void server.stop().finally(() => process.exit(1));
+        void server.stop().finally(() => exit(1));
       });
       // SIGHUP's default is to end the process (without persisting, lock left behind): a server
       // started from a terminal that closes, or a supervisor asking for a reload, must not die.
@@ -129,33 +151,56 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
         if (stopping) return;
         server.flushCache().then(
           () =>
-            say(
-              `headwire server: SIGHUP: cache flushed${opts.config === undefined ? "; no --config to re-read" : ""}\n`,
+            log.info(
+              { event: "signal", signal: "SIGHUP" },
+              `SIGHUP: cache flushed${opts.config === undefined ? "; no --config to re-read" : ""}`,
             ),
-          (error: unknown) => say(`headwire server: SIGHUP: cache not flushed: ${(error as Error).message}\n`),
+          (error: unknown) =>
+            log.error(
+              { event: "signal", signal: "SIGHUP", err: error },
+              `SIGHUP: cache not flushed: ${(error as Error).message}`,
+            ),
         );
         // One re-read at a time, in the order the signals came: the last SIGHUP's file is the one in force.
         const file = opts.config;
-        if (file !== undefined) reloads = reloads.then(() => reload(server, file));
+        if (file !== undefined) reloads = reloads.then(() => reload(server, file, logger));
       });
     });
   // Every setting is an option (src/config/settings.ts), after the command's own text.
   const readSettings = addSettingOptions(command, SERVER_SETTINGS);
   /** The file again, under the same flags and variables; the server logs each change. A bad file changes nothing. */
-  const reload = async (server: HeadwireServer, file: string) => {
+  const reload = async (server: HeadwireServer, file: string, logger: ServerLogger) => {
+    const log = logger.pino;
     try {
       const settings = await loadServerSettings(readSettings(command), file);
-      for (const line of settings.overridden) say(`headwire server: SIGHUP: ${line}\n`);
-      server.reconfigure(settings.values, settings.sources);
+      for (const line of settings.overridden) log.warn({ event: "config", signal: "SIGHUP" }, `SIGHUP: ${line}`);
+      const { applied } = server.reconfigure(settings.values, settings.sources);
+      if (applied.some((change) => change.key === "logLevel"))
+        logger.setLevel(server.config.logLevel as Parameters<ServerLogger["setLevel"]>[0]);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
-      say(`headwire server: SIGHUP: ${file} not applied, nothing changed: ${error.message}\n`);
+      log.error(
+        { event: "config", signal: "SIGHUP", file },
+        `SIGHUP: ${file} not applied, nothing changed: ${error.message}`,
+      );
     }
   };
   return command;
 }
 
-/** Log lines go to standard error. */
+/** The log on standard error: JSON lines, or pretty ones for a terminal (`--log-format auto`). */
+function serverLogger(config: ServerConfig): ServerLogger {
+  const terminal = process.stderr.isTTY === true;
+  const pretty = config.logFormat === "pretty" || (config.logFormat === "auto" && terminal);
+  return new ServerLogger({
+    format: pretty ? "pretty" : "json",
+    level: config.logLevel,
+    bufferBytes: config.logBufferBytes,
+    colorize: terminal && !process.env.NO_COLOR,
+  });
+}
+
+/** The one line written before the log exists (bad configuration). */
 function say(text: string): void {
   process.stderr.write(text);
 }
