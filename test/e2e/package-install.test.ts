@@ -119,7 +119,7 @@ test(
       );
       const installed = join(prefix, "lib", "node_modules", "headwire");
       assert.ok(
-        !existsSync(join(installed, "tsconfig.json")) && !existsSync(join(installed, "src")),
+        !existsSync(join(installed, "tsconfig.json")) && !existsSync(join(installed, "src", "index.ts")),
         "no sources to build",
       );
       const bin = join(prefix, "bin", "headwire");
