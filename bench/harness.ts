@@ -104,10 +104,15 @@ export class BenchHarness {
     } else if (message.event === "sample") this.soakClientSamples.push(message);
   }
 
-  async startServer(kind: ServerKind, nodeArgs: string[] = []): Promise<BenchChild> {
+  /** A server under test; `headwireSettings` adds to a headwire server's (bench/server-process.ts). */
+  async startServer(
+    kind: ServerKind,
+    nodeArgs: string[] = [],
+    headwireSettings: Record<string, unknown> = {},
+  ): Promise<BenchChild> {
     const settings =
       kind === "headwire"
-        ? { cacheFile: join(mkdtempSync(join(this.scratch, "server-")), "cache.txt") }
+        ? { cacheFile: join(mkdtempSync(join(this.scratch, "server-")), "cache.txt"), ...headwireSettings }
         : {
             greeting: this.exchange.greeting,
             ticketTemplate: this.exchange.ticketTemplate,

@@ -14,6 +14,7 @@ import type {
   ExchangeSizes,
   IdleResult,
   MachineInfo,
+  ObserveResult,
   PathRow,
   PhaseResults,
   SoakResult,
@@ -44,7 +45,7 @@ export function writeResultsFile(dir: string, startedMs: number, results: Record
 
 /** The terminal report, line by line (phases that did not run are left out). */
 export function renderReport(input: ReportInput): string[] {
-  const { options, throughput, idle, cold, soak, attacks, paths } = input;
+  const { options, throughput, idle, cold, soak, attacks, paths, observe } = input;
   const out: string[] = [...heading(input)];
   if (throughput) {
     out.push(`\n### Cached lookups (${options.durationSeconds} s per run after ${options.warmupSeconds} s warm-up)\n`);
@@ -75,6 +76,12 @@ export function renderReport(input: ReportInput): string[] {
       `\n### Delivery over emulated paths (cached headers through the relay; ideal = one round trip + one delivery at the bottleneck's rate)\n`,
     );
     out.push(pathTable(paths));
+  }
+  if (observe) {
+    out.push(
+      `\n### What watching costs (C=${observe.concurrency}, cached lookups; admin listener off, and on with nobody scraping or watching)\n`,
+    );
+    out.push(observeTable(observe));
   }
   out.push(`\n### Targets\n`);
   out.push(
@@ -302,6 +309,21 @@ export function attackTable(rows: AttackRow[]): string {
       achievedText(r),
     ]),
   );
+}
+
+/** The "observe" phase: each window in the order run, then the ratios of the medians. */
+export function observeTable(observe: ObserveResult): string {
+  const rows = observe.runs.map((run) => [
+    `admin ${run.admin}`,
+    thousands(run.lookupsPerSecond),
+    run.serverUsPerLookup === undefined ? "—" : fixed(run.serverUsPerLookup, 1),
+  ]);
+  rows.push([
+    "on ÷ off (medians)",
+    observe.throughputRatio === undefined ? "—" : fixed(observe.throughputRatio, 3),
+    observe.cpuRatio === undefined ? "—" : fixed(observe.cpuRatio, 3),
+  ]);
+  return markdownTable(["run", "lookups/s", "server µs/lookup"], rows);
 }
 
 /** The "paths" phase: one row per path and size. */

@@ -108,6 +108,24 @@ export interface PhaseResults {
   soak?: SoakResult | undefined;
   attacks?: AttackRow[] | undefined;
   paths?: PathRow[] | undefined;
+  observe?: ObserveResult | undefined;
+}
+
+/** One measured window of the "observe" phase: the admin listener off or on (nobody scraping or watching). */
+export interface ObserveRun {
+  admin: "off" | "on";
+  lookupsPerSecond: number;
+  /** The server's CPU time (user + system) per cached lookup, in µs. */
+  serverUsPerLookup: number | undefined;
+}
+
+/** The "observe" phase: what metrics and the status board cost a cached lookup (issue 14). */
+export interface ObserveResult {
+  concurrency: number;
+  runs: ObserveRun[];
+  /** Medians of the runs with the listener on ÷ off. */
+  throughputRatio: number | undefined;
+  cpuRatio: number | undefined;
 }
 
 /** The machine the run was on, as the report's first line and the results file give it. */

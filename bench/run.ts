@@ -9,7 +9,8 @@
  * each C), idle (sessions held open, the server's RSS per session), cold (an uncached lookup
  * against a direct fetch), soak (C=100 with cache churn, sampled over time), attacks (a probe
  * client's latency while each attack of bench/attacker.ts runs, against no attack), paths (a cached
- * header's delivery through the relay per one-way delay, loss and size). Results: Markdown
+ * header's delivery through the relay per one-way delay, loss and size), observe (cached lookups with
+ * the admin listener off and on: what metrics and the status board cost). Results: Markdown
  * tables and target checks on the terminal (bench/report.ts, bench/targets.ts), and everything in
  * bench/results/<timestamp>.json.
  */
@@ -19,6 +20,7 @@ import { fixed } from "./format.js";
 import { BenchHarness, log } from "./harness.js";
 import { parseOptions } from "./options.js";
 import { runAttacks } from "./phases/attacks.js";
+import { runObserve } from "./phases/observe.js";
 import { runPaths } from "./phases/paths.js";
 import { runCold } from "./phases/cold.js";
 import { runIdle } from "./phases/idle.js";
@@ -72,6 +74,7 @@ async function main(): Promise<void> {
     if (options.phases.includes("soak")) phases.soak = await runSoak(bench);
     if (options.phases.includes("attacks")) phases.attacks = await runAttacks(bench);
     if (options.phases.includes("paths")) phases.paths = await runPaths(bench);
+    if (options.phases.includes("observe")) phases.observe = await runObserve(bench);
   } finally {
     await bench.tearDown();
   }
@@ -86,6 +89,7 @@ async function main(): Promise<void> {
     soak: phases.soak,
     attacks: phases.attacks,
     paths: phases.paths,
+    observe: phases.observe,
     targets: checks,
     profiles,
   });

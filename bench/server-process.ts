@@ -22,6 +22,8 @@ interface HeadwireSettings {
   cacheMaxEntries?: number;
   idleTimeoutMs?: number;
   maxSessions?: number;
+  /** The admin listener's address; "off" measures the server without metrics and the status board. */
+  adminHttp?: string;
 }
 
 interface FloorSettings {
@@ -53,7 +55,7 @@ if (kind === "headwire") {
     ...WITHOUT_ABUSE_LIMITS,
     // The admin listener is on by default, so the figures include its metrics and status board
     // (nobody scraping or watching); on an ephemeral port, never a running server's.
-    adminHttp: "127.0.0.1:0",
+    adminHttp: settings.adminHttp ?? "127.0.0.1:0",
     cacheFile: settings.cacheFile,
     ...(settings.cacheMaxEntries !== undefined ? { cacheMaxEntries: settings.cacheMaxEntries } : {}),
     ...(settings.idleTimeoutMs !== undefined ? { idleTimeoutMs: settings.idleTimeoutMs } : {}),

@@ -10,6 +10,7 @@ import {
   type AttackKind,
   type AttackRow,
   type IdleResult,
+  type ObserveResult,
   type PathRow,
   type PhaseResults,
   type ServerKind,
@@ -52,6 +53,11 @@ export const TARGETS = {
   attackP99FloorMs: 100,
   /** Headers that fail on an emulated path of up to 1 s round trip and 30 % loss (issue 12): none. */
   pathFailures: 0,
+  /**
+   * Cached lookups per second with the admin listener on (metrics and the status board following
+   * every query, nobody scraping or watching) ÷ with it off: at least (issue 14: under 5 %).
+   */
+  observeThroughputShare: 0.95,
 } as const;
 
 /** a ÷ b; undefined when either is missing or b is 0 (nothing to compare against). */
@@ -203,6 +209,19 @@ export function pathCheck(rows: PathRow[] | undefined): TargetCheck {
   };
 }
 
+export function observeCheck(observe: ObserveResult | undefined): TargetCheck {
+  const name = "metrics and status page cost, nobody watching";
+  const target = `throughput on ÷ off ≥ ${TARGETS.observeThroughputShare}`;
+  if (!observe || observe.throughputRatio === undefined) return { name, target, measured: "not run", pass: undefined };
+  const cpu = observe.cpuRatio === undefined ? "" : `, CPU per lookup ${observe.cpuRatio.toFixed(3)}×`;
+  return {
+    name,
+    target,
+    measured: `${observe.throughputRatio.toFixed(3)} at C=${observe.concurrency}${cpu}`,
+    pass: observe.throughputRatio >= TARGETS.observeThroughputShare,
+  };
+}
+
 /** Every target, in the report's order. */
 export function targetChecks(results: PhaseResults): TargetCheck[] {
   return [
@@ -213,5 +232,6 @@ export function targetChecks(results: PhaseResults): TargetCheck[] {
     soakCheck(results.soak),
     ...attackChecks(results.attacks),
     pathCheck(results.paths),
+    observeCheck(results.observe),
   ];
 }

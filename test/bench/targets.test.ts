@@ -16,6 +16,7 @@ import {
   attackChecks,
   coldChecks,
   idleCheck,
+  observeCheck,
   pathCheck,
   ratio,
   soakCheck,
@@ -23,6 +24,7 @@ import {
   targetChecks,
   throughputCheck,
 } from "../../bench/targets.js";
+import { observeResult } from "../../bench/phases/observe.js";
 import type { TrendVerdict } from "../../bench/trend.js";
 
 function row(concurrency: number, server: ServerKind, lookupsPerSecond: number, p50Ms = 1, p99Ms = 2): ThroughputRow {
@@ -107,6 +109,7 @@ test("with no phase run every target is a SKIP, never a pass, in the report's or
       ["probe under attack: udp-garbage", "p99 ≤ 10 × no attack (or ≤ 100 ms), no failure", "not run", undefined],
       ["probe under attack: query-flood", "p99 ≤ 10 × no attack (or ≤ 100 ms), no failure", "not run", undefined],
       ["every header arrives over emulated paths", "0 failed, RTT ≤ 1 s, loss ≤ 30 %", "not run", undefined],
+      ["metrics and status page cost, nobody watching", "throughput on ÷ off ≥ 0.95", "not run", undefined],
     ],
   );
 });
@@ -242,7 +245,22 @@ test("targetChecks puts each phase's results in its own check", () => {
   });
   assert.deepEqual(
     checks.map((c) => c.pass),
-    [true, false, true, false, true, true, true, undefined, undefined, undefined, undefined, undefined, undefined],
+    [
+      true,
+      false,
+      true,
+      false,
+      true,
+      true,
+      true,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ],
   );
 });
 
@@ -335,4 +353,27 @@ test("attackChecks: one check per attack, in order; an attack that did not run i
       ["probe under attack: query-flood", undefined],
     ],
   );
+});
+
+test("observe: the ratios are of the medians, on ÷ off; under 0.95 of the throughput misses", () => {
+  const runs = [
+    { admin: "off" as const, lookupsPerSecond: 20_000, serverUsPerLookup: 50 },
+    { admin: "on" as const, lookupsPerSecond: 19_400, serverUsPerLookup: 51.5 },
+    { admin: "on" as const, lookupsPerSecond: 19_800, serverUsPerLookup: 50.5 },
+    { admin: "off" as const, lookupsPerSecond: 20_400, serverUsPerLookup: 49 },
+    { admin: "off" as const, lookupsPerSecond: 10_000, serverUsPerLookup: undefined },
+    { admin: "on" as const, lookupsPerSecond: 30_000, serverUsPerLookup: 52 },
+  ];
+  const result = observeResult(100, runs);
+  assert.equal(result.throughputRatio, 19_800 / 20_000);
+  assert.equal(result.cpuRatio, 51.5 / 49.5);
+  assert.deepEqual(observeCheck(result), {
+    name: "metrics and status page cost, nobody watching",
+    target: "throughput on ÷ off ≥ 0.95",
+    measured: "0.990 at C=100, CPU per lookup 1.040×",
+    pass: true,
+  });
+  const costly = observeResult(100, [runs[0]!, { admin: "on", lookupsPerSecond: 18_900, serverUsPerLookup: 53 }]);
+  assert.equal(observeCheck(costly).pass, false);
+  assert.equal(observeCheck(undefined).pass, undefined);
 });
