@@ -1,4 +1,9 @@
+import cluster from "node:cluster";
 import { Command, Option } from "commander";
+import { IpcCacheStore } from "../cluster/ipc-cache-store.js";
+import { isStopMessage, ServerPrimary, WORKER_INDEX_VARIABLE, type WorkerReady } from "../cluster/server-primary.js";
+import { workerAdvertise, workerCount, workerDataPort, workerPortsProblem } from "../cluster/worker-ports.js";
+import type { HeadwireServerOptions } from "../server/headwire-server.js";
 import { ConfigError, SERVER_SETTINGS } from "../config.js";
 import { HeadwireServer } from "../server/headwire-server.js";
 import { loadServerSettings } from "./server-settings.js";
@@ -76,11 +81,23 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
     .action(async (opts: { config?: string }, self: Command) => {
       ignoreClosedOutput();
       const given = readSettings(self);
+      let settings: Awaited<ReturnType<typeof loadServerSettings>>;
+      try {
+        settings = await loadServerSettings(given, opts.config);
+        const count = workerCount(settings.config.workers);
+        const ports = workerPortsProblem(count, settings.config.dataPort, settings.config.advertiseHost);
+        if (ports !== undefined) throw new ConfigError(ports);
+        if (cluster.isPrimary && count > 1) return await runPrimary(count, settings);
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        say(`headwire server: ${error.message}\n${HINT}\n`);
+        process.exit(SERVER_BAD_CONFIG_EXIT);
+      }
+      const worker = cluster.isWorker ? Number(process.env[WORKER_INDEX_VARIABLE]) : undefined;
       let server: HeadwireServer;
       try {
-        const settings = await loadServerSettings(given, opts.config);
-        server = new HeadwireServer(settings.values);
-        for (const line of settings.overridden) say(`headwire server: ${line}\n`);
+        server = new HeadwireServer(worker === undefined ? settings.values : workerSettings(worker, settings));
+        if (worker === undefined) for (const line of settings.overridden) say(`headwire server: ${line}\n`);
       } catch (error) {
         if (!(error instanceof ConfigError)) throw error;
         say(`headwire server: ${error.message}\n${HINT}\n`);
@@ -89,12 +106,19 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       try {
         await server.start();
       } catch (error) {
-        say(`headwire server: cannot start: ${(error as Error).message}\n`);
+        say(
+          `headwire server${worker === undefined ? "" : ` worker ${worker}`}: cannot start: ${(error as Error).message}\n`,
+        );
         process.exit(1);
       }
-      process.stdout.write(
-        `headwire server ready: control tcp port ${server.controlPort}, data udp port ${server.dataPort}\n`,
-      );
+      if (worker === undefined) {
+        process.stdout.write(
+          `headwire server ready: control tcp port ${server.controlPort}, data udp port ${server.dataPort}\n`,
+        );
+      } else {
+        const ready: WorkerReady = { headwire: "ready", controlPort: server.controlPort, dataPort: server.dataPort };
+        process.send?.(ready);
+      }
       let stopping = false;
       let reloads = Promise.resolve();
       const stop = (signal: string) => {
@@ -104,7 +128,7 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
           return;
         }
         stopping = true;
-        say(`headwire server: ${signal}: stopping\n`);
+        say(`headwire server${worker === undefined ? "" : ` worker ${worker}`}: ${signal}: stopping\n`);
         server.stop().then(
           () => process.exit(0),
           (error: unknown) => {
@@ -115,6 +139,11 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       };
       process.on("SIGINT", () => stop("SIGINT"));
       process.on("SIGTERM", () => stop("SIGTERM"));
+      // A worker is stopped by its primary (which may get the signal alone); a terminal's Ctrl-C
+      // reaches both, and the worker's second stop is no news.
+      process.on("message", (message) => {
+        if (isStopMessage(message) && !stopping) stop("primary's stop");
+      });
       // A bug that escapes every handler: say it with its stack, persist and release the lock
       // as a stop does, and exit 1 (the process's state can no longer be trusted to go on).
       process.on("uncaughtException", (error: Error) => {
@@ -153,6 +182,72 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
     }
   };
   return command;
+}
+
+/**
+ * Worker `index`'s settings: the command's, with its own data port and advertised port, and the
+ * primary's cache (Redis directly: it is shared already, and coalesces a fleet's misses itself).
+ */
+function workerSettings(
+  index: number,
+  settings: Awaited<ReturnType<typeof loadServerSettings>>,
+): HeadwireServerOptions {
+  const { config } = settings;
+  return {
+    ...settings.values,
+    dataPort: workerDataPort(config.dataPort, index),
+    advertiseHost: workerAdvertise(config.advertiseHost, index),
+    log: (message) => process.stderr.write(`headwire server worker ${index}: ${message}\n`),
+    ...(config.cacheUrl.startsWith("redis")
+      ? {}
+      : { store: new IpcCacheStore(process as never, config.cacheUrl === "memory" ? "memory" : "file") }),
+  };
+}
+
+/** The primary of `--workers N`: the workers, their ready line, the signals; it never returns while it runs. */
+async function runPrimary(count: number, settings: Awaited<ReturnType<typeof loadServerSettings>>): Promise<void> {
+  for (const line of settings.overridden) say(`headwire server: ${line}\n`);
+  const log = (message: string) => say(`headwire server: ${message}\n`);
+  let primary: ServerPrimary;
+  try {
+    primary = await ServerPrimary.start({ count, config: settings.config, log });
+  } catch (error) {
+    say(`headwire server: cannot start: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(
+    `headwire server ready: control tcp port ${primary.controlPort}, data udp ports ${primary.dataPorts.join(", ")} ` +
+      `(${count} workers, pids ${primary.pids.join(", ")})\n`,
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      say(`headwire server: ${signal}: already stopping (at most --shutdown-grace-ms); SIGKILL ends it at once\n`);
+      return;
+    }
+    stopping = true;
+    say(`headwire server: ${signal}: stopping ${count} workers\n`);
+    primary.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        say(`headwire server: stopped, but ${error instanceof Error ? error.message : String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("uncaughtException", (error: Error) => {
+    say(`headwire server: internal error, stopping: ${error.stack ?? error.message}\n`);
+    if (stopping) process.exit(1);
+    stopping = true;
+    void primary.stop().finally(() => process.exit(1));
+  });
+  process.on("SIGHUP", () => {
+    if (stopping) return;
+    say(`headwire server: SIGHUP: passed to ${count} workers\n`);
+    primary.reload();
+  });
 }
 
 /** Log lines go to standard error. */
