@@ -18,6 +18,7 @@ import type {
   PhaseResults,
   SoakResult,
   ThroughputRow,
+  WorkersRow,
 } from "./results.js";
 import { ratio, type TargetCheck } from "./targets.js";
 
@@ -44,7 +45,7 @@ export function writeResultsFile(dir: string, startedMs: number, results: Record
 
 /** The terminal report, line by line (phases that did not run are left out). */
 export function renderReport(input: ReportInput): string[] {
-  const { options, throughput, idle, cold, soak, attacks, paths } = input;
+  const { options, throughput, idle, cold, soak, attacks, paths, workers } = input;
   const out: string[] = [...heading(input)];
   if (throughput) {
     out.push(`\n### Cached lookups (${options.durationSeconds} s per run after ${options.warmupSeconds} s warm-up)\n`);
@@ -75,6 +76,12 @@ export function renderReport(input: ReportInput): string[] {
       `\n### Delivery over emulated paths (cached headers through the relay; ideal = one round trip + one delivery at the bottleneck's rate)\n`,
     );
     out.push(pathTable(paths));
+  }
+  if (workers) {
+    out.push(
+      `\n### Workers (--workers N, the CLI; CPU of the primary and every worker summed; one load generator on the other core)\n`,
+    );
+    out.push(workersTable(workers));
   }
   out.push(`\n### Targets\n`);
   out.push(
@@ -300,6 +307,32 @@ export function attackTable(rows: AttackRow[]): string {
       fixed(r.serverCores),
       fixed((r.serverRssAfterKiB ?? NaN) / 1024, 1),
       achievedText(r),
+    ]),
+  );
+}
+
+/** The "workers" phase: one row per worker count; lookups per CPU-second is the figure that should stay flat. */
+export function workersTable(rows: WorkersRow[]): string {
+  return markdownTable(
+    [
+      "workers",
+      "processes",
+      "C sessions",
+      "lookups/s",
+      "CPU s",
+      "lookups per CPU-second",
+      "µs CPU per lookup",
+      "errors",
+    ],
+    rows.map((row) => [
+      String(row.workers),
+      String(row.processes),
+      String(row.concurrency),
+      thousands(row.result.lookupsPerSecond),
+      fixed(row.cpuSeconds ?? NaN),
+      row.lookupsPerCpuSecond === undefined ? "—" : thousands(row.lookupsPerCpuSecond),
+      row.lookupsPerCpuSecond === undefined ? "—" : fixed(1e6 / row.lookupsPerCpuSecond, 1),
+      String(row.result.errors),
     ]),
   );
 }

@@ -20,6 +20,17 @@ export interface ThroughputRow {
   originFetchesDuringRun?: number;
 }
 
+/** `headwire server --workers N` at the largest C, all its processes' CPU summed (bench/phases/workers.ts). */
+export interface WorkersRow {
+  workers: number;
+  /** Processes measured: the primary and its workers, or the one server for N = 1. */
+  processes: number;
+  concurrency: number;
+  result: RunResult;
+  cpuSeconds: number | undefined;
+  lookupsPerCpuSecond: number | undefined;
+}
+
 export interface IdleResult {
   server: ServerKind;
   sessions: number;
@@ -108,6 +119,7 @@ export interface PhaseResults {
   soak?: SoakResult | undefined;
   attacks?: AttackRow[] | undefined;
   paths?: PathRow[] | undefined;
+  workers?: WorkersRow[] | undefined;
 }
 
 /** The machine the run was on, as the report's first line and the results file give it. */

@@ -24,6 +24,7 @@ import { runCold } from "./phases/cold.js";
 import { runIdle } from "./phases/idle.js";
 import { runSoak } from "./phases/soak.js";
 import { runThroughput } from "./phases/throughput.js";
+import { runWorkers } from "./phases/workers.js";
 import { renderReport, writeResultsFile } from "./report.js";
 import type { MachineInfo, PhaseResults } from "./results.js";
 import { targetChecks } from "./targets.js";
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
     if (options.phases.includes("soak")) phases.soak = await runSoak(bench);
     if (options.phases.includes("attacks")) phases.attacks = await runAttacks(bench);
     if (options.phases.includes("paths")) phases.paths = await runPaths(bench);
+    if (options.phases.includes("workers")) phases.workers = await runWorkers(bench);
   } finally {
     await bench.tearDown();
   }
@@ -86,6 +88,7 @@ async function main(): Promise<void> {
     soak: phases.soak,
     attacks: phases.attacks,
     paths: phases.paths,
+    workers: phases.workers,
     targets: checks,
     profiles,
   });

@@ -68,6 +68,7 @@ Examples:
   headwire server --allow-private --cache-file /var/lib/headwire/cache.txt
   headwire server --cache redis://10.0.0.5:6379/0 --advertise 203.0.113.7   # one of a fleet
   headwire server --config /etc/headwire/headwire.toml     # settings in a file (packaging/)
+  headwire server --workers auto                   # one worker per CPU: UDP 50367, 50368, … (docs/operations.md)
 
 On SIGINT or SIGTERM the server stops accepting sessions, finishes the queries in flight,
 persists the cache and exits 0 (1 when the cache could not be written). A closed standard output

@@ -19,8 +19,14 @@ test("--workers: a whole number from 1 to 256 or auto; anything else is refused 
 });
 
 test("worker i's data port is data port + i, and every worker shares an ephemeral choice (0)", () => {
-  assert.deepEqual([0, 1, 2].map((i) => workerDataPort(50367, i)), [50367, 50368, 50369]);
-  assert.deepEqual([0, 1, 2].map((i) => workerDataPort(0, i)), [0, 0, 0]);
+  assert.deepEqual(
+    [0, 1, 2].map((i) => workerDataPort(50367, i)),
+    [50367, 50368, 50369],
+  );
+  assert.deepEqual(
+    [0, 1, 2].map((i) => workerDataPort(0, i)),
+    [0, 0, 0],
+  );
 });
 
 test("--advertise HOST:PORT becomes PORT + i per worker; a host alone, or none, stays", () => {
