@@ -29,4 +29,19 @@ export default tseslint.config(
   },
   // Plain JavaScript (scripts/, this file) is outside tsconfig.json: linted without type information.
   { files: ["**/*.js", "**/*.mjs"], ...tseslint.configs.disableTypeChecked },
+  // The status page's script runs in a browser, served as it is (no build step).
+  {
+    files: ["src/admin/status-page/*.js"],
+    languageOptions: {
+      sourceType: "script",
+      globals: {
+        document: "readonly",
+        fetch: "readonly",
+        EventSource: "readonly",
+        setTimeout: "readonly",
+        clearTimeout: "readonly",
+        setInterval: "readonly",
+      },
+    },
+  },
 );

@@ -59,6 +59,9 @@ if (kind === "headwire") {
     // The load generator is one address and the bench origin one host: the abuse limits would
     // measure themselves. Throughput and cost are measured without them.
     ...WITHOUT_ABUSE_LIMITS,
+    // The admin listener is on by default, so the figures include its metrics and status board
+    // (nobody scraping or watching); on an ephemeral port, never a running server's.
+    adminHttp: "127.0.0.1:0",
     cacheFile: settings.cacheFile,
     ...(settings.cacheMaxEntries !== undefined ? { cacheMaxEntries: settings.cacheMaxEntries } : {}),
     ...(settings.idleTimeoutMs !== undefined ? { idleTimeoutMs: settings.idleTimeoutMs } : {}),

@@ -17,6 +17,8 @@ const TEST_ROOT = join("dist", "test");
 
 /** Integration tests outside test/e2e/: they start a headwire server, Redis, nginx or tmux. */
 const INTEGRATION_FILES = [
+  "admin/admin-http.test.js", // whole headwire servers, Redis
+  "admin/status-page.test.js", // a headwire server, Chromium
   "cache/redis-cache-store.test.js", // Redis
   "cli/cli.test.js", // the CLI as a process, servers
   "cli/client-batch.test.js", // the CLI as a process, a server
@@ -29,6 +31,7 @@ const INTEGRATION_FILES = [
   "dissector/fuzz.test.js", // text2pcap and tshark
   "dissector/ports.test.js", // text2pcap and tshark
   "fetch/nginx-origin.test.js", // nginx
+  "observe/server-log.test.js", // the server as a process
   "server/control-protocol.test.js", // a whole headwire server
   "server/data-channel.test.js", // a whole headwire server
   "server/reconfigure.test.js", // a whole headwire server

@@ -5,6 +5,7 @@
  * defaults and checks, including the checks that involve two settings.
  */
 import { ConfigError } from "./errors.js";
+import { isLoopbackBind, parseAdminAddress } from "./config/admin-address.js";
 import { defaultsOf, envOf, nameOf, resolveSettings, type ConfigOf, type SettingSources } from "./config/schema.js";
 import { CLIENT_SETTINGS, SERVER_SETTINGS } from "./config/settings.js";
 
@@ -44,6 +45,15 @@ export function resolveServerConfig(
   if (config.maxTicketBytes < config.maxHeaderBytes) {
     throw new ConfigError(
       `${server("maxTicketBytes")} must be at least ${server("maxHeaderBytes")} (${config.maxHeaderBytes}), got ${config.maxTicketBytes}`,
+    );
+  }
+  // The admin listener can purge the cache and shows every client's address: beyond loopback,
+  // only for those who hold the token.
+  const admin = parseAdminAddress(config.adminHttp);
+  if (admin.ok && admin.address && !isLoopbackBind(admin.address.host) && config.adminToken === "") {
+    throw new ConfigError(
+      `--admin-http ${config.adminHttp} is beyond loopback: it needs --admin-token too (clients send it as ` +
+        `"Authorization: Bearer TOKEN"), or bind it to 127.0.0.1`,
     );
   }
   return config;

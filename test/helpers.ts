@@ -39,6 +39,13 @@ export const UNLIMITED = WITHOUT_ABUSE_LIMITS;
 /** The same, as environment variables for a server started as a process. */
 export const UNLIMITED_ENV = serverSettingsAsEnvironment(WITHOUT_ABUSE_LIMITS);
 
+/**
+ * What every server a test starts as a process gets: no abuse limits, and its admin listener on
+ * an ephemeral port, so that no two tests (nor a server someone runs on this machine) collide on
+ * the default 50368. The port is in the ready log line (test/cli/run-cli.ts readyLine).
+ */
+export const TEST_SERVER_ENV = { ...UNLIMITED_ENV, HEADWIRE_ADMIN_HTTP: "127.0.0.1:0" };
+
 export async function startServer(
   dir: string,
   options: HeadwireServerOptions = {},
@@ -51,6 +58,8 @@ export async function startServer(
     cacheFile: join(dir, "cache.txt"),
     allowPrivate: true,
     ...UNLIMITED,
+    // In-process servers start no admin listener unless the test asks for one (port 0).
+    adminHttp: "off",
     log: () => {},
     ...options,
   });

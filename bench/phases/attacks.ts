@@ -64,6 +64,8 @@ async function startServer(cacheFile: string, pin: boolean): Promise<ServerUnder
     "--allow-private",
     "--cache-file",
     cacheFile,
+    "--admin-http",
+    "127.0.0.1:0",
   ];
   // No HEADWIRE_* variable from the caller's environment: the defaults are what is measured.
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("HEADWIRE_")));

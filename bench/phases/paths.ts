@@ -64,6 +64,7 @@ export async function runPaths(bench: BenchHarness): Promise<PathRow[]> {
     cacheFile: join(dir, "cache.txt"),
     maxHeaderBytes: MAX_HEADER_BYTES,
     ...WITHOUT_ABUSE_LIMITS,
+    adminHttp: "off",
     log: () => {},
   }).start();
   const rows: PathRow[] = [];

@@ -46,6 +46,8 @@ export interface CacheStore {
   /** The entries held, most recently used first where the store knows (for listing, not for queries). */
   list(): Promise<CacheEntry[]>;
   stats(): Promise<CacheStoreStats>;
+  /** Rejects when a store behind a network (Redis) cannot be reached now; absent where it cannot fail so. */
+  ping?(): Promise<void>;
   /** Makes every change so far durable (the file store writes it); resolves when done. */
   flush(): Promise<void>;
   /** Flushes, then gives up what the store holds (file lock, connection); says what became of it, for the log. */

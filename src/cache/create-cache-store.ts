@@ -15,6 +15,8 @@ export interface CacheStoreParts {
   log: (message: string) => void;
   /** How long an entry loaded from disk is kept (Freshness#retentionMs). */
   retentionMs: (entry: CacheEntry) => number;
+  /** Told after each write of the cache file (the file store only). */
+  onPersist?: (ok: boolean, ms: number, error: Error | undefined) => void;
 }
 
 export type CacheStoreSettings = Pick<
@@ -41,5 +43,6 @@ export function createCacheStore(config: CacheStoreSettings, parts: CacheStorePa
     retentionOnLoadMs: parts.retentionMs,
     now: parts.now,
     log: parts.log,
+    ...(parts.onPersist ? { onPersist: parts.onPersist } : {}),
   });
 }

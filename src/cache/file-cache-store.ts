@@ -30,6 +30,8 @@ export interface FileCacheStoreOptions {
   retentionOnLoadMs: (entry: CacheEntry) => number;
   now?: () => number;
   log: CacheFileLog;
+  /** Told after each write of cache.txt: whether it succeeded and how long it took (metrics, logs). */
+  onPersist?: (ok: boolean, ms: number, error: Error | undefined) => void;
 }
 
 export class FileCacheStore implements CacheStore {
@@ -140,6 +142,7 @@ export class FileCacheStore implements CacheStore {
   private async writeIfDirty(): Promise<void> {
     if (!this.dirty || !this.opened) return;
     this.dirty = false;
+    const started = performance.now();
     try {
       await this.file.write(this.memory.snapshot());
     } catch (error) {
@@ -148,12 +151,14 @@ export class FileCacheStore implements CacheStore {
         `cache file ${this.options.path} could not be written: ${(error as Error).message}`,
         { cause: error },
       );
+      this.options.onPersist?.(false, performance.now() - started, failure);
       if (this.failures++ === 0) this.options.log(`${failure.message}; the cache stays in memory, retrying`);
       // Whoever asked (a TERMINATE, SIGHUP, the timer), the changes are tried again later, so a
       // disk that recovers gets them without waiting for the next change.
       this.scheduleWrite(Math.max(RETRY_DELAY_MS, this.options.persistDelayMs));
       throw failure;
     }
+    this.options.onPersist?.(true, performance.now() - started, undefined);
     if (this.failures > 0) {
       this.options.log(`cache file ${this.options.path} written again after ${this.failures} failed attempts`);
       this.failures = 0;

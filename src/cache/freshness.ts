@@ -74,6 +74,11 @@ export class Freshness {
     };
   }
 
+  /** Until when the entry is fresh, in ms since the epoch (the admin listing). */
+  freshUntilMs(entry: CacheEntry): number {
+    return this.parse(entry).freshUntilMs;
+  }
+
   /** How long a store should keep the entry: while fresh, and then while it may serve stale. */
   retentionMs(entry: CacheEntry): number {
     return Math.max(0, this.assess(entry).staleUntilMs - this.options.now());

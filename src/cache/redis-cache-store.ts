@@ -106,6 +106,11 @@ export class RedisCacheStore implements CacheStore {
   }
 
   /** Counts entry keys with SCAN (bytes would cost a read of every entry: not reported). */
+  /** One round trip (PING), bounded by commandTimeoutMs: what a readiness probe asks. */
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
   async stats(): Promise<CacheStoreStats> {
     let entries = 0;
     for await (const keys of this.scanEntryKeys()) entries += keys.length;

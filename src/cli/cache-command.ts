@@ -12,26 +12,34 @@ export function cacheCommand(): Command {
   const cache = new Command("cache")
     .summary("look into or purge a server's cache")
     .description(
-      "Work on a cache file while its server is down (list, purge), or ask a running server to purge " +
-        "over its control channel (purge --server).",
+      "Work on a cache file while its server is down (list, purge); while a server owns the file, ask " +
+        "it through its admin HTTP listener (--admin-http, /cache), or over its control channel (purge --server).",
     )
     .addHelpText(
       "after",
       `
 Examples:
   headwire cache list --cache-file /var/lib/headwire/cache.txt
+  headwire cache list --admin-http 127.0.0.1:50368     # the server is running
   headwire cache purge www.twitch.tv
   headwire cache purge --server 127.0.0.1:50366 --all
 
-Exit status: 0 done, 1 the file is owned by a running server (or the server refused),
-2 bad usage, 3 the server could not be reached.`,
+While a server owns the cache file (its lock), list and purge ask that server's admin listener
+instead: --admin-http HOST:PORT (default ${DEFAULT_SERVER_CONFIG.adminHttp}, HEADWIRE_ADMIN_HTTP), with
+--token (HEADWIRE_ADMIN_TOKEN) when it needs one.
+
+Exit status: 0 done, 1 the server refused, 2 bad usage, 3 the server could not be reached.`,
     );
   cache
     .command("list")
-    .description("List the entries of a cache file: URL, status, when stored, bytes.")
+    .description(
+      "List the entries of a cache: URL, status, when stored, bytes (and, from a running server, until when fresh).",
+    )
     .addOption(cacheFileOption())
-    .action(async (opts: { cacheFile: string }) => {
-      process.exitCode = await offline(opts.cacheFile, async (store) => {
+    .addOption(adminOption())
+    .addOption(tokenOption())
+    .action(async (opts: { cacheFile: string; adminHttp: string; token?: string }) => {
+      const listed = await offline(opts.cacheFile, async (store) => {
         const entries = await store.list();
         for (const entry of entries) {
           const stored = new Date(entry.storedAtMs).toISOString();
@@ -39,6 +47,7 @@ Exit status: 0 done, 1 the file is owned by a running server (or the server refu
         }
         process.stderr.write(`${entries.length} entries in ${opts.cacheFile}\n`);
       });
+      process.exitCode = listed === OWNED ? await listOnline(opts) : listed;
     });
   cache
     .command("purge")
@@ -50,8 +59,9 @@ Exit status: 0 done, 1 the file is owned by a running server (or the server refu
     .argument("[url]", "the URL to drop")
     .option("--all", "drop every entry")
     .addOption(cacheFileOption())
-    .addOption(new Option("-s, --server <host:port>", "purge on this running server instead"))
-    .addOption(new Option("--token <token>", "the server's admin token (--admin-token)").env("HEADWIRE_ADMIN_TOKEN"))
+    .addOption(new Option("-s, --server <host:port>", "purge on this running server (its control port) instead"))
+    .addOption(adminOption())
+    .addOption(tokenOption())
     .addHelpText(
       "after",
       `
@@ -76,15 +86,104 @@ Examples:
           return;
         }
       }
-      process.exitCode = opts.server ? await purgeOnline(url, opts) : await purgeOffline(url, opts.cacheFile);
+      if (opts.server) {
+        process.exitCode = await purgeOnline(url, opts);
+        return;
+      }
+      const purged = await purgeOffline(url, opts.cacheFile);
+      process.exitCode = purged === OWNED ? await purgeThroughAdmin(url, opts) : purged;
     });
   return cache;
+}
+
+/** offline()'s answer when a running server owns the file: ask it instead. */
+const OWNED = -1;
+
+function adminOption(): Option {
+  return new Option("--admin-http <host:port>", "the running server's admin listener (its --admin-http)")
+    .env("HEADWIRE_ADMIN_HTTP")
+    .default(DEFAULT_SERVER_CONFIG.adminHttp);
+}
+
+function tokenOption(): Option {
+  return new Option("--token <token>", "the server's admin token (--admin-token)").env("HEADWIRE_ADMIN_TOKEN");
+}
+
+/** One request to a running server's admin listener; its JSON answer, or a HeadwireError that says why not. */
+async function adminRequest(
+  opts: { adminHttp: string; token?: string },
+  method: "GET" | "DELETE",
+  path: string,
+): Promise<Record<string, unknown>> {
+  const base = `http://${opts.adminHttp}`;
+  let response: Response;
+  try {
+    response = await fetch(new URL(path, base), {
+      method,
+      headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (error) {
+    const cause = (error as { cause?: NodeJS.ErrnoException }).cause;
+    throw new HeadwireError(
+      "SERVER_UNREACHABLE",
+      `the cache file is owned by a running server, and its admin listener ${opts.adminHttp} cannot be reached ` +
+        `(${cause?.code ?? (error as Error).message}); give its --admin-http`,
+    );
+  }
+  const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+  if (!response.ok) {
+    const error = body.error as { code?: string; message?: string } | undefined;
+    const code = error?.code === "FORBIDDEN" ? "FORBIDDEN" : "PROTOCOL_ERROR";
+    throw new HeadwireError(code, `${opts.adminHttp}: ${response.status} ${error?.message ?? response.statusText}`);
+  }
+  return body;
+}
+
+async function listOnline(opts: { adminHttp: string; token?: string }): Promise<number> {
+  try {
+    const body = await adminRequest(opts, "GET", "/cache");
+    const entries = body.entries as Array<{
+      key: string;
+      status: number;
+      storedAt: string;
+      bytes: number;
+      freshUntil: string;
+    }>;
+    for (const entry of entries) {
+      process.stdout.write(
+        `${entry.key}\t${entry.status}\t${entry.storedAt}\t${entry.bytes} bytes\tfresh until ${entry.freshUntil}\n`,
+      );
+    }
+    process.stderr.write(`${entries.length} entries on the running server (${opts.adminHttp})\n`);
+    return 0;
+  } catch (error) {
+    return reportFailure("list", error);
+  }
+}
+
+async function purgeThroughAdmin(url: string | undefined, opts: PurgeOptions): Promise<number> {
+  try {
+    const query = url === undefined ? "all=1" : `url=${encodeURIComponent(url)}`;
+    const body = await adminRequest(opts, "DELETE", `/cache?${query}`);
+    process.stdout.write(`purged ${String(body.purged)} entries on the running server (${opts.adminHttp})\n`);
+    return 0;
+  } catch (error) {
+    return reportFailure("purge", error);
+  }
+}
+
+function reportFailure(command: string, error: unknown): number {
+  const failure = toHeadwireError(error, "CONNECTION_LOST");
+  process.stderr.write(`headwire cache ${command}: ${failure.message} (${failure.code}) — ${failure.advice}\n`);
+  return failure.code === "SERVER_UNREACHABLE" ? 3 : 1;
 }
 
 interface PurgeOptions {
   all?: boolean;
   cacheFile: string;
   server?: string;
+  adminHttp: string;
   token?: string;
 }
 
@@ -112,10 +211,7 @@ async function offline(path: string, work: (store: FileCacheStore) => Promise<vo
     await store.open();
   } catch (error) {
     if (!(error instanceof CacheFileOwnedError)) throw error;
-    process.stderr.write(
-      `headwire cache: ${error.message}; while it runs, use: headwire cache purge --server HOST:PORT\n`,
-    );
-    return 1;
+    return OWNED;
   }
   try {
     await work(store);

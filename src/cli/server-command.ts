@@ -1,13 +1,16 @@
 import cluster from "node:cluster";
-import { Command, Option } from "commander";
 import { IpcCacheStore } from "../cluster/ipc-cache-store.js";
 import { isStopMessage, ServerPrimary, WORKER_INDEX_VARIABLE, type WorkerReady } from "../cluster/server-primary.js";
 import { workerAdvertise, workerCount, workerDataPort, workerPortsProblem } from "../cluster/worker-ports.js";
 import type { HeadwireServerOptions } from "../server/headwire-server.js";
+import { Command, Option } from "commander";
 import { ConfigError, SERVER_SETTINGS } from "../config.js";
 import { HeadwireServer } from "../server/headwire-server.js";
 import { loadServerSettings } from "./server-settings.js";
 import { addSettingOptions } from "./setting-options.js";
+import type { ServerConfig } from "../config.js";
+import { logEvents } from "../observe/event-log.js";
+import { ServerLogger } from "../observe/logger.js";
 
 /** Exit status of `headwire server` on bad usage or bad settings (flag, variable or config file). */
 export const SERVER_BAD_CONFIG_EXIT = 2;
@@ -44,6 +47,12 @@ Every option can be set in the TOML file --config names, keyed by the flag's nam
 Precedence: flags > environment variables > config file > defaults. Bad values, and unknown
 keys in the file, stop the server at start (exit 2) with the flag's name in the message.
 
+Log:
+  JSON lines on standard error (time, level, msg and fields; pretty on a terminal): one line
+  per query and per session start and end, a warning per limit hit (at most
+  --limit-warnings-per-second), errors with their stacks, "ready" with the ports. Standard
+  output stays empty. Fields and levels: docs/operations.md.
+
 Files:
   <cache-file>        the cache, human-readable (format in docs/operations.md)
   <cache-file>.lock   the PID of the server that owns the cache file; a second server is refused
@@ -64,7 +73,7 @@ Signals:
 
 Examples:
   headwire server                                  # ports 50366/tcp and 50367/udp on all addresses
-  headwire server --port 0 --data-port 0           # ephemeral ports, printed on the ready line
+  headwire server --port 0 --data-port 0           # ephemeral ports, named in the "ready" log line
   headwire server --allow-private --cache-file /var/lib/headwire/cache.txt
   headwire server --cache redis://10.0.0.5:6379/0 --advertise 203.0.113.7   # one of a fleet
   headwire server --config /etc/headwire/headwire.toml     # settings in a file (packaging/)
@@ -82,41 +91,41 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
     .action(async (opts: { config?: string }, self: Command) => {
       ignoreClosedOutput();
       const given = readSettings(self);
-      let settings: Awaited<ReturnType<typeof loadServerSettings>>;
+      let server: HeadwireServer;
+      let overridden: string[];
+      const worker = cluster.isWorker ? Number(process.env[WORKER_INDEX_VARIABLE]) : undefined;
       try {
-        settings = await loadServerSettings(given, opts.config);
+        const settings = await loadServerSettings(given, opts.config);
         const count = workerCount(settings.config.workers);
         const ports = workerPortsProblem(count, settings.config.dataPort, settings.config.advertiseHost);
         if (ports !== undefined) throw new ConfigError(ports);
         if (cluster.isPrimary && count > 1) return await runPrimary(count, settings);
-      } catch (error) {
-        if (!(error instanceof ConfigError)) throw error;
-        say(`headwire server: ${error.message}\n${HINT}\n`);
-        process.exit(SERVER_BAD_CONFIG_EXIT);
-      }
-      const worker = cluster.isWorker ? Number(process.env[WORKER_INDEX_VARIABLE]) : undefined;
-      let server: HeadwireServer;
-      try {
         server = new HeadwireServer(worker === undefined ? settings.values : workerSettings(worker, settings));
-        if (worker === undefined) for (const line of settings.overridden) say(`headwire server: ${line}\n`);
+        overridden = worker === undefined ? settings.overridden : [];
       } catch (error) {
-        if (!(error instanceof ConfigError)) throw error;
-        say(`headwire server: ${error.message}\n${HINT}\n`);
-        process.exit(SERVER_BAD_CONFIG_EXIT);
+        // No log yet (its settings may be what is wrong): one plain line.
+        if (error instanceof ConfigError) {
+          say(`headwire server: ${error.message}\n${HINT}\n`);
+          process.exit(SERVER_BAD_CONFIG_EXIT);
+        }
+        say(`headwire server: cannot start: ${(error as Error).message}\n`);
+        process.exit(1);
       }
+      const logger = serverLogger(server.config);
+      const log = logger.pino;
+      const exit = async (code: number): Promise<never> => {
+        await logger.flushBeforeExit();
+        process.exit(code);
+      };
+      logEvents(server.events, log, { limitWarningsPerSecond: server.config.limitWarningsPerSecond });
+      for (const line of overridden) log.warn({ event: "config" }, line);
       try {
         await server.start();
       } catch (error) {
-        say(
-          `headwire server${worker === undefined ? "" : ` worker ${worker}`}: cannot start: ${(error as Error).message}\n`,
-        );
-        process.exit(1);
+        log.fatal({ event: "start-failed", err: error }, `cannot start: ${(error as Error).message}`);
+        return exit(1);
       }
-      if (worker === undefined) {
-        process.stdout.write(
-          `headwire server ready: control tcp port ${server.controlPort}, data udp port ${server.dataPort}\n`,
-        );
-      } else {
+      if (worker !== undefined) {
         const ready: WorkerReady = { headwire: "ready", controlPort: server.controlPort, dataPort: server.dataPort };
         process.send?.(ready);
       }
@@ -125,16 +134,19 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       const stop = (signal: string) => {
         if (stopping) {
           // A second Ctrl-C must not kill the process half-way (lock left, cache unwritten).
-          say(`headwire server: ${signal}: already stopping (at most --shutdown-grace-ms); SIGKILL ends it at once\n`);
+          log.warn(
+            { event: "signal", signal },
+            `${signal}: already stopping (at most --shutdown-grace-ms); SIGKILL ends it at once`,
+          );
           return;
         }
         stopping = true;
-        say(`headwire server${worker === undefined ? "" : ` worker ${worker}`}: ${signal}: stopping\n`);
-        server.stop().then(
-          () => process.exit(0),
+        log.info({ event: "signal", signal }, `${signal}: stopping`);
+        void server.stop().then(
+          () => exit(0),
           (error: unknown) => {
-            say(`headwire server: stopped, but ${error instanceof Error ? error.message : String(error)}\n`);
-            process.exit(1);
+            log.error({ event: "stop-failed", err: error }, `stopped, but ${(error as Error).message}`);
+            return exit(1);
           },
         );
       };
@@ -148,10 +160,10 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       // A bug that escapes every handler: say it with its stack, persist and release the lock
       // as a stop does, and exit 1 (the process's state can no longer be trusted to go on).
       process.on("uncaughtException", (error: Error) => {
-        say(`headwire server: internal error, stopping: ${error.stack ?? error.message}\n`);
-        if (stopping) process.exit(1);
+        log.fatal({ event: "error", err: error }, `internal error, stopping: ${error.stack ?? error.message}`);
+        if (stopping) return void exit(1);
         stopping = true;
-        void server.stop().finally(() => process.exit(1));
+        void server.stop().finally(() => exit(1));
       });
       // SIGHUP's default is to end the process (without persisting, lock left behind): a server
       // started from a terminal that closes, or a supervisor asking for a reload, must not die.
@@ -159,27 +171,38 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
         if (stopping) return;
         server.flushCache().then(
           () =>
-            say(
-              `headwire server: SIGHUP: cache flushed${opts.config === undefined ? "; no --config to re-read" : ""}\n`,
+            log.info(
+              { event: "signal", signal: "SIGHUP" },
+              `SIGHUP: cache flushed${opts.config === undefined ? "; no --config to re-read" : ""}`,
             ),
-          (error: unknown) => say(`headwire server: SIGHUP: cache not flushed: ${(error as Error).message}\n`),
+          (error: unknown) =>
+            log.error(
+              { event: "signal", signal: "SIGHUP", err: error },
+              `SIGHUP: cache not flushed: ${(error as Error).message}`,
+            ),
         );
         // One re-read at a time, in the order the signals came: the last SIGHUP's file is the one in force.
         const file = opts.config;
-        if (file !== undefined) reloads = reloads.then(() => reload(server, file));
+        if (file !== undefined) reloads = reloads.then(() => reload(server, file, logger));
       });
     });
   // Every setting is an option (src/config/settings.ts), after the command's own text.
   const readSettings = addSettingOptions(command, SERVER_SETTINGS);
   /** The file again, under the same flags and variables; the server logs each change. A bad file changes nothing. */
-  const reload = async (server: HeadwireServer, file: string) => {
+  const reload = async (server: HeadwireServer, file: string, logger: ServerLogger) => {
+    const log = logger.pino;
     try {
       const settings = await loadServerSettings(readSettings(command), file);
-      for (const line of settings.overridden) say(`headwire server: SIGHUP: ${line}\n`);
-      server.reconfigure(settings.values, settings.sources);
+      for (const line of settings.overridden) log.warn({ event: "config", signal: "SIGHUP" }, `SIGHUP: ${line}`);
+      const { applied } = server.reconfigure(settings.values, settings.sources);
+      if (applied.some((change) => change.key === "logLevel"))
+        logger.setLevel(server.config.logLevel as Parameters<ServerLogger["setLevel"]>[0]);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
-      say(`headwire server: SIGHUP: ${file} not applied, nothing changed: ${error.message}\n`);
+      log.error(
+        { event: "config", signal: "SIGHUP", file },
+        `SIGHUP: ${file} not applied, nothing changed: ${error.message}`,
+      );
     }
   };
   return command;
@@ -198,7 +221,6 @@ function workerSettings(
     ...settings.values,
     dataPort: workerDataPort(config.dataPort, index),
     advertiseHost: workerAdvertise(config.advertiseHost, index),
-    log: (message) => process.stderr.write(`headwire server worker ${index}: ${message}\n`),
     ...(config.cacheUrl.startsWith("redis")
       ? {}
       : { store: new IpcCacheStore(process as never, config.cacheUrl === "memory" ? "memory" : "file") }),
@@ -251,7 +273,19 @@ async function runPrimary(count: number, settings: Awaited<ReturnType<typeof loa
   });
 }
 
-/** Log lines go to standard error. */
+/** The log on standard error: JSON lines, or pretty ones for a terminal (`--log-format auto`). */
+function serverLogger(config: ServerConfig): ServerLogger {
+  const terminal = process.stderr.isTTY === true;
+  const pretty = config.logFormat === "pretty" || (config.logFormat === "auto" && terminal);
+  return new ServerLogger({
+    format: pretty ? "pretty" : "json",
+    level: config.logLevel,
+    bufferBytes: config.logBufferBytes,
+    colorize: terminal && !process.env.NO_COLOR,
+  });
+}
+
+/** The one line written before the log exists (bad configuration). */
 function say(text: string): void {
   process.stderr.write(text);
 }

@@ -11,6 +11,7 @@
  * "new sessions", or (absent) nothing until a restart. HeadwireServer.apply() says how each
  * reloadable one reaches the part that reads it.
  */
+import { parseAdminAddress } from "./admin-address.js";
 import { parseAdvertise } from "./advertise.js";
 import { cidrProblem } from "./cidr.js";
 import { workerCountProblem } from "../cluster/worker-ports.js";
@@ -18,12 +19,16 @@ import type { SettingsTable } from "./schema.js";
 
 export const DEFAULT_CONTROL_PORT = 50366;
 export const DEFAULT_DATA_PORT = 50367;
+export const DEFAULT_ADMIN_PORT = 50368;
 
 const REDIS_URL = /^rediss?:\/\/[^/\s]+(\/\d{1,2})?$/;
 const MIN_ADMIN_TOKEN_CHARS = 16;
 const DAY_MS = 86_400_000;
 const MiB = 1024 * 1024;
 const DELIVERY_MODES: readonly string[] = ["udp", "tcp", "auto"];
+const LOG_FORMATS: readonly string[] = ["auto", "json", "pretty"];
+/** pino's levels; silent logs nothing. */
+export const LOG_LEVELS: readonly string[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
 export const SERVER_SETTINGS = {
   host: {
@@ -471,6 +476,91 @@ export const SERVER_SETTINGS = {
     flag: "--ca-file <path>",
     env: false,
     help: "PEM file of extra CAs trusted for origins",
+  },
+  logFormat: {
+    kind: "string",
+    default: "auto",
+    flag: "--log-format <format>",
+    defaultText: "auto: pretty on a terminal, json otherwise",
+    help: "json (one object a line on stderr) or pretty (for people)",
+    check: (value) =>
+      LOG_FORMATS.includes(value) ? undefined : `must be auto, json or pretty, got ${JSON.stringify(value)}`,
+  },
+  logLevel: {
+    kind: "string",
+    default: "info",
+    flag: "--log-level <level>",
+    reload: "now",
+    help: "least level logged: trace, debug, info (one line a query), warn, error, fatal or silent",
+    check: (value) =>
+      LOG_LEVELS.includes(value) ? undefined : `must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(value)}`,
+  },
+  /** Log lines wait here while stderr is slow; past it they are dropped (and counted), never waited for. */
+  logBufferBytes: {
+    kind: "integer",
+    min: 4096,
+    max: 1024 * MiB,
+    default: 4 * MiB,
+    help: "log bytes held for a slow stderr; beyond, lines are dropped and counted",
+  },
+  limitWarningsPerSecond: {
+    kind: "integer",
+    min: 1,
+    max: 10_000,
+    default: 10,
+    help: "limit-hit warnings logged a second (a burst as large); the rest are counted in the next",
+  },
+  adminHttp: {
+    kind: "string",
+    default: `127.0.0.1:${DEFAULT_ADMIN_PORT}`,
+    flag: "--admin-http <ip:port|off>",
+    help: "admin HTTP listener: /metrics, /healthz, /readyz, /cache, the status page; beyond loopback it needs --admin-token",
+    check: (value) => {
+      const parsed = parseAdminAddress(value);
+      return parsed.ok ? undefined : parsed.problem;
+    },
+  },
+  statusRecentQueries: {
+    kind: "integer",
+    min: 1,
+    max: 100_000,
+    default: 200,
+    help: "queries the status page keeps (newest first)",
+  },
+  statusRecentProblems: {
+    kind: "integer",
+    min: 1,
+    max: 100_000,
+    default: 100,
+    help: "errors and limit hits the status page keeps",
+  },
+  statusTraceEvents: {
+    kind: "integer",
+    min: 1,
+    max: 100_000,
+    default: 400,
+    help: "lines and datagrams kept per session for its sequence diagram, while the page is watched",
+  },
+  statusTraceSessions: {
+    kind: "integer",
+    min: 1,
+    max: 100_000,
+    default: 256,
+    help: "sessions whose trace is kept at once (the oldest is forgotten)",
+  },
+  statusWatchers: {
+    kind: "integer",
+    min: 1,
+    max: 10_000,
+    default: 32,
+    help: "status pages watching at once (server-sent event streams)",
+  },
+  statusWatcherBufferBytes: {
+    kind: "integer",
+    min: 4096,
+    max: 1024 * MiB,
+    default: MiB,
+    help: "bytes a status page may fall behind by; past it its stream is closed (it reconnects)",
   },
 } as const satisfies SettingsTable;
 

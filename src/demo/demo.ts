@@ -23,6 +23,7 @@ export async function runDemo(out: DemoOutput = (line) => process.stdout.write(`
     dataPort: 0,
     cacheFile: join(workDir, "cache.txt"),
     allowPrivate: true, // the demo's origin is on loopback; a public server keeps the guard closed
+    adminHttp: "off", // a demo must not take a running server's admin port
     log: (message) => out(`  [server] ${message}`),
   });
   await server.start();

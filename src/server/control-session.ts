@@ -17,18 +17,27 @@ import {
   type Delivery,
 } from "../protocol/control.js";
 import { canonicalAddress } from "./ticket-registry.js";
+import { traceText, type ServerEvents } from "./server-events.js";
 import { TokenBucket } from "../limits/token-bucket.js";
 
 export interface SessionContext {
   id: number;
   /** The client's IP address (IPv4-mapped forms unwrapped). */
   peerAddress: string;
+  peerPort: number;
   /** The server address the client reached (where it should send UDP too). */
   localAddress: string;
   /** May use admin commands: the session comes from loopback, or said AUTH with the admin token. */
   admin: boolean;
   /** False once the connection has closed (an answer that arrives later has nobody to go to). */
   open: boolean;
+  /** When the session was accepted (Date.now). */
+  startedAtMs: number;
+  /** Queries asked, and those answered with an ERROR (for the session's end and the status page). */
+  queries: number;
+  errors: number;
+  /** The last query's outcome (HIT, MISS, ... or its error code); null before the first. */
+  lastOutcome: string | null;
 }
 
 /**
@@ -65,6 +74,8 @@ export interface SessionLimits {
   /** Reply bytes waiting to be written, all sessions together (shared), and their ceiling. */
   replyBytes: ReplyBytes;
   now?: () => number;
+  /** Where limit hits and the trace (each line in and out) are reported; nowhere when omitted. */
+  events?: ServerEvents;
 }
 
 /** Reply bytes buffered in the server for clients that have not read them yet, all sessions together. */
@@ -111,9 +122,14 @@ export class ControlSession {
     this.context = {
       id,
       peerAddress: canonicalAddress(socket.remoteAddress ?? ""),
+      peerPort: socket.remotePort ?? 0,
       localAddress: canonicalAddress(socket.localAddress ?? ""),
       admin: limits.loopbackIsAdmin && isLoopback(socket.remoteAddress ?? ""),
       open: true,
+      startedAtMs: Date.now(),
+      queries: 0,
+      errors: 0,
+      lastOutcome: null,
     };
     this.decoder = new LineDecoder(limits.maxLineBytes);
     this.maxPendingReplies = Math.max(64, 4 * limits.maxQueuedQueries);
@@ -136,7 +152,17 @@ export class ControlSession {
       this.countBufferedReplies(0);
       handler.closed(this.context);
     });
-    socket.write(formatGreeting(serverName));
+    const greeting = formatGreeting(serverName);
+    if (limits.events?.tracing) this.traceOut(greeting);
+    socket.write(greeting);
+  }
+
+  /** A limit held this session back or refused its request: reported with the setting's name. */
+  private limitHit(limit: string, code: string): void {
+    const events = this.limits.events;
+    if (events?.active) {
+      events.emit({ type: "limit", limit, code, address: this.context.peerAddress, sessionId: this.context.id });
+    }
   }
 
   private onIdle(): void {
@@ -185,6 +211,8 @@ export class ControlSession {
 
   private wakeWhenRefilled(): void {
     if (this.refillTimer) return;
+    // Not a refusal: the session is read more slowly. Reported once per wait, not per line.
+    this.limitHit("linesPerSecondPerSession", "LINE_RATE");
     this.refillTimer = setTimeout(() => {
       this.refillTimer = undefined;
       this.pump();
@@ -196,11 +224,25 @@ export class ControlSession {
    * closed: malformed input must cost its sender more than the server.
    */
   private badLine(error: HeadwireError<WireErrorCode>): void {
+    if (error.code === "LINE_TOO_LONG") this.limitHit("maxLineBytes", error.code);
     if (this.badLineBucket.take()) return this.replyNow(formatError(error));
+    this.limitHit("badLineBurst", "TOO_MANY_ERRORS");
     this.end(new HeadwireError("TOO_MANY_ERRORS", `too many bad lines (last: ${error.code})`));
   }
 
   private onLine(line: string): void {
+    const events = this.limits.events;
+    if (events?.tracing) {
+      const atMs = Date.now();
+      events.trace({
+        type: "line",
+        sessionId: this.context.id,
+        direction: "in",
+        text: traceText(line),
+        bytes: line.length + 1,
+        atMs,
+      });
+    }
     let message;
     try {
       message = parseClientMessage(line);
@@ -229,13 +271,15 @@ export class ControlSession {
           () => BYE_LINE,
           (error: unknown) => formatError(toWireError(error, "PERSIST_FAILED")),
         )
-        .then((line) => closeAfter(this.socket, line));
+        .then((line) => this.closeWith(line));
       return;
     }
     if (this.queuedQueries >= this.limits.maxQueuedQueries) {
+      this.limitHit("maxQueuedQueriesPerSession", "SERVER_BUSY");
       return this.replyNow(formatError(new HeadwireError("SERVER_BUSY", "too many queries queued")));
     }
     if (this.limits.replyBytes.exceeded) {
+      this.limitHit("maxReplyBytes", "SERVER_BUSY");
       return this.replyNow(formatError(new HeadwireError("SERVER_BUSY", "too many replies waiting to be read")));
     }
     const { url, options, delivery } = message;
@@ -275,8 +319,10 @@ export class ControlSession {
     // is written (not only when its query was read), so pipelined delivery=tcp queries cannot
     // buffer maxQueuedQueries headers at once past it. The client learns it as for any query.
     if (typeof reply !== "string" && this.limits.replyBytes.exceeded) {
+      this.limitHit("maxReplyBytes", "SERVER_BUSY");
       reply = formatError(new HeadwireError("SERVER_BUSY", "too many replies waiting to be read"));
     }
+    if (this.limits.events?.tracing) this.traceOut(reply);
     const written = typeof reply === "string" ? this.socket.write(reply) : this.writeWithBody(reply);
     // Backpressure: a client that sends queries but does not read the replies stops being read
     // until it catches up, so unread replies cannot pile up in the server's memory.
@@ -289,6 +335,19 @@ export class ControlSession {
       });
     }
     this.countBufferedReplies(this.socket.writableLength);
+  }
+
+  private traceOut(reply: SessionReply): void {
+    const line = typeof reply === "string" ? reply : reply.line;
+    const bytes = typeof reply === "string" ? reply.length : reply.line.length + reply.body.length;
+    this.limits.events?.trace({
+      type: "line",
+      sessionId: this.context.id,
+      direction: "out",
+      text: traceText(line),
+      bytes,
+      atMs: Date.now(),
+    });
   }
 
   /** The line, then exactly its body's bytes (docs/protocol.md, "Delivery over TCP"). */
@@ -320,7 +379,12 @@ export class ControlSession {
   end(reason?: HeadwireError<WireErrorCode>): void {
     if (this.ending) return;
     this.ending = true;
-    this.tail = this.tail.then(() => closeAfter(this.socket, reason ? formatError(reason) : undefined));
+    this.tail = this.tail.then(() => this.closeWith(reason ? formatError(reason) : undefined));
+  }
+
+  private closeWith(lastLine: string | undefined): void {
+    if (lastLine !== undefined && this.limits.events?.tracing) this.traceOut(lastLine);
+    closeAfter(this.socket, lastLine);
   }
 
   /** Resolves when every reply promised so far is written. */

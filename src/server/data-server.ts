@@ -16,6 +16,7 @@ import {
   type DropsDatagram,
   type RequestDatagram,
 } from "../protocol/datagram.js";
+import type { DatagramTrace, ServerEvents } from "./server-events.js";
 import { canonicalAddress, type DeliveryTicket, type TicketRegistry } from "./ticket-registry.js";
 
 export interface DataServerOptions {
@@ -30,6 +31,8 @@ export interface DataServerOptions {
   bufferLossCreditDeliveries: number;
   /** Where a bug of ours met while handling a datagram is told, once per distinct stack. */
   log?: (message: string) => void;
+  /** Where budget hits and the trace (each request served) are reported; nowhere when omitted. */
+  events?: ServerEvents;
 }
 
 /** Where one datagram goes to (or comes from): what of a RemoteInfo the server uses. */
@@ -154,15 +157,45 @@ export class DataServer {
     if (canonicalAddress(remote.address) !== ticket.peerAddress) return void this.stats.dropped.foreignAddress++;
     if (datagram.type === "drops") return this.credit(ticket, datagram);
     this.stats.requests++;
+    const events = this.options.events;
+    const trace: DatagramTrace | undefined = events?.tracing
+      ? {
+          type: "udp",
+          sessionId: ticket.sessionId,
+          address: remote.address,
+          port: remote.port,
+          requestNumber: datagram.requestNumber,
+          requestBytes: message.length,
+          chunks: [],
+          chunkBytes: [],
+          dropped: null,
+          atMs: Date.now(),
+        }
+      : undefined;
     let allowance = this.options.maxChunksPerRequest;
-    for (const range of datagram.ranges) {
+    ranges: for (const range of datagram.ranges) {
       const last = Math.min(range.first + Math.min(range.count, MAX_RANGE_CHUNKS), ticket.chunkCount);
       for (let index = range.first; index < last && allowance > 0; index++, allowance--) {
-        const outcome = this.sendChunk(ticket, index, remote, datagram);
-        if (outcome === "overBudget") return void this.stats.dropped.overBudget++;
-        if (outcome === "unsendable") return;
+        const outcome = this.sendChunk(ticket, index, remote, datagram, trace);
+        if (outcome === "overBudget") {
+          this.stats.dropped.overBudget++;
+          if (trace) trace.dropped = "overBudget";
+          if (events?.active) {
+            const address = ticket.peerAddress;
+            events.emit({
+              type: "limit",
+              limit: "retransmitBudget",
+              code: "OVER_BUDGET",
+              address,
+              sessionId: ticket.sessionId,
+            });
+          }
+          break ranges;
+        }
+        if (outcome === "unsendable") break ranges;
       }
     }
+    if (trace) events?.trace(trace);
   }
 
   /**
@@ -190,6 +223,7 @@ export class DataServer {
     index: number,
     remote: DatagramPeer,
     request: RequestDatagram,
+    trace: DatagramTrace | undefined,
   ): "sent" | "overBudget" | "unsendable" {
     const offset = index * ticket.chunkPayloadBytes;
     const payload = ticket.header.subarray(offset, offset + ticket.chunkPayloadBytes);
@@ -216,6 +250,10 @@ export class DataServer {
     }
     this.stats.chunksSent++;
     this.stats.bytesSent += datagram.length;
+    if (trace) {
+      trace.chunks.push(index);
+      trace.chunkBytes.push(datagram.length);
+    }
     return "sent";
   }
 

@@ -13,6 +13,7 @@ import type { ConditionalFields } from "../http/conditional.js";
 import type { QueryOptions } from "../http/query-options.js";
 import type { CacheOutcome } from "../protocol/control.js";
 import type { FetchTarget } from "../url/target.js";
+import type { ServerEvents } from "./server-events.js";
 
 export interface HeaderFetcher {
   fetch(target: FetchTarget, options: QueryOptions, conditional?: ConditionalFields): Promise<FetchResult>;
@@ -23,6 +24,8 @@ export interface HeaderAnswer {
   cache: CacheOutcome;
   /** The shared store could not be used for this answer (the origin was asked directly). */
   storeUnavailable: boolean;
+  /** How long the origin took to answer, when it was asked for this answer. */
+  originMs?: number;
 }
 
 export interface HeaderServiceOptions {
@@ -45,6 +48,8 @@ export interface HeaderServiceOptions {
   now: () => number;
   /** Told once when the store fails and once when it works again. */
   log: (message: string) => void;
+  /** Where each origin fetch is reported (host, result, duration); nowhere when omitted. */
+  events?: ServerEvents;
 }
 
 const FILL_POLL_MS = 20;
@@ -55,6 +60,8 @@ export class HeaderService {
   private storeFailing = false;
   /** Origin requests started, for tests and metrics. */
   originFetches = 0;
+  /** Queries that waited for a fetch already in flight for their key (coalescing), for metrics. */
+  coalescedWaits = 0;
 
   constructor(private options: HeaderServiceOptions) {}
 
@@ -72,7 +79,8 @@ export class HeaderService {
       return { entry: cached.entry, cache: "HIT", storeUnavailable: false };
     }
     let pending = this.inFlight.get(key);
-    if (!pending) {
+    if (pending) this.coalescedWaits++;
+    else {
       pending = this.refresh(key, target, query, cached.entry).finally(() => this.inFlight.delete(key));
       this.inFlight.set(key, pending);
     }
@@ -126,11 +134,35 @@ export class HeaderService {
     // RFC 9111 §4.3.1: a stale entry with validators is revalidated with a conditional request.
     // A redirect chain is one entry made of several responses, so it is simply fetched again.
     const validators = query.redirects === 0 ? assessment?.validators : undefined;
-    const result = await this.options.fetcher.fetch(target, query, validators);
-    if (stale && validators && result.status === 304) {
-      return this.revalidate(key, target, query, stale, result.header);
+    const started = performance.now();
+    const result = await this.timedFetch(target, query, validators);
+    const originMs = performance.now() - started;
+    const answer =
+      stale && validators && result.status === 304
+        ? await this.revalidate(key, target, query, stale, result.header)
+        : await this.storeFetched(key, result);
+    answer.originMs = originMs;
+    return answer;
+  }
+
+  /** One origin request, reported with its host, result and duration when someone listens. */
+  private async timedFetch(
+    target: FetchTarget,
+    query: QueryOptions,
+    validators?: ConditionalFields,
+  ): Promise<FetchResult> {
+    const events = this.options.events;
+    if (!events?.active) return this.options.fetcher.fetch(target, query, validators);
+    const started = performance.now();
+    let result = "ok";
+    try {
+      return await this.options.fetcher.fetch(target, query, validators);
+    } catch (error) {
+      result = error instanceof HeadwireError ? error.code : "INTERNAL_ERROR";
+      throw error;
+    } finally {
+      events.emit({ type: "origin-fetch", host: target.host, result, ms: performance.now() - started });
     }
-    return this.storeFetched(key, result);
   }
 
   /**
@@ -154,7 +186,7 @@ export class HeaderService {
       this.originFetches++;
       let result: FetchResult;
       try {
-        result = await this.options.fetcher.fetch(target, query);
+        result = await this.timedFetch(target, query);
       } catch (error) {
         if (!(error instanceof HeadwireError)) throw error;
         return { entry: stale, cache: "REVALIDATED", storeUnavailable: false };

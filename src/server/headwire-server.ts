@@ -22,11 +22,16 @@ import { formatError } from "../protocol/control.js";
 import { MAX_CHUNKS_PER_REQUEST } from "../protocol/datagram.js";
 import { KeyedTokenBuckets } from "../limits/token-bucket.js";
 import { VERSION } from "../version.js";
-import { closeAfter, ControlSession, ReplyBytes } from "./control-session.js";
+import { closeAfter, ControlSession, ReplyBytes, type SessionContext } from "./control-session.js";
 import { openFilesLimit, sessionCeiling } from "./file-descriptors.js";
 import { DataServer, type DataServerStats } from "./data-server.js";
 import { HeaderService, type HeaderFetcher } from "./header-service.js";
+import { AdminHttp, type CacheEntryView, type Readiness } from "../admin/admin-http.js";
+import { parseAdminAddress } from "../config/admin-address.js";
+import { ServerMetrics } from "../observe/metrics.js";
+import { StatusBoard } from "../observe/status-board.js";
 import { QueryHandler } from "./query-handler.js";
+import { eventText, ServerEvents, type NoticeEvent } from "./server-events.js";
 import { canonicalAddress, TicketRegistry } from "./ticket-registry.js";
 
 export interface ServerLog {
@@ -35,6 +40,10 @@ export interface ServerLog {
 
 /** Settings (src/config/settings.ts) and the parts a caller may inject instead of the real ones. */
 export interface HeadwireServerOptions extends Partial<ServerConfig> {
+  /**
+   * Told each message the server has for a log, as one line of text (the CLI's logger reads
+   * server.events instead, for every field). Nothing is written anywhere when omitted.
+   */
   log?: ServerLog;
   /** Replaces the origin fetcher (a benchmark's floor, say). */
   fetcher?: HeaderFetcher;
@@ -64,6 +73,10 @@ export interface ServerStats {
   limitHits: Record<string, number>;
   /** Headers written on control sessions (delivery=tcp) instead of ticketed for UDP. */
   tcpDeliveries: number;
+  /** Queries that waited for an origin fetch already in flight for their key. */
+  coalescedWaits: number;
+  /** Datagram bytes charged to tickets' budgets since the start. */
+  budgetBytesSpent: number;
 }
 
 /** One setting a reload changed, or would have changed had it not needed a restart. */
@@ -112,9 +125,16 @@ export class HeadwireServer {
   private readonly now: () => number;
   /** maxSessions, or fewer when the open-file limit would not let that many be answered. */
   private maxSessions: number;
-  private readonly log: ServerLog;
+  /** Everything the server reports (src/server/server-events.ts): logs, metrics and the status page listen here. */
+  readonly events = new ServerEvents();
   private control: Server | undefined;
   private data: DataServer | undefined;
+  private admin: AdminHttp | undefined;
+  /** The metrics and the status page's state: only with an admin listener, which serves them. */
+  private readonly metrics: ServerMetrics | undefined;
+  private readonly board: StatusBoard | undefined;
+  private cacheLoaded = false;
+  private readonly startedAtMs = Date.now();
   private nextSessionId = 1;
   private stopping: Promise<void> | undefined;
 
@@ -129,7 +149,13 @@ export class HeadwireServer {
       now,
     );
     this.maxSessions = sessionCeiling(this.config.maxSessions, openFilesLimit());
-    this.log = options.log ?? ((message) => process.stderr.write(`headwire server: ${message}\n`));
+    if (options.log) {
+      const log = options.log;
+      this.events.on((event) => {
+        const text = eventText(event);
+        if (text !== undefined) log(text);
+      });
+    }
     const freshness = new Freshness({
       defaultTtlMs: this.config.defaultTtlMs,
       maxStaleMs: this.config.maxStaleMs,
@@ -145,7 +171,12 @@ export class HeadwireServer {
     this.fetcher = options.fetcher ? undefined : originFetcher(this.config, this.originGate);
     this.store =
       options.store ??
-      createCacheStore(this.config, { now, log: this.log, retentionMs: (entry) => freshness.retentionMs(entry) });
+      createCacheStore(this.config, {
+        now,
+        log: this.notice("warn"),
+        retentionMs: (entry) => freshness.retentionMs(entry),
+        onPersist: (ok, ms, error) => this.events.emit({ type: "persist", ok, ms, error: error ?? null }),
+      });
     this.tickets = new TicketRegistry({
       ticketTtlMs: this.config.ticketTtlMs,
       maxTicketsPerSession: this.config.maxTicketsPerSession,
@@ -162,7 +193,8 @@ export class HeadwireServer {
       fillLockMs: this.config.fillLockMs,
       maxRememberedFailures: this.config.negativeCacheEntries,
       now,
-      log: this.log,
+      log: this.notice("warn"),
+      events: this.events,
     });
     this.handler = new QueryHandler({
       service: this.service,
@@ -179,18 +211,30 @@ export class HeadwireServer {
       queriesPerSecondPerAddress: this.config.queriesPerSecondPerAddress,
       queryBurstPerAddress: this.config.queryBurstPerAddress,
       now,
-      log: this.log,
+      events: this.events,
     });
+    if (this.config.adminHttp !== "off") {
+      this.metrics = new ServerMetrics(this);
+      this.board = new StatusBoard(this.events, {
+        recentQueries: this.config.statusRecentQueries,
+        recentProblems: this.config.statusRecentProblems,
+        traceEvents: this.config.statusTraceEvents,
+        traceSessions: this.config.statusTraceSessions,
+        watchers: this.config.statusWatchers,
+        watcherBufferBytes: this.config.statusWatcherBufferBytes,
+      });
+    }
   }
 
   async start(): Promise<this> {
     if (this.maxSessions < this.config.maxSessions) {
-      this.log(
+      this.notice("warn")(
         `warning: the open-files limit (${openFilesLimit()}) holds only ${this.maxSessions} sessions, not ` +
           `maxSessions ${this.config.maxSessions}; raise it (ulimit -n, systemd LimitNOFILE=) to hold more`,
       );
     }
-    this.log(`cache ${await this.store.open()}`);
+    this.notice("info")(`cache ${await this.store.open()}`);
+    this.cacheLoaded = true;
     try {
       this.data = await DataServer.start(this.tickets, {
         host: this.config.host,
@@ -199,7 +243,8 @@ export class HeadwireServer {
         receiveBufferBytes: this.config.dataReceiveBufferBytes,
         maxChunksPerRequest: MAX_CHUNKS_PER_REQUEST,
         bufferLossCreditDeliveries: this.config.bufferLossCreditDeliveries,
-        log: this.log,
+        log: this.notice("error"),
+        events: this.events,
       });
       // allowHalfOpen: a client may send its requests and FIN; it still gets the replies (ControlSession).
       this.control = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
@@ -210,15 +255,34 @@ export class HeadwireServer {
           throw error;
         }),
       ]);
+      const adminAddress = parseAdminAddress(this.config.adminHttp);
+      if (adminAddress.ok && adminAddress.address && this.metrics && this.board) {
+        this.admin = await AdminHttp.start(this, {
+          address: adminAddress.address,
+          token: this.config.adminToken,
+          loopbackIsAdmin: this.config.loopbackIsAdmin,
+          metrics: this.metrics,
+          board: this.board,
+        });
+      }
     } catch (error) {
       // A start that fails (a port taken) gives back what it took: the store's lock, the UDP port.
+      if (this.control?.listening) this.control.close();
+      this.metrics?.close();
+      this.board?.close();
       await this.data?.close();
       this.tickets.close();
       // The start's own failure is the one to report; the store has written nothing yet.
       await this.store.close().catch(() => {});
       throw error;
     }
-    this.log(`listening: control tcp ${this.config.host} port ${this.controlPort}, data udp port ${this.dataPort}`);
+    this.events.emit({
+      type: "ready",
+      host: this.config.host,
+      controlPort: this.controlPort,
+      dataPort: this.dataPort,
+      admin: this.admin?.address ?? null,
+    });
     return this;
   }
 
@@ -261,12 +325,14 @@ export class HeadwireServer {
     this.current = config;
     for (const change of result.applied) this.apply(change.key as ReloadableKey, guard);
     for (const { flag, from, to, reload } of result.applied) {
-      this.log(`reload: ${flag} ${from} → ${to} (${reload === "now" ? "applied" : "applied to new sessions"})`);
+      this.notice("info")(
+        `reload: ${flag} ${from} → ${to} (${reload === "now" ? "applied" : "applied to new sessions"})`,
+      );
     }
     for (const { flag, from, to } of result.needsRestart) {
-      this.log(`reload: ${flag} ${from} → ${to} needs a restart (still ${from})`);
+      this.notice("info")(`reload: ${flag} ${from} → ${to} needs a restart (still ${from})`);
     }
-    if (result.applied.length + result.needsRestart.length === 0) this.log("reload: no setting changed");
+    if (result.applied.length + result.needsRestart.length === 0) this.notice("info")("reload: no setting changed");
     return result;
   }
 
@@ -278,6 +344,9 @@ export class HeadwireServer {
   private apply(key: ReloadableKey, guard: OutboundGuard): void {
     const config = this.current;
     switch (key) {
+      // The log is the program's, not the server's: `headwire server` sets its level from reconfigure()'s result.
+      case "logLevel":
+        break;
       // Read from this.current where they are used: at each new connection, each new session, the shutdown.
       case "maxSessionsPerAddress":
       case "shutdownGraceMs":
@@ -365,6 +434,11 @@ export class HeadwireServer {
     return this.data?.port ?? 0;
   }
 
+  /** The admin listener's bound port; 0 when it is off. */
+  get adminPort(): number {
+    return this.admin?.port ?? 0;
+  }
+
   get sessionCount(): number {
     return this.sessions.size;
   }
@@ -379,14 +453,99 @@ export class HeadwireServer {
         ? { ...this.data.stats, credited: { ...this.data.stats.credited }, dropped: { ...this.data.stats.dropped } }
         : undefined,
       replyBytes: this.replyBytes.used,
-      limitHits: { ...this.limitHits, ...this.handler.limitHits },
+      limitHits: sumCounts(this.limitHits, this.handler.limitHits),
       tcpDeliveries: this.handler.tcpDeliveries,
+      coalescedWaits: this.service.coalescedWaits,
+      budgetBytesSpent: this.tickets.budgetBytesSpent,
     };
   }
 
   /** The cache store's kind, entries and bytes (counted in Redis for a fleet's shared store). */
   cacheStats(): Promise<CacheStoreStats> {
     return this.store.stats();
+  }
+
+  /**
+   * Whether this server should be sent traffic (Kubernetes readinessProbe): its listeners bound,
+   * the cache loaded, Redis reachable when the cache is there; not while stopping.
+   */
+  async readiness(): Promise<Readiness> {
+    const reasons: string[] = [];
+    if (this.stopping) reasons.push("stopping");
+    if (!this.control?.listening) reasons.push("control listener not bound");
+    if (!this.data) reasons.push("data listener not bound");
+    if (!this.cacheLoaded) reasons.push("cache not loaded");
+    if (this.store.ping) {
+      try {
+        await this.store.ping();
+      } catch (error) {
+        reasons.push(`cache store unreachable: ${(error as Error).message}`);
+      }
+    }
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  /** Whether the store answers now: a Redis PING (bounded by redisCommandTimeoutMs); true for a local store. */
+  async storeReachable(): Promise<boolean> {
+    if (!this.store.ping) return true;
+    return this.store.ping().then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** Every cache entry, for /cache and `headwire cache list`: most recently stored first. */
+  async cacheEntries(): Promise<CacheEntryView[]> {
+    const now = this.now();
+    const entries = await this.store.list();
+    return entries
+      .sort((a, b) => b.storedAtMs - a.storedAtMs)
+      .map((entry) => {
+        const freshUntilMs = this.freshness.freshUntilMs(entry);
+        return {
+          key: entry.key,
+          status: entry.status,
+          bytes: entry.header.length,
+          storedAt: new Date(entry.storedAtMs).toISOString(),
+          freshUntil: new Date(freshUntilMs).toISOString(),
+          fresh: now < freshUntilMs,
+        };
+      });
+  }
+
+  /** What the status page shows at load (then kept up to date by its event stream). */
+  async statusSnapshot(): Promise<unknown> {
+    const now = Date.now();
+    const cache = await this.store.stats().catch(() => undefined);
+    const entries = await this.cacheEntries().catch(() => []);
+    const outcomes = this.board?.outcomes ?? {};
+    const answered = Object.values(outcomes).reduce((sum, n) => sum + n, 0);
+    return {
+      version: VERSION,
+      startedAt: new Date(this.startedAtMs).toISOString(),
+      controlPort: this.controlPort,
+      dataPort: this.dataPort,
+      sessions: this.sessionContexts().map((context) => ({
+        id: context.id,
+        address: context.peerAddress,
+        port: context.peerPort,
+        ageMs: now - context.startedAtMs,
+        queries: context.queries,
+        errors: context.errors,
+        lastOutcome: context.lastOutcome,
+      })),
+      cache: {
+        kind: cache?.kind ?? this.store.kind,
+        entries: cache?.entries ?? null,
+        bytes: cache?.bytes ?? null,
+        outcomes,
+        hitRatio: answered === 0 ? null : (outcomes.HIT ?? 0) / answered,
+        recent: entries.slice(0, 20),
+      },
+      queries: this.board?.queries.toArray().reverse() ?? [],
+      problems: this.board?.problems.toArray().reverse() ?? [],
+      watching: this.board?.watching ?? 0,
+    };
   }
 
   /** Makes the cache's changes durable now (SIGHUP); rejects when they could not be written. */
@@ -403,9 +562,12 @@ export class HeadwireServer {
     const address = canonicalAddress(socket.remoteAddress ?? "");
     const refusal = this.refusal(address);
     if (refusal) {
-      this.limitHits[refusal.code] = (this.limitHits[refusal.code] ?? 0) + 1;
+      this.limitHits[refusal.error.code] = (this.limitHits[refusal.error.code] ?? 0) + 1;
+      if (refusal.limit && this.events.active) {
+        this.events.emit({ type: "limit", limit: refusal.limit, code: refusal.error.code, address, sessionId: null });
+      }
       socket.on("error", () => socket.destroy());
-      closeAfter(socket, formatError(refusal));
+      closeAfter(socket, formatError(refusal.error));
       return;
     }
     this.sessionsByAddress.set(address, (this.sessionsByAddress.get(address) ?? 0) + 1);
@@ -429,29 +591,55 @@ export class HeadwireServer {
         badLinesPerSecond: this.config.badLinesPerSecond,
         replyBytes: this.replyBytes,
         now: this.now,
+        events: this.events,
       },
       this.handler,
     );
     this.sessions.set(id, session);
-    socket.once("close", () => this.sessions.delete(id));
+    const { context } = session;
+    if (this.events.active) {
+      this.events.emit({ type: "session-start", sessionId: id, address, port: context.peerPort });
+    }
+    socket.once("close", () => {
+      this.sessions.delete(id);
+      if (!this.events.active) return;
+      this.events.emit({
+        type: "session-end",
+        sessionId: id,
+        address,
+        port: context.peerPort,
+        queries: context.queries,
+        errors: context.errors,
+        ms: Date.now() - context.startedAtMs,
+      });
+    });
   }
 
-  /** Why a new connection from `address` is refused, if it is. */
-  private refusal(address: string): HeadwireError<"SHUTTING_DOWN" | "SERVER_BUSY" | "SESSION_LIMIT"> | undefined {
-    if (this.stopping) return new HeadwireError("SHUTTING_DOWN");
-    if (this.sessions.size >= this.maxSessions) return new HeadwireError("SERVER_BUSY");
+  /** The open sessions' contexts (address, age, counts), for the status page. */
+  sessionContexts(): SessionContext[] {
+    return [...this.sessions.values()].map((session) => session.context);
+  }
+
+  /** A log function for a part: its messages become notice events at `level`. */
+  private notice(level: NoticeEvent["level"]): ServerLog {
+    return (msg) => this.events.emit({ type: "notice", level, msg });
+  }
+
+  /** Why a new connection from `address` is refused, if it is, and the limit's setting (none for a stop). */
+  private refusal(
+    address: string,
+  ): { error: HeadwireError<"SHUTTING_DOWN" | "SERVER_BUSY" | "SESSION_LIMIT">; limit?: string } | undefined {
+    if (this.stopping) return { error: new HeadwireError("SHUTTING_DOWN") };
+    if (this.sessions.size >= this.maxSessions)
+      return { error: new HeadwireError("SERVER_BUSY"), limit: "maxSessions" };
     // A client closed for its bad lines (TOO_MANY_ERRORS) must not simply reconnect at once, for ever.
     if (!this.connectionRate.take(address)) {
-      return new HeadwireError(
-        "SESSION_LIMIT",
-        `more than ${this.config.connectionsPerSecondPerAddress} new sessions a second from ${address}; retry later`,
-      );
+      const message = `more than ${this.config.connectionsPerSecondPerAddress} new sessions a second from ${address}; retry later`;
+      return { error: new HeadwireError("SESSION_LIMIT", message), limit: "connectionsPerSecondPerAddress" };
     }
     if ((this.sessionsByAddress.get(address) ?? 0) >= this.config.maxSessionsPerAddress) {
-      return new HeadwireError(
-        "SESSION_LIMIT",
-        `${this.config.maxSessionsPerAddress} sessions from ${address} already; close one or retry later`,
-      );
+      const message = `${this.config.maxSessionsPerAddress} sessions from ${address} already; close one or retry later`;
+      return { error: new HeadwireError("SESSION_LIMIT", message), limit: "maxSessionsPerAddress" };
     }
     return undefined;
   }
@@ -488,12 +676,15 @@ export class HeadwireServer {
     this.tickets.close();
     await this.data?.close();
     await new Promise<void>((resolve) => (this.control ? this.control.close(() => resolve()) : resolve()));
+    await this.admin?.close();
+    this.metrics?.close();
+    this.board?.close();
     if (cache.failure !== undefined) {
       const reason = cache.failure instanceof Error ? cache.failure.message : String(cache.failure);
-      this.log(`stopped; cache NOT persisted: ${reason}`);
+      this.events.emit({ type: "stop", cache: reason, persisted: false });
       throw cache.failure;
     }
-    this.log(`stopped; cache ${cache.said}`);
+    this.events.emit({ type: "stop", cache: cache.said ?? "", persisted: true });
   }
 }
 
@@ -528,6 +719,12 @@ function originFetcher(config: ServerConfig, gate: OriginGate): OriginFetcher {
     // --ca-file adds to the system's trusted CAs; it does not replace them.
     ...(ca ? { ca: [...tls.rootCertificates, ca].join("\n") } : {}),
   });
+}
+
+function sumCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const sum = { ...a };
+  for (const [key, count] of Object.entries(b)) sum[key] = (sum[key] ?? 0) + count;
+  return sum;
 }
 
 function delay(ms: number): Promise<void> {

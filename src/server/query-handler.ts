@@ -4,7 +4,7 @@
  * issued for the session's address, and the TICKET line says where and how to collect it. Also
  * the session's admin requests (AUTH, PURGE) and its end (TERMINATE persists the cache).
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { CacheStore } from "../cache/cache-store.js";
 import { purge } from "../cache/purge.js";
@@ -15,7 +15,9 @@ import { formatError, formatTcpTicket, formatTicket, type CacheOutcome, type Del
 import { chunkCount, chunkPayloadBytes, deliveryBudgetBytes } from "../protocol/datagram.js";
 import { parseTarget, type FetchTarget } from "../url/target.js";
 import type { SessionContext, SessionHandler, SessionReply } from "./control-session.js";
+import { sameToken } from "./admin-token.js";
 import type { HeaderService } from "./header-service.js";
+import type { QueryEvent, ServerEvents } from "./server-events.js";
 import type { TicketRegistry } from "./ticket-registry.js";
 import { KeyedTokenBuckets } from "../limits/token-bucket.js";
 
@@ -40,7 +42,8 @@ export interface QueryHandlerOptions {
   queriesPerSecondPerAddress: number;
   queryBurstPerAddress: number;
   now: () => number;
-  log: (message: string) => void;
+  /** Where queries, limit hits and internal errors are reported (src/server/server-events.ts). */
+  events: ServerEvents;
 }
 
 export class QueryHandler implements SessionHandler {
@@ -84,28 +87,89 @@ export class QueryHandler implements SessionHandler {
     this.queryRate.setRate(part.queriesPerSecondPerAddress, part.queryBurstPerAddress);
   }
 
-  async query(
+  query(
     url: string,
     options: QueryOptions,
     session: SessionContext,
     delivery: Delivery = "udp",
   ): Promise<SessionReply> {
+    session.queries++;
+    if (!this.options.events.active) return this.answer(url, options, session, delivery, undefined, 0);
+    // The one object this query costs when someone listens: the answer fills it in, done() emits it.
+    const event: QueryEvent = {
+      type: "query",
+      atMs: 0,
+      sessionId: session.id,
+      address: session.peerAddress,
+      port: session.peerPort,
+      url,
+      outcome: "INTERNAL_ERROR",
+      failed: true,
+      status: null,
+      bytes: null,
+      delivery,
+      ms: 0,
+      originMs: null,
+    };
+    return this.answer(url, options, session, delivery, event, performance.now());
+  }
+
+  /** The query's reply, reported first when someone listens (no promise of its own: this is the hot path). */
+  private done(
+    event: QueryEvent | undefined,
+    started: number,
+    session: SessionContext,
+    reply: SessionReply,
+  ): SessionReply {
+    if (event) {
+      event.ms = performance.now() - started;
+      event.atMs = Date.now();
+      if (event.failed) session.errors++;
+      session.lastOutcome = event.outcome;
+      this.options.events.emit(event);
+    }
+    return reply;
+  }
+
+  private async answer(
+    url: string,
+    options: QueryOptions,
+    session: SessionContext,
+    delivery: Delivery,
+    event: QueryEvent | undefined,
+    started: number,
+  ): Promise<SessionReply> {
     // Checked before anything else is spent on the query: one address's rate, all its sessions together.
     if (!this.queryRate.take(session.peerAddress)) {
-      this.countLimitHit("RATE_LIMITED");
-      return formatError(
-        new HeadwireError(
-          "RATE_LIMITED",
-          `more than ${this.options.queriesPerSecondPerAddress} queries a second from ${session.peerAddress}`,
-        ),
+      this.countLimitHit("RATE_LIMITED", "queriesPerSecondPerAddress", session);
+      if (event) event.outcome = "RATE_LIMITED";
+      const refusal = new HeadwireError(
+        "RATE_LIMITED",
+        `more than ${this.options.queriesPerSecondPerAddress} queries a second from ${session.peerAddress}`,
       );
+      return this.done(event, started, session, formatError(refusal));
     }
     try {
       const target = this.target(url);
-      const { entry, cache, storeUnavailable } = await this.options.service.answer(target, options);
+      if (event) event.url = target.url;
+      const { entry, cache, storeUnavailable, originMs } = await this.options.service.answer(target, options);
+      if (event) {
+        event.outcome = cache;
+        event.failed = false;
+        event.status = entry.status;
+        event.bytes = entry.header.length;
+        event.originMs = originMs ?? null;
+      }
       // The session closed while the origin answered: no ticket for nobody (its tickets are revoked).
-      if (!session.open) return "";
-      if (delivery === "tcp") return this.tcpDelivery(entry.header, entry.status, cache, storeUnavailable);
+      if (!session.open) return this.done(event, started, session, "");
+      if (delivery === "tcp") {
+        return this.done(
+          event,
+          started,
+          session,
+          this.tcpDelivery(entry.header, entry.status, cache, storeUnavailable),
+        );
+      }
       const payloadBytes = chunkPayloadBytes(this.options.maxDatagramBytes);
       const chunks = chunkCount(entry.header.length, payloadBytes);
       // Throws SERVER_BUSY past maxTicketBytes. Checked here, once the header is known, not before
@@ -118,7 +182,7 @@ export class QueryHandler implements SessionHandler {
         chunkCount: chunks,
         budgetBytes: deliveryBudgetBytes(entry.header.length, chunks, this.options.retransmitBudget),
       });
-      return formatTicket({
+      const line = formatTicket({
         token: ticket.token,
         udpHost: this.advertised?.host ?? session.localAddress,
         udpPort: this.advertised?.port ?? this.options.dataPort(),
@@ -130,13 +194,25 @@ export class QueryHandler implements SessionHandler {
         storeUnavailable,
         ttlMs: this.options.ticketTtlMs,
       });
+      return this.done(event, started, session, line);
     } catch (error) {
       if (error instanceof HeadwireError) {
-        if (error.code === "ORIGIN_BUSY") this.countLimitHit(error.code);
-        return formatError(toWireError(error, "INTERNAL_ERROR"));
+        const wire = toWireError(error, "INTERNAL_ERROR");
+        if (event) {
+          event.outcome = wire.code;
+          event.failed = true;
+        }
+        if (error.code === "ORIGIN_BUSY") {
+          // origin-gate.ts says which of its two limits refused: requests in flight, or per second.
+          const limit = error.message.includes("in flight") ? "originConcurrentFetches" : "originFetchesPerSecond";
+          this.countLimitHit(error.code, limit, session);
+        }
+        if (error.code === "SERVER_BUSY") this.countLimitHit(error.code, "maxTicketBytes", session);
+        return this.done(event, started, session, formatError(wire));
       }
+      if (event) event.failed = true;
       this.internalError(error, session);
-      return formatError(new HeadwireError("INTERNAL_ERROR"));
+      return this.done(event, started, session, formatError(new HeadwireError("INTERNAL_ERROR")));
     }
   }
 
@@ -190,14 +266,24 @@ export class QueryHandler implements SessionHandler {
     this.options.tickets.revokeSession(session.id);
   }
 
-  /** Logged once, with its stack: the one place a bug of ours on the query path shows. */
+  /** Reported once, with its stack: the one place a bug of ours on the query path shows. */
   internalError(error: unknown, session: SessionContext): void {
-    const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
-    this.options.log(`internal error in session ${session.id} (${session.peerAddress}): ${detail}`);
+    this.options.events.emit({
+      type: "error",
+      where: `session ${session.id}`,
+      error,
+      sessionId: session.id,
+      address: session.peerAddress,
+    });
   }
 
-  private countLimitHit(code: string): void {
+  /** A query refused by a limit: counted by code, and reported with the setting's name. */
+  private countLimitHit(code: string, limit: string, session: SessionContext): void {
     this.limitHits[code] = (this.limitHits[code] ?? 0) + 1;
+    const { events } = this.options;
+    if (events.active) {
+      events.emit({ type: "limit", limit, code, address: session.peerAddress, sessionId: session.id });
+    }
   }
 
   private target(url: string): FetchTarget {
@@ -205,13 +291,6 @@ export class QueryHandler implements SessionHandler {
     if (!target) this.targets.set(url, (target = parseTarget(url)));
     return target;
   }
-}
-
-/** Constant-time comparison, so the admin token cannot be guessed byte by byte from timings. */
-function sameToken(given: string, expected: string): boolean {
-  const a = createHash("sha256").update(given).digest();
-  const b = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(a, b);
 }
 
 /** SHA-256 of a header, computed once per cached header buffer (entries are immutable). */

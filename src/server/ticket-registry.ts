@@ -70,6 +70,8 @@ export interface TicketRegistryOptions {
 const UNCOLLECTED_AFTER_MS = 1000;
 
 export class TicketRegistry {
+  /** Bytes charged to tickets' budgets since the start, all tickets together (metrics). */
+  budgetBytesSpent = 0;
   /** In insertion order, which is expiry order: every ticket lives the same ticketTtlMs. */
   private readonly tickets = new Map<string, DeliveryTicket>();
   private readonly bySession = new Map<number, Set<string>>();
@@ -185,6 +187,7 @@ export class TicketRegistry {
     if (ticket.bytesSent + bytes > ticket.budgetBytes) return false;
     ticket.bytesSent += bytes;
     ticket.datagramsSent++;
+    this.budgetBytesSpent += bytes;
     const before = ticket.distinctChunksSent;
     if (ticket.chunkCount === 1) ticket.distinctChunksSent = 1;
     else {

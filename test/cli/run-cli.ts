@@ -1,7 +1,7 @@
 /** Runs bin/headwire as a child process, as a user or a script would, and collects what it prints. */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { UNLIMITED_ENV } from "../helpers.js";
+import { TEST_SERVER_ENV } from "../helpers.js";
 
 export const BIN = fileURLToPath(new URL("../../../bin/headwire", import.meta.url));
 
@@ -23,7 +23,7 @@ export function runCli(
   const started = performance.now();
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: options.cwd,
-    env: { ...process.env, NO_COLOR: "1", HEADWIRE_HISTORY: "", ...options.env },
+    env: { ...process.env, NO_COLOR: "1", HEADWIRE_HISTORY: "", HEADWIRE_ADMIN_HTTP: "127.0.0.1:0", ...options.env },
   });
   if (child.pid !== undefined) options.onSpawn?.(child.pid);
   const out: Buffer[] = [];
@@ -49,7 +49,9 @@ export function runCli(
 export interface ServerProcess {
   child: ChildProcess;
   port: number;
+  adminPort: number | undefined;
   stderr: () => string;
+  stdout: () => string;
 }
 
 /** Starts `headwire server` (loopback, ephemeral ports) as a child process and waits for its ready line. */
@@ -69,19 +71,37 @@ export async function spawnServerWith(
 ): Promise<ServerProcess> {
   const child = spawn(process.execPath, [BIN, "server", ...args], {
     cwd: dir,
-    env: { ...process.env, ...UNLIMITED_ENV, ...env },
+    env: { ...process.env, ...TEST_SERVER_ENV, ...env },
   });
   let stdout = "";
   let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-  child.stdout.setEncoding("utf8");
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout.on("data", (text: string) => {
-      stdout += text;
-      const match = /control tcp port (\d+)/.exec(stdout);
-      if (match) resolve(Number(match[1]));
+  child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
+  child.stderr.setEncoding("utf8");
+  const ready = await new Promise<ReadyLine>((resolve, reject) => {
+    child.stderr.on("data", (text: string) => {
+      stderr += text;
+      const found = readyLine(stderr);
+      if (found) resolve(found);
     });
     child.on("exit", (code) => reject(new Error(`server exited ${code}: ${stderr}`)));
   });
-  return { child, port, stderr: () => stderr };
+  return { child, port: ready.controlPort, adminPort: ready.adminPort, stderr: () => stderr, stdout: () => stdout };
+}
+
+export interface ReadyLine {
+  controlPort: number;
+  dataPort: number;
+  /** The admin listener's port; undefined when it is off. */
+  adminPort: number | undefined;
+}
+
+/** The ports in the server's "ready" log line, once it has been written. */
+export function readyLine(stderr: string): ReadyLine | undefined {
+  const match = /listening: control tcp \S+ port (\d+), data udp port (\d+)(?:, admin http \S+:(\d+))?/.exec(stderr);
+  if (!match) return undefined;
+  return {
+    controlPort: Number(match[1]),
+    dataPort: Number(match[2]),
+    adminPort: match[3] === undefined ? undefined : Number(match[3]),
+  };
 }

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/demo/crafted-origin.js";
 import { RESERVED_FILE_DESCRIPTORS } from "../../src/server/file-descriptors.js";
-import { RawSession, tempDir, UNLIMITED_ENV } from "../helpers.js";
+import { RawSession, tempDir, TEST_SERVER_ENV } from "../helpers.js";
 import { BIN, runCli, spawnServer, spawnServerWith } from "./run-cli.js";
 
 /** Resolves when the process has written a line matching `pattern` on stderr; rejects if it exits first. */
@@ -275,7 +275,7 @@ test("under a low open-files limit, clients past the ceiling are told SERVER_BUS
       "--data-port",
       "0",
     ],
-    { cwd: dir, env: { ...process.env, ...UNLIMITED_ENV } },
+    { cwd: dir, env: { ...process.env, ...TEST_SERVER_ENV } },
   );
   t.after(async () => {
     server.kill("SIGKILL");

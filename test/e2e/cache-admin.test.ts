@@ -60,13 +60,15 @@ test("a second server on the same cache file gets a clear error", async (t) => {
   await assert.rejects(startServer(dir), CacheFileOwnedError);
   const child = spawn(
     process.execPath,
-    [BIN, "server", "--port", "0", "--data-port", "0", "--cache-file", join(dir, "other.txt")],
+    [BIN, "server", "--port", "0", "--data-port", "0", "--admin-http", "off", "--cache-file", join(dir, "other.txt")],
     { cwd: dir },
   );
   t.after(() => child.kill());
   // The in-process server above owns cache.txt; a process that wants other.txt is fine, so point a
   // third one at cache.txt through the CLI:
-  const refused = spawn(process.execPath, [BIN, "server", "--port", "0", "--data-port", "0"], { cwd: dir });
+  const refused = spawn(process.execPath, [BIN, "server", "--port", "0", "--data-port", "0", "--admin-http", "off"], {
+    cwd: dir,
+  });
   let stderr = "";
   refused.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
   const [code] = await once(refused, "exit");
@@ -107,7 +109,7 @@ test("PURGE: loopback sessions may purge; others need AUTH with the admin token"
   assert.equal(await remote.next(), "PURGED 0");
 });
 
-test("headwire cache purge/list work on the file while the server is down, and refuse while it runs", async (t) => {
+test("headwire cache list/purge go to the admin listener while the server runs, and to the file while it is down", async (t) => {
   const dir = await tempDir(t);
   const origin = await CraftedOrigin.start({ "/a": CACHEABLE, "/b": CACHEABLE });
   t.after(() => origin.close());
@@ -124,12 +126,27 @@ test("headwire cache purge/list work on the file while the server is down, and r
     const [code] = await once(child, "exit");
     return { code, out };
   };
-  const refused = await cli(["purge", `127.0.0.1:${origin.port}/a`]);
-  assert.equal(refused.code, 1);
-  assert.match(refused.out, /owned by the running process .* use: headwire cache purge --server/);
-  const online = await cli(["purge", "--server", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/a`]);
+  // While the server owns the file, list and purge go to its admin listener.
+  const adminHttp = `127.0.0.1:${server.adminPort!}`;
+  const running = await cli(["list", "--admin-http", adminHttp]);
+  assert.equal(running.code, 0, running.out);
+  assert.match(
+    running.out,
+    new RegExp(`http://127\\.0\\.0\\.1:${origin.port}/a\\t200\\t\\S+\\t\\d+ bytes\\tfresh until `),
+  );
+  assert.match(running.out, /2 entries on the running server/);
+  const unreachable = await cli(["purge", `127.0.0.1:${origin.port}/a`, "--admin-http", "127.0.0.1:1"]);
+  assert.equal(unreachable.code, 3, unreachable.out);
+  assert.match(unreachable.out, /owned by a running server, and its admin listener 127\.0\.0\.1:1 cannot be reached/);
+  const throughAdmin = await cli(["purge", `127.0.0.1:${origin.port}/a`, "--admin-http", adminHttp]);
+  assert.equal(throughAdmin.code, 0, throughAdmin.out);
+  assert.match(throughAdmin.out, /purged 1 entries on the running server/);
+  const online = await cli(["purge", "--server", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/b`]);
   assert.equal(online.code, 0, online.out);
   assert.match(online.out, /purged 1 entries on/);
+  const client2 = await HeadwireClient.connect({ serverPort: server.port, outDir: dir });
+  await client2.query({ url: `127.0.0.1:${origin.port}/b` });
+  await client2.terminate();
 
   server.child.kill("SIGTERM");
   await once(server.child, "exit");

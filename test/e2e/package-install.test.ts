@@ -93,13 +93,19 @@ test(
       "packaging/headwire.service",
       "packaging/headwire.toml",
       "dissector/headwire.lua",
+      "src/admin/status-page/index.html",
+      "src/admin/status-page/status.js",
+      "src/admin/status-page/status.css",
       "docs/operations.md",
       "README.md",
     ]) {
       assert.ok(ours.includes(path), `${path} is in the tarball`);
     }
-    const shipped = ours.filter((path) =>
-      /^(test|bench|src|scripts)\/|^dist\/(test|bench)\/|\.map$|(?<!\.d)\.ts$/.test(path),
+    // The status page's plain files are served from src/admin/status-page/ (no build step): the one part of src/ shipped.
+    const shipped = ours.filter(
+      (path) =>
+        !path.startsWith("src/admin/status-page/") &&
+        /^(test|bench|src|scripts)\/|^dist\/(test|bench)\/|\.map$|(?<!\.d)\.ts$/.test(path),
     );
     assert.deepEqual(shipped, [], "no tests, benchmark, TypeScript sources or source maps");
     assert.ok(files.includes("node_modules/commander/package.json"), "the runtime dependencies are bundled");
@@ -113,7 +119,7 @@ test(
       );
       const installed = join(prefix, "lib", "node_modules", "headwire");
       assert.ok(
-        !existsSync(join(installed, "tsconfig.json")) && !existsSync(join(installed, "src")),
+        !existsSync(join(installed, "tsconfig.json")) && !existsSync(join(installed, "src", "index.ts")),
         "no sources to build",
       );
       const bin = join(prefix, "bin", "headwire");

@@ -139,13 +139,19 @@ async function openSession(
 
 test("the session's context: id, loopback peer and local address, admin from loopback, open until closed", async (t) => {
   const { session, peer, serverClosed } = await openSession(t);
-  assert.deepEqual(session.context, {
+  const { startedAtMs, peerPort, ...context } = session.context;
+  assert.deepEqual(context, {
     id: 7,
     peerAddress: "127.0.0.1",
     localAddress: "127.0.0.1",
     admin: true,
     open: true,
+    queries: 0,
+    errors: 0,
+    lastOutcome: null,
   });
+  assert.equal(peerPort, peer.socket.localPort, "the client's port");
+  assert.ok(startedAtMs > 0 && startedAtMs <= Date.now());
   const { session: notAdmin } = await openSession(t, { loopbackIsAdmin: false });
   assert.equal(notAdmin.context.admin, false);
   peer.socket.destroy();

@@ -19,6 +19,7 @@ function startSettings(dir: string): Partial<ServerConfig> {
     dataPort: 0,
     cacheFile: `${dir}/cache.txt`,
     allowPrivate: true,
+    adminHttp: "off",
     ...UNLIMITED,
   };
 }
