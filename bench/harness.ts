@@ -39,9 +39,23 @@ export interface MeasuredWindow {
   machineStart?: number;
   machineEnd?: number;
   pid?: number;
+  /** Several processes make the server (--workers): their CPU is summed. */
+  pids?: number[];
   /** With --profile: the server to profile during the measured window, and the file name. */
   profile?: { child: BenchChild; name: string };
   profiling?: Promise<unknown>;
+}
+
+/** The server's CPU seconds so far: one process, or the sum of the processes it is made of. */
+function cpuOf(mark: MeasuredWindow): number | undefined {
+  if (!mark.pids) return cpuSeconds(mark.pid!);
+  let total = 0;
+  for (const pid of mark.pids) {
+    const seconds = cpuSeconds(pid);
+    if (seconds === undefined) return undefined;
+    total += seconds;
+  }
+  return total;
 }
 
 export class BenchHarness {
@@ -89,11 +103,11 @@ export class BenchHarness {
   private onGeneratorEvent(message: Record<string, unknown>): void {
     const mark = this.windowMark;
     if (message.event === "window-start" && mark.pid) {
-      mark.start = cpuSeconds(mark.pid);
+      mark.start = cpuOf(mark);
       mark.machineStart = machineBusySeconds();
       if (mark.profile) mark.profiling = mark.profile.child.request({ cmd: "profile-start" });
     } else if (message.event === "window-end" && mark.pid) {
-      mark.end = cpuSeconds(mark.pid);
+      mark.end = cpuOf(mark);
       mark.machineEnd = machineBusySeconds();
       const profile = mark.profile;
       if (profile && mark.profiling) {
@@ -102,6 +116,17 @@ export class BenchHarness {
         );
       }
     } else if (message.event === "sample") this.soakClientSamples.push(message);
+  }
+
+  /** `headwire server --workers N` (the CLI), its processes listed in ready.pids. */
+  async startWorkers(workers: number): Promise<BenchChild> {
+    const settings = { cacheFile: join(mkdtempSync(join(this.scratch, "server-")), "cache.txt"), workers };
+    const child = await BenchChild.start(SERVER_SCRIPT, ["workers", JSON.stringify(settings)], {
+      ...(this.options.pin ? { cpus: "0" } : {}),
+      readyTimeoutMs: 30_000,
+    });
+    this.children.add(child);
+    return child;
   }
 
   /** A server under test; `headwireSettings` adds to a headwire server's (bench/server-process.ts). */

@@ -5,7 +5,7 @@
 import { DEFAULT_SERVER_CONFIG } from "../src/config.js";
 import { availableParallelism } from "node:os";
 
-export const PHASES = ["throughput", "idle", "cold", "soak", "attacks", "paths", "observe"] as const;
+export const PHASES = ["throughput", "idle", "cold", "soak", "attacks", "paths", "observe", "workers"] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface BenchOptions {

@@ -19,6 +19,7 @@ import type {
   PhaseResults,
   SoakResult,
   ThroughputRow,
+  WorkersRow,
 } from "./results.js";
 import { ratio, type TargetCheck } from "./targets.js";
 
@@ -45,7 +46,7 @@ export function writeResultsFile(dir: string, startedMs: number, results: Record
 
 /** The terminal report, line by line (phases that did not run are left out). */
 export function renderReport(input: ReportInput): string[] {
-  const { options, throughput, idle, cold, soak, attacks, paths, observe } = input;
+  const { options, throughput, idle, cold, soak, attacks, paths, observe, workers } = input;
   const out: string[] = [...heading(input)];
   if (throughput) {
     out.push(`\n### Cached lookups (${options.durationSeconds} s per run after ${options.warmupSeconds} s warm-up)\n`);
@@ -82,6 +83,12 @@ export function renderReport(input: ReportInput): string[] {
       `\n### What watching costs (C=${observe.concurrency}, cached lookups; admin listener off, and on with nobody scraping or watching)\n`,
     );
     out.push(observeTable(observe));
+  }
+  if (workers) {
+    out.push(
+      `\n### Workers (--workers N, the CLI; CPU of the primary and every worker summed; one load generator on the other core)\n`,
+    );
+    out.push(workersTable(workers));
   }
   out.push(`\n### Targets\n`);
   out.push(
@@ -324,6 +331,32 @@ export function observeTable(observe: ObserveResult): string {
     observe.cpuRatio === undefined ? "—" : fixed(observe.cpuRatio, 3),
   ]);
   return markdownTable(["run", "lookups/s", "server µs/lookup"], rows);
+}
+
+/** The "workers" phase: one row per worker count; lookups per CPU-second is the figure that should stay flat. */
+export function workersTable(rows: WorkersRow[]): string {
+  return markdownTable(
+    [
+      "workers",
+      "processes",
+      "C sessions",
+      "lookups/s",
+      "CPU s",
+      "lookups per CPU-second",
+      "µs CPU per lookup",
+      "errors",
+    ],
+    rows.map((row) => [
+      String(row.workers),
+      String(row.processes),
+      String(row.concurrency),
+      thousands(row.result.lookupsPerSecond),
+      fixed(row.cpuSeconds ?? NaN),
+      row.lookupsPerCpuSecond === undefined ? "—" : thousands(row.lookupsPerCpuSecond),
+      row.lookupsPerCpuSecond === undefined ? "—" : fixed(1e6 / row.lookupsPerCpuSecond, 1),
+      String(row.result.errors),
+    ]),
+  );
 }
 
 /** The "paths" phase: one row per path and size. */

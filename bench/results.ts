@@ -20,6 +20,17 @@ export interface ThroughputRow {
   originFetchesDuringRun?: number;
 }
 
+/** `headwire server --workers N` at the largest C, all its processes' CPU summed (bench/phases/workers.ts). */
+export interface WorkersRow {
+  workers: number;
+  /** Processes measured: the primary and its workers, or the one server for N = 1. */
+  processes: number;
+  concurrency: number;
+  result: RunResult;
+  cpuSeconds: number | undefined;
+  lookupsPerCpuSecond: number | undefined;
+}
+
 export interface IdleResult {
   server: ServerKind;
   sessions: number;
@@ -109,6 +120,7 @@ export interface PhaseResults {
   attacks?: AttackRow[] | undefined;
   paths?: PathRow[] | undefined;
   observe?: ObserveResult | undefined;
+  workers?: WorkersRow[] | undefined;
 }
 
 /** One measured window of the "observe" phase: the admin listener off or on (nobody scraping or watching). */

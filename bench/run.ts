@@ -26,6 +26,7 @@ import { runCold } from "./phases/cold.js";
 import { runIdle } from "./phases/idle.js";
 import { runSoak } from "./phases/soak.js";
 import { runThroughput } from "./phases/throughput.js";
+import { runWorkers } from "./phases/workers.js";
 import { renderReport, writeResultsFile } from "./report.js";
 import type { MachineInfo, PhaseResults } from "./results.js";
 import { targetChecks } from "./targets.js";
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
     if (options.phases.includes("attacks")) phases.attacks = await runAttacks(bench);
     if (options.phases.includes("paths")) phases.paths = await runPaths(bench);
     if (options.phases.includes("observe")) phases.observe = await runObserve(bench);
+    if (options.phases.includes("workers")) phases.workers = await runWorkers(bench);
   } finally {
     await bench.tearDown();
   }
@@ -90,6 +92,7 @@ async function main(): Promise<void> {
     attacks: phases.attacks,
     paths: phases.paths,
     observe: phases.observe,
+    workers: phases.workers,
     targets: checks,
     profiles,
   });

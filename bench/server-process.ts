@@ -8,17 +8,25 @@
  *   node dist/bench/server-process.js headwire '{"cacheFile":"/tmp/x/cache.txt"}'
  *   node dist/bench/server-process.js floor '{"greeting":"...","ticketTemplate":"...","chunk":"<base64>"}'
  */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { Session } from "node:inspector/promises";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import v8 from "node:v8";
-import { WITHOUT_ABUSE_LIMITS } from "../src/config.js";
+import { serverSettingsAsEnvironment, WITHOUT_ABUSE_LIMITS } from "../src/config.js";
 import { HeadwireServer } from "../src/server/headwire-server.js";
 import { serveParent } from "./child.js";
 import { FloorServer } from "./floor-server.js";
 
+/** The command an operator runs (dist/bench/server-process.js → bin/headwire). */
+const CLI = fileURLToPath(new URL("../../bin/headwire", import.meta.url));
+
 interface HeadwireSettings {
   cacheFile: string;
+  /** kind "workers": --workers N. */
+  workers?: number;
   cacheMaxEntries?: number;
   idleTimeoutMs?: number;
   maxSessions?: number;
@@ -68,6 +76,52 @@ if (kind === "headwire") {
   };
   stop = () => server.stop();
   process.send?.({ ready: true, controlPort: server.controlPort, dataPort: server.dataPort });
+} else if (kind === "workers") {
+  // `headwire server --workers N` as an operator runs it (the CLI: a primary and N workers, or one
+  // process for N = 1), so that the CPU of every process it is made of can be read from /proc.
+  const server = spawn(
+    process.execPath,
+    [
+      CLI,
+      "server",
+      "--host",
+      "127.0.0.1",
+      "-p",
+      "0",
+      "--data-port",
+      "0",
+      "--allow-private",
+      "--workers",
+      String(settings.workers ?? 1),
+    ],
+    {
+      env: {
+        ...process.env,
+        ...serverSettingsAsEnvironment(WITHOUT_ABUSE_LIMITS),
+        HEADWIRE_CACHE_FILE: settings.cacheFile,
+      },
+      stdio: ["ignore", "pipe", "ignore"],
+    },
+  );
+  let stdout = "";
+  server.stdout.setEncoding("utf8");
+  const ready = await new Promise<RegExpExecArray>((resolve, reject) => {
+    server.stdout.on("data", (text: string) => {
+      stdout += text;
+      const match = /control tcp port (\d+), data udp ports? ([\d, ]*\d)(?: \(\d+ workers, pids ([\d, ]+)\))?/.exec(
+        stdout,
+      );
+      if (match) resolve(match);
+    });
+    server.once("exit", (code) => reject(new Error(`headwire server --workers exited ${code} before it was ready`)));
+  });
+  const pids = [server.pid!, ...(ready[3] ? ready[3].split(", ").map(Number) : [])];
+  stats = () => Promise.resolve({ pids });
+  stop = async () => {
+    server.kill("SIGTERM");
+    if (server.exitCode === null) await once(server, "exit");
+  };
+  process.send?.({ ready: true, controlPort: Number(ready[1]), pids });
 } else if (kind === "floor") {
   const floor = await FloorServer.start(
     "127.0.0.1",
@@ -82,7 +136,7 @@ if (kind === "headwire") {
   stop = () => floor.close();
   process.send?.({ ready: true, controlPort: floor.controlPort, dataPort: floor.dataPort });
 } else {
-  process.stderr.write(`server-process: unknown kind ${JSON.stringify(kind)} (headwire or floor)\n`);
+  process.stderr.write(`server-process: unknown kind ${JSON.stringify(kind)} (headwire, workers or floor)\n`);
   process.exit(2);
 }
 

@@ -1,3 +1,8 @@
+import cluster from "node:cluster";
+import { IpcCacheStore } from "../cluster/ipc-cache-store.js";
+import { isStopMessage, ServerPrimary, WORKER_INDEX_VARIABLE, type WorkerReady } from "../cluster/server-primary.js";
+import { workerAdvertise, workerCount, workerDataPort, workerPortsProblem } from "../cluster/worker-ports.js";
+import type { HeadwireServerOptions } from "../server/headwire-server.js";
 import { Command, Option } from "commander";
 import { ConfigError, SERVER_SETTINGS } from "../config.js";
 import { HeadwireServer } from "../server/headwire-server.js";
@@ -72,6 +77,7 @@ Examples:
   headwire server --allow-private --cache-file /var/lib/headwire/cache.txt
   headwire server --cache redis://10.0.0.5:6379/0 --advertise 203.0.113.7   # one of a fleet
   headwire server --config /etc/headwire/headwire.toml     # settings in a file (packaging/)
+  headwire server --workers auto                   # one worker per CPU: UDP 50367, 50368, … (docs/operations.md)
 
 On SIGINT or SIGTERM the server stops accepting sessions, finishes the queries in flight,
 persists the cache and exits 0 (1 when the cache could not be written). A closed standard output
@@ -87,10 +93,15 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       const given = readSettings(self);
       let server: HeadwireServer;
       let overridden: string[];
+      const worker = cluster.isWorker ? Number(process.env[WORKER_INDEX_VARIABLE]) : undefined;
       try {
         const settings = await loadServerSettings(given, opts.config);
-        server = new HeadwireServer(settings.values);
-        overridden = settings.overridden;
+        const count = workerCount(settings.config.workers);
+        const ports = workerPortsProblem(count, settings.config.dataPort, settings.config.advertiseHost);
+        if (ports !== undefined) throw new ConfigError(ports);
+        if (cluster.isPrimary && count > 1) return await runPrimary(count, settings);
+        server = new HeadwireServer(worker === undefined ? settings.values : workerSettings(worker, settings));
+        overridden = worker === undefined ? settings.overridden : [];
       } catch (error) {
         // No log yet (its settings may be what is wrong): one plain line.
         if (error instanceof ConfigError) {
@@ -113,6 +124,10 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       } catch (error) {
         log.fatal({ event: "start-failed", err: error }, `cannot start: ${(error as Error).message}`);
         return exit(1);
+      }
+      if (worker !== undefined) {
+        const ready: WorkerReady = { headwire: "ready", controlPort: server.controlPort, dataPort: server.dataPort };
+        process.send?.(ready);
       }
       let stopping = false;
       let reloads = Promise.resolve();
@@ -137,6 +152,11 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       };
       process.on("SIGINT", () => stop("SIGINT"));
       process.on("SIGTERM", () => stop("SIGTERM"));
+      // A worker is stopped by its primary (which may get the signal alone); a terminal's Ctrl-C
+      // reaches both, and the worker's second stop is no news.
+      process.on("message", (message) => {
+        if (isStopMessage(message) && !stopping) stop("primary's stop");
+      });
       // A bug that escapes every handler: say it with its stack, persist and release the lock
       // as a stop does, and exit 1 (the process's state can no longer be trusted to go on).
       process.on("uncaughtException", (error: Error) => {
@@ -186,6 +206,71 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
     }
   };
   return command;
+}
+
+/**
+ * Worker `index`'s settings: the command's, with its own data port and advertised port, and the
+ * primary's cache (Redis directly: it is shared already, and coalesces a fleet's misses itself).
+ */
+function workerSettings(
+  index: number,
+  settings: Awaited<ReturnType<typeof loadServerSettings>>,
+): HeadwireServerOptions {
+  const { config } = settings;
+  return {
+    ...settings.values,
+    dataPort: workerDataPort(config.dataPort, index),
+    advertiseHost: workerAdvertise(config.advertiseHost, index),
+    ...(config.cacheUrl.startsWith("redis")
+      ? {}
+      : { store: new IpcCacheStore(process as never, config.cacheUrl === "memory" ? "memory" : "file") }),
+  };
+}
+
+/** The primary of `--workers N`: the workers, their ready line, the signals; it never returns while it runs. */
+async function runPrimary(count: number, settings: Awaited<ReturnType<typeof loadServerSettings>>): Promise<void> {
+  for (const line of settings.overridden) say(`headwire server: ${line}\n`);
+  const log = (message: string) => say(`headwire server: ${message}\n`);
+  let primary: ServerPrimary;
+  try {
+    primary = await ServerPrimary.start({ count, config: settings.config, log });
+  } catch (error) {
+    say(`headwire server: cannot start: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(
+    `headwire server ready: control tcp port ${primary.controlPort}, data udp ports ${primary.dataPorts.join(", ")} ` +
+      `(${count} workers, pids ${primary.pids.join(", ")})\n`,
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      say(`headwire server: ${signal}: already stopping (at most --shutdown-grace-ms); SIGKILL ends it at once\n`);
+      return;
+    }
+    stopping = true;
+    say(`headwire server: ${signal}: stopping ${count} workers\n`);
+    primary.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        say(`headwire server: stopped, but ${error instanceof Error ? error.message : String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("uncaughtException", (error: Error) => {
+    say(`headwire server: internal error, stopping: ${error.stack ?? error.message}\n`);
+    if (stopping) process.exit(1);
+    stopping = true;
+    void primary.stop().finally(() => process.exit(1));
+  });
+  process.on("SIGHUP", () => {
+    if (stopping) return;
+    say(`headwire server: SIGHUP: passed to ${count} workers\n`);
+    primary.reload();
+  });
 }
 
 /** The log on standard error: JSON lines, or pretty ones for a terminal (`--log-format auto`). */

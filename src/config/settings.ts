@@ -14,6 +14,7 @@
 import { parseAdminAddress } from "./admin-address.js";
 import { parseAdvertise } from "./advertise.js";
 import { cidrProblem } from "./cidr.js";
+import { workerCountProblem } from "../cluster/worker-ports.js";
 import type { SettingsTable } from "./schema.js";
 
 export const DEFAULT_CONTROL_PORT = 50366;
@@ -51,6 +52,17 @@ export const SERVER_SETTINGS = {
     default: DEFAULT_DATA_PORT,
     flag: "--data-port <port>",
     help: "UDP data port (0: ephemeral)",
+  },
+  /**
+   * More than one: a primary process shares the control port among N worker processes
+   * (node:cluster), each with its own data port (src/cluster/worker-ports.ts).
+   */
+  workers: {
+    kind: "string",
+    default: "1",
+    flag: "--workers <n|auto>",
+    help: "server processes sharing the control port, each with its own UDP data port (data port + index); auto: one per CPU",
+    check: (value) => workerCountProblem(value),
   },
   /** Empty: tickets name the address the TCP session reached, and the bound data port. */
   advertiseHost: {

@@ -108,7 +108,9 @@ export class DataServer {
       ipv6Only: false,
       recvBufferSize: options.receiveBufferBytes,
     });
-    socket.bind(options.port, options.host);
+    // exclusive: in a cluster worker (--workers) a shared handle would let the primary spread one
+    // port's datagrams over all workers, and a ticket lives in the worker that issued it.
+    socket.bind({ port: options.port, address: options.host, exclusive: true });
     await Promise.race([
       once(socket, "listening"),
       once(socket, "error").then(([error]) => {

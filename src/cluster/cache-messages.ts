@@ -1,0 +1,46 @@
+/**
+ * The messages a worker and the primary exchange about the shared cache, over the cluster's IPC
+ * channel (advanced serialization: Buffers arrive as Uint8Arrays, no base64). Each request has an
+ * id, its answer carries it back. Pure types and guards.
+ */
+import type { CacheEntry, CacheStore } from "../cache/cache-store.js";
+
+/** The CacheStore calls a worker forwards; open and close are the primary's alone. */
+export type CacheOp =
+  "get" | "set" | "delete" | "deleteMany" | "clear" | "list" | "stats" | "flush" | "claimFill" | "releaseFill";
+
+export interface CacheRequest {
+  headwire: "cache";
+  id: number;
+  op: CacheOp;
+  args: unknown[];
+}
+
+export interface CacheAnswer {
+  headwire: "cache-answer";
+  id: number;
+  ok: boolean;
+  /** The result when ok; the error's message otherwise. */
+  value: unknown;
+}
+
+export function isCacheRequest(message: unknown): message is CacheRequest {
+  return typeof message === "object" && message !== null && (message as { headwire?: unknown }).headwire === "cache";
+}
+
+export function isCacheAnswer(message: unknown): message is CacheAnswer {
+  return (
+    typeof message === "object" && message !== null && (message as { headwire?: unknown }).headwire === "cache-answer"
+  );
+}
+
+/** An entry as it arrived over IPC (its header a Uint8Array), as a CacheEntry again. */
+export function entryFromIpc(entry: CacheEntry): CacheEntry {
+  const header = entry.header as Uint8Array;
+  return {
+    ...entry,
+    header: Buffer.isBuffer(header) ? header : Buffer.from(header.buffer, header.byteOffset, header.byteLength),
+  };
+}
+
+export type StoreMethods = Pick<CacheStore, CacheOp & keyof CacheStore>;
