@@ -273,8 +273,9 @@ function settleOnce<T extends net.Socket>(socket: T, timeoutMs: number, handlers
 }
 
 /**
- * Writes the request and feeds the answer to the scanner until the header ends. RFC 9112 §9.6:
- * "Connection: close" tells the origin not to keep the connection; we close it after the header.
+ * Writes the request and feeds the answer to the scanner until the header ends. The request asks
+ * nothing about the connection (as curl's does not), so the origin may keep it open and send a
+ * body: we stop at the header's end and the caller destroys the socket (RFC 9112 §9.6).
  */
 function readHeader(
   socket: net.Socket,

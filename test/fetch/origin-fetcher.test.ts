@@ -200,13 +200,13 @@ test("delivers exactly the origin's header bytes, interim responses included, ne
   }
 });
 
-test("sends a minimal HTTP/1.1 request with Host, User-Agent, Accept and Connection: close", async () => {
+test("sends the request curl sends by default: Host, User-Agent, Accept, no Connection field", async () => {
   const origin = await craftedOrigin();
   await fetchUrl(origin.url("/crlf?q=1#fragment"));
   await fetchUrl(`http://127.0.0.1:${origin.port}/crlf`, { method: "HEAD" });
   assert.deepEqual(origin.requests, [
-    `GET /crlf?q=1 HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nUser-Agent: headwire/test\r\nAccept: */*\r\nConnection: close\r\n\r\n`,
-    `HEAD /crlf HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nUser-Agent: headwire/test\r\nAccept: */*\r\nConnection: close\r\n\r\n`,
+    `GET /crlf?q=1 HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nUser-Agent: headwire/test\r\nAccept: */*\r\n\r\n`,
+    `HEAD /crlf HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nUser-Agent: headwire/test\r\nAccept: */*\r\n\r\n`,
   ]);
 });
 
@@ -593,4 +593,17 @@ test("delivers the same bytes as curl -s -D - -o /dev/null", async (t) => {
   const { first } = await redirectChain();
   const chain = await fetchUrl(first.url(), { redirects: 5, chain: "all" });
   assert.deepEqual(chain.header, await curlHeaders(first.url(), true), "curl -L on a redirect chain");
+});
+
+test("sends the origin the very bytes curl sends (with headwire's User-Agent), for GET and HEAD", async (t) => {
+  if (spawnSync("curl", ["--version"]).error) return t.skip("curl not installed: apt-get install curl");
+  const origin = await craftedOrigin();
+  const url = origin.url("/crlf?q=1");
+  await execFileAsync("curl", ["-q", "-s", "--noproxy", "*", "-A", "headwire/test", "-o", "/dev/null", url]);
+  await fetchUrl(url);
+  await execFileAsync("curl", ["-q", "-s", "--noproxy", "*", "-A", "headwire/test", "-I", "-o", "/dev/null", url]);
+  await fetchUrl(url, { method: "HEAD" });
+  assert.equal(origin.requests.length, 4);
+  assert.equal(origin.requests[1], origin.requests[0], "GET");
+  assert.equal(origin.requests[3], origin.requests[2], "HEAD");
 });
