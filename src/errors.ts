@@ -34,6 +34,7 @@ export const WIRE_ERROR_CODES = {
   HEADER_TOO_LARGE: "The origin's header is larger than the server's limit.",
   NOT_HTTP: "The origin did not answer with HTTP.",
   TLS_FAILURE: "The TLS handshake with the origin failed.",
+  HTTP2_REFUSED: "The query asked for HTTP/2 (http=2) and the origin does not speak it; ask with http=auto.",
   ORIGIN_CLOSED: "The origin closed the connection before the header ended.",
   TOO_MANY_REDIRECTS: "The redirect chain is longer than allowed.",
   BLOCKED_ADDRESS: "The origin's address is refused by the server's outbound guard.",

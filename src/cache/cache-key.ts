@@ -13,6 +13,8 @@ export function cacheKeyFor(target: FetchTarget, options: QueryOptions): string 
   if (options.redirects !== DEFAULT_QUERY_OPTIONS.redirects) {
     extras.push(`redirects=${options.redirects}`, `chain=${options.chain}`);
   }
+  // The version changes the bytes (HTTP/2 blocks are rendered with lowercase names).
+  if (options.http !== DEFAULT_QUERY_OPTIONS.http) extras.push(`http=${options.http}`);
   return extras.length === 0 ? target.url : `${target.url}#${extras.join(",")}`;
 }
 
@@ -22,7 +24,8 @@ export function cacheKeyVariants(target: FetchTarget): string[] {
   for (const method of ["GET", "HEAD"] as const) {
     for (let redirects = 0; redirects <= MAX_REDIRECTS; redirects++) {
       for (const chain of redirects === 0 ? (["all"] as const) : (["all", "last"] as const)) {
-        keys.push(cacheKeyFor(target, { method, redirects, chain }));
+        for (const http of ["auto", "1.1", "2"] as const)
+          keys.push(cacheKeyFor(target, { method, redirects, chain, http }));
       }
     }
   }

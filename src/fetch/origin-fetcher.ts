@@ -20,11 +20,12 @@ import type { OriginGate } from "./origin-gate.js";
 import { ConfigError, HeadwireError, toHeadwireError, type ErrorCode } from "../errors.js";
 import type { ConditionalFields } from "../http/conditional.js";
 import { HeaderBlockScanner } from "../http/header-block.js";
-import type { HttpMethod, QueryOptions } from "../http/query-options.js";
+import type { HttpMethod, HttpVersion, HttpVersionChoice, QueryOptions } from "../http/query-options.js";
 import { redirectLocation, redirectTarget } from "../http/redirect.js";
 import { buildRequest, isSendableFieldValue } from "../http/request.js";
 import type { FetchTarget } from "../url/target.js";
 import type { OutboundGuard } from "./outbound-guard.js";
+import { exchangeH2 } from "./h2-exchange.js";
 
 export interface ResolvedAddress {
   address: string;
@@ -58,11 +59,14 @@ export interface FetchResult {
   status: number;
   /** Responses fetched (1 + redirects followed). */
   hops: number;
+  /** The HTTP version of the last response (each hop of a chain negotiates its own). */
+  httpVersion: HttpVersion;
 }
 
 interface HopResult {
   header: Buffer;
   status: number;
+  httpVersion: HttpVersion;
   /** The final section of the response (interim 1xx sections excluded), to read Location from. */
   finalSection: Buffer;
 }
@@ -110,7 +114,7 @@ export class OriginFetcher {
       const leave = this.options.gate?.enter(current.host);
       let hop: HopResult;
       try {
-        hop = await this.fetchHop(current, query.method, budget, hops === 1 ? conditional : {});
+        hop = await this.fetchHop(current, query.method, query.http, budget, hops === 1 ? conditional : {});
       } finally {
         leave?.();
       }
@@ -119,7 +123,7 @@ export class OriginFetcher {
       deliveredBytes += hop.header.length;
       const location = redirectLocation(hop.status, hop.finalSection);
       if (location === undefined || query.redirects === 0) {
-        return { header: Buffer.concat(delivered), status: hop.status, hops };
+        return { header: Buffer.concat(delivered), status: hop.status, hops, httpVersion: hop.httpVersion };
       }
       if (hops > query.redirects) {
         throw new HeadwireError("TOO_MANY_REDIRECTS", `still redirected after following ${query.redirects} redirects`);
@@ -132,20 +136,52 @@ export class OriginFetcher {
   private async fetchHop(
     target: FetchTarget,
     method: HttpMethod,
+    http: HttpVersionChoice,
     maxHeaderBytes: number,
     conditional: ConditionalFields,
   ): Promise<HopResult> {
-    const request = buildRequest(target, method, this.options.userAgent, conditional);
+    const { userAgent, headerTimeoutMs } = this.options;
+    const request = buildRequest(target, method, userAgent, conditional);
+    if (http === "2" && target.scheme === "http") {
+      // RFC 9113 §3.3: HTTP/2 over cleartext needs prior knowledge; curl without it speaks 1.1.
+      throw new HeadwireError(
+        "HTTP2_REFUSED",
+        `${target.hostHeader} is plain http://, and HTTP/2 (http=2) is only negotiated over https`,
+      );
+    }
     const deadline = Date.now() + this.options.connectTimeoutMs;
     const addresses = await this.resolveChecked(target, deadline);
-    const socket = await this.connect(target, addresses, deadline);
+    const socket = await this.connect(target, addresses, deadline, http);
+    if (socket instanceof tls.TLSSocket && socket.alpnProtocol === "h2") {
+      try {
+        const h2 = await exchangeH2(socket, {
+          target,
+          method,
+          userAgent,
+          conditional,
+          headers: [],
+          maxHeaderBytes,
+          headerTimeoutMs,
+        });
+        return { ...h2, httpVersion: "2" };
+      } finally {
+        socket.destroy();
+      }
+    }
+    if (http === "2") {
+      socket.destroy();
+      throw new HeadwireError(
+        "HTTP2_REFUSED",
+        `${target.hostHeader} did not agree to HTTP/2 in the TLS handshake (ALPN); it speaks HTTP/1.1 only`,
+      );
+    }
     try {
       const scanner = new HeaderBlockScanner(maxHeaderBytes);
       await readHeader(socket, request, scanner, this.options.headerTimeoutMs);
       const scan = scanner.result();
       const header = scanner.header();
       const final = scan.blocks.at(-1)!;
-      return { header, status: scan.status, finalSection: header.subarray(final.start, final.end) };
+      return { header, status: scan.status, finalSection: header.subarray(final.start, final.end), httpVersion: "1.1" };
     } finally {
       socket.destroy();
     }
@@ -185,12 +221,17 @@ export class OriginFetcher {
   }
 
   /** Connects to the first address that accepts, then starts TLS for https. */
-  private async connect(target: FetchTarget, addresses: string[], deadline: number): Promise<net.Socket> {
+  private async connect(
+    target: FetchTarget,
+    addresses: string[],
+    deadline: number,
+    http: HttpVersionChoice,
+  ): Promise<net.Socket> {
     let lastError: HeadwireError | undefined;
     for (const address of addresses) {
       try {
         const socket = await connectTcp(address, target.port, deadline);
-        return target.scheme === "https" ? await this.startTls(socket, target, deadline) : socket;
+        return target.scheme === "https" ? await this.startTls(socket, target, deadline, http) : socket;
       } catch (error) {
         lastError = toHeadwireError(error, "ORIGIN_ERROR");
         // A timeout spent the whole deadline; a TLS failure would repeat on the next address.
@@ -200,7 +241,12 @@ export class OriginFetcher {
     throw lastError ?? new HeadwireError("ORIGIN_ERROR", `no address to connect to for ${target.host}`);
   }
 
-  private startTls(socket: net.Socket, target: FetchTarget, deadline: number): Promise<tls.TLSSocket> {
+  private startTls(
+    socket: net.Socket,
+    target: FetchTarget,
+    deadline: number,
+    http: HttpVersionChoice,
+  ): Promise<tls.TLSSocket> {
     const { insecureTls, ca } = this.options;
     const tlsSocket = tls.connect({
       socket,
@@ -208,7 +254,8 @@ export class OriginFetcher {
       ...(net.isIP(target.host) === 0 ? { servername: target.host } : {}),
       ...(ca !== undefined ? { ca } : {}),
       rejectUnauthorized: !insecureTls,
-      ALPNProtocols: ["http/1.1"],
+      // RFC 7301: offer what curl offers (h2 first, RFC 9113 §3.2); http=1.1 as curl --http1.1.
+      ALPNProtocols: http === "1.1" ? ["http/1.1"] : ["h2", "http/1.1"],
       // Check the certificate against the URL's host, not the IP we connected to.
       checkServerIdentity: (_hostname, cert) => tls.checkServerIdentity(target.host, cert),
     });
@@ -273,8 +320,9 @@ function settleOnce<T extends net.Socket>(socket: T, timeoutMs: number, handlers
 }
 
 /**
- * Writes the request and feeds the answer to the scanner until the header ends. RFC 9112 §9.6:
- * "Connection: close" tells the origin not to keep the connection; we close it after the header.
+ * Writes the request and feeds the answer to the scanner until the header ends. The request asks
+ * nothing about the connection (as curl's does not), so the origin may keep it open and send a
+ * body: we stop at the header's end and the caller destroys the socket (RFC 9112 §9.6).
  */
 function readHeader(
   socket: net.Socket,

@@ -34,10 +34,20 @@ export function isFieldValueBytes(text: string): boolean {
   return FIELD_VALUE_BYTES.test(text);
 }
 
+/** A request field a query asked for (`header=`), checked by parseRequestHeader. */
+export interface RequestHeader {
+  name: string;
+  value: string;
+}
+
 /**
- * RFC 9112 §3: request-line, then Host (RFC 9112 §3.2 requires it) and a few fixed fields.
- * RFC 9112 §9.6: "Connection: close" tells the origin not to keep the connection; the fetcher
- * closes it after the header. Conditional values are latin1 (one char per byte, obs-text allowed).
+ * RFC 9112 §3: request-line, then Host (RFC 9112 §3.2 requires it), User-Agent and Accept, in
+ * the order curl sends them by default, and no Connection field: curl sends none, so the origin
+ * answers as it answers curl and browsers ("Connection: keep-alive" from nginx). The fetcher
+ * reads the header and then closes the socket itself (RFC 9112 §9.6 lets either side close).
+ * A query's own fields follow, in the order given; one named User-Agent or Accept replaces
+ * headwire's default, which is then left out, as curl does with -H.
+ * Conditional values are latin1 (one char per byte, obs-text allowed).
  * Throws INVALID_URL for a path or host that cannot be sent, and ORIGIN_ERROR for a conditional
  * value that cannot (a control byte, a char above U+00FF).
  */
@@ -46,17 +56,16 @@ export function buildRequest(
   method: HttpMethod,
   userAgent: string,
   conditional: ConditionalFields,
+  headers: readonly RequestHeader[] = [],
 ): Buffer {
   if (!HEADER_LINE_TEXT.test(target.path) || !HEADER_LINE_TEXT.test(target.hostHeader)) {
     throw new HeadwireError("INVALID_URL", "the URL's path or host has characters that cannot be sent");
   }
-  const lines = [
-    `${method} ${target.path} HTTP/1.1`,
-    `Host: ${target.hostHeader}`,
-    `User-Agent: ${userAgent}`,
-    "Accept: */*",
-    "Connection: close",
-  ];
+  const own = new Set(headers.map((h) => h.name.toLowerCase()));
+  const lines = [`${method} ${target.path} HTTP/1.1`, `Host: ${target.hostHeader}`];
+  if (!own.has("user-agent")) lines.push(`User-Agent: ${userAgent}`);
+  if (!own.has("accept")) lines.push("Accept: */*");
+  for (const { name, value } of headers) lines.push(`${name}: ${value}`);
   for (const [name, value] of Object.entries(conditional)) {
     if (value === undefined) continue;
     // A validator is sent back exactly as the origin gave it (RFC 9110 §13.1): never re-encoded.

@@ -149,6 +149,7 @@ function parseQueryOptions(words: string[]): { options: QueryOptions; delivery: 
     else if (key === "redirects" && /^\d{1,2}$/.test(value) && Number(value) <= MAX_REDIRECTS) {
       options.redirects = Number(value);
     } else if (key === "chain" && (value === "all" || value === "last")) options.chain = value;
+    else if (key === "http" && (value === "auto" || value === "1.1" || value === "2")) options.http = value;
     else if (key === "delivery" && (value === "udp" || value === "tcp")) delivery = value;
     else throw new HeadwireError("BAD_REQUEST", `bad query option ${JSON.stringify(truncate(word, 40))}`);
   }
@@ -165,6 +166,7 @@ export function formatQuery(
   if (all.method !== DEFAULT_QUERY_OPTIONS.method) line += ` method=${all.method}`;
   if (all.redirects !== DEFAULT_QUERY_OPTIONS.redirects) line += ` redirects=${all.redirects}`;
   if (all.chain !== DEFAULT_QUERY_OPTIONS.chain) line += ` chain=${all.chain}`;
+  if (all.http !== DEFAULT_QUERY_OPTIONS.http) line += ` http=${all.http}`;
   if (delivery !== DEFAULT_DELIVERY) line += ` delivery=${delivery}`;
   return `${line}\n`;
 }

@@ -418,7 +418,7 @@ test("a fill that completes between another server's miss and its claim is not f
   const fetcher: HeaderFetcher = {
     fetch: async () => {
       fetches++;
-      return { header, status: 200, hops: 1 };
+      return { header, status: 200, hops: 1, httpVersion: "1.1" as const };
     },
   };
   const stores: RedisCacheStore[] = [];
@@ -442,7 +442,7 @@ test("a fill that completes between another server's miss and its claim is not f
       log: () => {},
     });
   const target = parseTarget("127.0.0.1:1/race");
-  const query = { method: "GET", redirects: 0, chain: "all" } as const;
+  const query = { method: "GET", redirects: 0, chain: "all", http: "auto" } as const;
   const early = service(stores[0]!);
   // The late server's store runs the early server's whole fill just before its own claim.
   const lateStore = stores[1]!;

@@ -11,9 +11,12 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { HeadwireClient } from "../../src/client/headwire-client.js";
+import { VERSION } from "../../src/version.js";
 import { startServer, tempDir } from "../helpers.js";
 
 const execFileAsync = promisify(execFile);
+/** The User-Agent the server sends (headwire/<version>): curl is given the same one to compare. */
+const USER_AGENT = `headwire/${VERSION}`;
 const NGINX = ["/usr/sbin/nginx", "nginx"].find((path) => !spawnSync(path, ["-v"]).error);
 
 async function freePort(): Promise<number> {
@@ -89,8 +92,8 @@ test("nginx as an origin: headwire delivers exactly what curl records", async (t
     for (let attempt = 0; ; attempt++) {
       const { stdout: curl } = await execFileAsync(
         "curl",
-        // The same request headwire sends: with keep-alive nginx would answer "Connection: keep-alive".
-        ["-q", "--noproxy", "*", "-s", "-H", "Connection: close", "-D", "-", "-o", "/dev/null", url],
+        // curl's default request, with headwire's User-Agent (the one field headwire keeps its own).
+        ["-q", "--noproxy", "*", "-s", "-A", USER_AGENT, "-D", "-", "-o", "/dev/null", url],
         { encoding: "buffer" },
       );
       await server.purge(url);

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import http2 from "node:http2";
 import tls from "node:tls";
 import { promisify } from "node:util";
 import { HeadwireError } from "../../src/errors.js";
@@ -112,7 +113,7 @@ async function startOrigin(
 
 const LOOPBACK_ONLY = new OutboundGuard({ allowPrivate: false, allow: ["127.0.0.1/32"] });
 const STRICT = new OutboundGuard({ allowPrivate: false, allow: [] });
-const GET: QueryOptions = { method: "GET", redirects: 0, chain: "all" };
+const GET: QueryOptions = { method: "GET", redirects: 0, chain: "all", http: "auto" };
 
 function makeFetcher(overrides: Partial<OriginFetcherOptions> = {}): OriginFetcher {
   return new OriginFetcher({
@@ -200,13 +201,13 @@ test("delivers exactly the origin's header bytes, interim responses included, ne
   }
 });
 
-test("sends a minimal HTTP/1.1 request with Host, User-Agent, Accept and Connection: close", async () => {
+test("sends the request curl sends by default: Host, User-Agent, Accept, no Connection field", async () => {
   const origin = await craftedOrigin();
   await fetchUrl(origin.url("/crlf?q=1#fragment"));
   await fetchUrl(`http://127.0.0.1:${origin.port}/crlf`, { method: "HEAD" });
   assert.deepEqual(origin.requests, [
-    `GET /crlf?q=1 HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nUser-Agent: headwire/test\r\nAccept: */*\r\nConnection: close\r\n\r\n`,
-    `HEAD /crlf HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nUser-Agent: headwire/test\r\nAccept: */*\r\nConnection: close\r\n\r\n`,
+    `GET /crlf?q=1 HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nUser-Agent: headwire/test\r\nAccept: */*\r\n\r\n`,
+    `HEAD /crlf HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nUser-Agent: headwire/test\r\nAccept: */*\r\n\r\n`,
   ]);
 });
 
@@ -354,15 +355,15 @@ async function redirectChain(): Promise<{ first: Origin; second: Origin; headers
 test("redirects=0 delivers the redirect itself", async () => {
   const { first, headers } = await redirectChain();
   const result = await fetchUrl(first.url());
-  assert.deepEqual(result, { header: bytes(headers[0]!), status: 301, hops: 1 });
+  assert.deepEqual(result, { header: bytes(headers[0]!), status: 301, hops: 1, httpVersion: "1.1" });
 });
 
 test("chain=all delivers every hop's header in order; chain=last only the last", async () => {
   const { first, second, headers } = await redirectChain();
   const all = await fetchUrl(first.url(), { redirects: 5, chain: "all" });
-  assert.deepEqual(all, { header: bytes(headers.join("")), status: 200, hops: 3 });
+  assert.deepEqual(all, { header: bytes(headers.join("")), status: 200, hops: 3, httpVersion: "1.1" });
   const last = await fetchUrl(first.url(), { redirects: 2, chain: "last" });
-  assert.deepEqual(last, { header: bytes(headers[2]!), status: 200, hops: 3 });
+  assert.deepEqual(last, { header: bytes(headers[2]!), status: 200, hops: 3, httpVersion: "1.1" });
   assert.deepEqual(second.requests.map(requestPath), ["/final?x=1", "/final?x=1"]);
 });
 
@@ -593,4 +594,140 @@ test("delivers the same bytes as curl -s -D - -o /dev/null", async (t) => {
   const { first } = await redirectChain();
   const chain = await fetchUrl(first.url(), { redirects: 5, chain: "all" });
   assert.deepEqual(chain.header, await curlHeaders(first.url(), true), "curl -L on a redirect chain");
+});
+
+test("sends the origin the very bytes curl sends (with headwire's User-Agent), for GET and HEAD", async (t) => {
+  if (spawnSync("curl", ["--version"]).error) return t.skip("curl not installed: apt-get install curl");
+  const origin = await craftedOrigin();
+  const url = origin.url("/crlf?q=1");
+  await execFileAsync("curl", ["-q", "-s", "--noproxy", "*", "-A", "headwire/test", "-o", "/dev/null", url]);
+  await fetchUrl(url);
+  await execFileAsync("curl", ["-q", "-s", "--noproxy", "*", "-A", "headwire/test", "-I", "-o", "/dev/null", url]);
+  await fetchUrl(url, { method: "HEAD" });
+  assert.equal(origin.requests.length, 4);
+  assert.equal(origin.requests[1], origin.requests[0], "GET");
+  assert.equal(origin.requests[3], origin.requests[2], "HEAD");
+});
+
+// ---- HTTP/2 ----
+
+/** An h2 origin (Node's http2 server over TLS, h2 only by ALPN) answering with `respond`. */
+async function startH2Origin(
+  keys: TestPki,
+  respond: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void,
+): Promise<{ port: number; requests: string[][] }> {
+  const requests: string[][] = [];
+  const server = http2.createSecureServer({ key: keys.key, cert: keys.cert });
+  server.on(
+    "stream",
+    (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, raw: string[]) => {
+      requests.push(raw);
+      stream.on("error", () => {});
+      respond(stream, headers);
+    },
+  );
+  server.on("sessionError", () => {});
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  after(() => server.close());
+  return { port: (server.address() as net.AddressInfo).port, requests };
+}
+
+const H2_RESPONSES: Record<string, (stream: http2.ServerHttp2Stream) => void> = {
+  "/ok": (s) => {
+    s.respond({ ":status": 200, "content-type": "text/html", "set-cookie": ["a=1", "b=2"], "x-later": "z" });
+    s.end("<p>body never read</p>");
+  },
+  "/early-hints": (s) => {
+    s.additionalHeaders({ ":status": 103, link: "</a.css>; rel=preload" });
+    s.respond({ ":status": 404, "x-a": "1" });
+    s.end();
+  },
+  "/moved": (s) => {
+    s.respond({ ":status": 301, location: "/ok" });
+    s.end();
+  },
+};
+
+test("https with HTTP/2 by ALPN: the header block is rendered byte for byte as curl -D renders it", async (t) => {
+  const keys = testPki();
+  if (keys === undefined) return t.skip("openssl not installed: apt-get install openssl");
+  if (spawnSync("curl", ["--version"]).error) return t.skip("curl not installed: apt-get install curl");
+  const origin = await startH2Origin(keys, (stream, headers) => H2_RESPONSES[headers[":path"] as string]!(stream));
+  const dir = mkdtempSync(join(tmpdir(), "headwire-h2-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, "ca.crt"), keys.ca);
+  const fetcher = makeFetcher({ ca: keys.ca });
+  const curl = async (url: string, ...extra: string[]) =>
+    (
+      await execFileAsync(
+        "curl",
+        [
+          "-q",
+          "-s",
+          "--noproxy",
+          "*",
+          "--cacert",
+          join(dir, "ca.crt"),
+          "-A",
+          "headwire/test",
+          ...extra,
+          "-D",
+          "-",
+          "-o",
+          "/dev/null",
+          url,
+        ],
+        { encoding: "buffer" },
+      )
+    ).stdout;
+  for (const path of Object.keys(H2_RESPONSES)) {
+    const url = `https://127.0.0.1:${origin.port}${path}`;
+    const ours = await fetcher.fetch(parseTarget(url), GET);
+    const theirs = await curl(url);
+    // Node's server adds a date field that changes by the second: compare without it.
+    const noDate = (b: Buffer) => b.toString("latin1").replace(/\r\ndate: [^\r]*/g, "");
+    assert.equal(noDate(ours.header), noDate(theirs), path);
+    assert.equal(ours.httpVersion, "2", path);
+    assert.match(ours.header.toString("latin1"), /^HTTP\/2 \d{3} \r\n/);
+  }
+  assert.equal((await fetcher.fetch(parseTarget(`https://127.0.0.1:${origin.port}/ok`), GET)).status, 200);
+  // A redirect followed over h2, as curl -L.
+  const url = `https://127.0.0.1:${origin.port}/moved`;
+  const chain = await fetcher.fetch(parseTarget(url), { ...GET, redirects: 3 });
+  const noDate = (b: Buffer) => b.toString("latin1").replace(/\r\ndate: [^\r]*/g, "");
+  assert.equal(noDate(chain.header), noDate(await curl(url, "-L")), "redirect chain");
+  assert.equal(chain.hops, 2);
+  // The request: curl's pseudo-headers and fields, in curl's order (Date aside, none is sent).
+  const ourRequest = origin.requests.at(-1)!;
+  await curl(`https://127.0.0.1:${origin.port}/ok`);
+  assert.deepEqual(ourRequest, origin.requests.at(-1));
+});
+
+test("http=1.1 offers http/1.1 only; http=2 against an HTTP/1.1-only origin is HTTP2_REFUSED", async (t) => {
+  const keys = testPki();
+  if (keys === undefined) return t.skip("openssl not installed: apt-get install openssl");
+  const h2 = await startH2Origin(keys, (s) => {
+    s.respond({ ":status": 200 });
+    s.end();
+  });
+  const fetcher = makeFetcher({ ca: keys.ca });
+  // An h2-only server refuses a client offering only http/1.1 (no ALPN overlap).
+  await assertFailsWith(fetchUrl(`https://127.0.0.1:${h2.port}/`, { http: "1.1" }, fetcher), "TLS_FAILURE");
+  const h1 = await startOrigin(reply("HTTP/1.1 200 OK\r\n\r\n"), { tls: keys });
+  const plain = await fetchUrl(`https://127.0.0.1:${h1.port}/`, { http: "1.1" }, fetcher);
+  assert.equal(plain.httpVersion, "1.1");
+  assert.equal((await fetchUrl(`https://127.0.0.1:${h1.port}/`, {}, fetcher)).httpVersion, "1.1", "auto falls back");
+  const refused = await assertFailsWith(
+    fetchUrl(`https://127.0.0.1:${h1.port}/`, { http: "2" }, fetcher),
+    "HTTP2_REFUSED",
+  );
+  assert.equal(
+    refused.message,
+    `127.0.0.1:${h1.port} did not agree to HTTP/2 in the TLS handshake (ALPN); it speaks HTTP/1.1 only`,
+  );
+  const cleartext = await assertFailsWith(
+    fetchUrl(`http://127.0.0.1:${h1.port}/`, { http: "2" }, fetcher),
+    "HTTP2_REFUSED",
+  );
+  assert.match(cleartext.message, /only negotiated over https/);
 });

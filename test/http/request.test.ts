@@ -11,14 +11,14 @@ function assertCode(fn: () => unknown, code: string): void {
 
 const text = (request: Buffer): string => request.toString("latin1");
 
-test("a minimal HTTP/1.1 request: request-line, Host, User-Agent, Accept, Connection: close", () => {
+test("the request curl sends by default: request-line, Host, User-Agent, Accept, no Connection field", () => {
   assert.equal(
     text(buildRequest(parseTarget("http://example.com/a?b=1#frag"), "GET", "headwire/test", {})),
-    "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: headwire/test\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+    "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: headwire/test\r\nAccept: */*\r\n\r\n",
   );
   assert.equal(
     text(buildRequest(parseTarget("https://[::1]:8443"), "HEAD", "headwire/0.1.0", {})),
-    "HEAD / HTTP/1.1\r\nHost: [::1]:8443\r\nUser-Agent: headwire/0.1.0\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+    "HEAD / HTTP/1.1\r\nHost: [::1]:8443\r\nUser-Agent: headwire/0.1.0\r\nAccept: */*\r\n\r\n",
   );
 });
 
@@ -31,13 +31,11 @@ test("conditional fields follow the fixed ones, in the order given; absent ones 
     }),
   );
   assert.ok(
-    request.endsWith(
-      'Connection: close\r\nIf-None-Match: "v1"\r\nIf-Modified-Since: Sat, 02 May 2020 03:36:34 GMT\r\n\r\n',
-    ),
+    request.endsWith('Accept: */*\r\nIf-None-Match: "v1"\r\nIf-Modified-Since: Sat, 02 May 2020 03:36:34 GMT\r\n\r\n'),
     request,
   );
   const onlyDate = text(buildRequest(target, "GET", "ua", { "If-None-Match": undefined, "If-Modified-Since": "x" }));
-  assert.ok(onlyDate.endsWith("Connection: close\r\nIf-Modified-Since: x\r\n\r\n"), onlyDate);
+  assert.ok(onlyDate.endsWith("Accept: */*\r\nIf-Modified-Since: x\r\n\r\n"), onlyDate);
 });
 
 test("a path or Host that cannot be sent is INVALID_URL", () => {
@@ -92,7 +90,7 @@ test("property: a latin1 field value goes out as its own bytes, or is refused wh
       assert.ok(allowed, JSON.stringify(value));
       const tail = Buffer.from(`If-None-Match: ${value}\r\n\r\n`, "latin1");
       assert.ok(request.subarray(request.length - tail.length).equals(tail));
-      assert.equal(request.toString("latin1").split("\r\n").length, 8, "no line was added");
+      assert.equal(request.toString("latin1").split("\r\n").length, 7, "no line was added");
     }),
   );
 });
@@ -126,7 +124,7 @@ test("property: every request is CRLF lines of printable ASCII, ending in one em
         assert.ok(request.endsWith("\r\n\r\n"));
         const lines = request.slice(0, -4).split("\r\n");
         assert.equal(lines[0], `${method} ${path} HTTP/1.1`);
-        assert.equal(lines.length, 5 + Object.values(conditional).length);
+        assert.equal(lines.length, 4 + Object.values(conditional).length);
         for (const line of lines) assert.match(line, /^[\x20-\x7e]+$/);
       },
     ),

@@ -172,10 +172,10 @@ test("parseClientMessage: QUERY, TERMINATE, PING", () => {
 });
 
 test("parseClientMessage: query options", () => {
-  assert.deepEqual(parseClientMessage("QUERY a method=HEAD redirects=5 chain=last"), {
+  assert.deepEqual(parseClientMessage("QUERY a method=HEAD redirects=5 chain=last http=2"), {
     kind: "query",
     url: "a",
-    options: { method: "HEAD", redirects: 5, chain: "last" },
+    options: { method: "HEAD", redirects: 5, chain: "last", http: "2" },
     delivery: "udp",
   });
   const options = (line: string): unknown => {
@@ -187,7 +187,8 @@ test("parseClientMessage: query options", () => {
     ...DEFAULT_QUERY_OPTIONS,
     redirects: MAX_REDIRECTS,
   });
-  assert.deepEqual(options("QUERY a redirects=0 chain=all method=GET"), DEFAULT_QUERY_OPTIONS);
+  assert.deepEqual(options("QUERY a redirects=0 chain=all method=GET http=auto"), DEFAULT_QUERY_OPTIONS);
+  assert.deepEqual(options("QUERY a http=1.1"), { ...DEFAULT_QUERY_OPTIONS, http: "1.1" });
   for (const bad of [
     "QUERY a redirects=21",
     "QUERY a redirects=-1",
@@ -196,6 +197,9 @@ test("parseClientMessage: query options", () => {
     "QUERY a method=POST",
     "QUERY a method=get",
     "QUERY a chain=first",
+    "QUERY a http=3",
+    "QUERY a http=1.0",
+    "QUERY a http=",
     "QUERY a colour=blue",
     "QUERY a extra",
     "QUERY a delivery=TCP",

@@ -167,7 +167,7 @@ test("replies go out in the order of the requests, even when a later answer is r
     handler.queries.map((q) => q.url),
     ["a.example/", "b.example/", "c.example/"],
   );
-  assert.deepEqual(handler.queries[1]!.options, { method: "HEAD", redirects: 2, chain: "last" });
+  assert.deepEqual(handler.queries[1]!.options, { method: "HEAD", redirects: 2, chain: "last", http: "auto" });
   // c and b are answered before a: nothing may be written until a's answer is.
   handler.queries[2]!.answer.resolve("ERROR INVALID_URL c\n");
   handler.queries[1]!.answer.resolve("ERROR INVALID_URL b\n");

@@ -43,7 +43,12 @@ class ScriptedFetcher implements HeaderFetcher {
 }
 
 function ok(fields: string, status = 200): FetchResult {
-  return { header: header(fields, status === 304 ? "304 Not Modified" : "200 OK"), status, hops: 1 };
+  return {
+    header: header(fields, status === 304 ? "304 Not Modified" : "200 OK"),
+    status,
+    hops: 1,
+    httpVersion: "1.1",
+  };
 }
 
 function setup(script: Script, store?: CacheStore, limits: { maxEntryBytes?: number; maxHeaderBytes?: number } = {}) {
