@@ -104,10 +104,15 @@ export class BenchHarness {
     } else if (message.event === "sample") this.soakClientSamples.push(message);
   }
 
-  async startServer(kind: ServerKind, nodeArgs: string[] = []): Promise<BenchChild> {
+  /** `headwire`: extra settings of bench/server-process.ts (cacheMaxEntries) may be given. */
+  async startServer(
+    kind: ServerKind,
+    nodeArgs: string[] = [],
+    extra: { cacheMaxEntries?: number } = {},
+  ): Promise<BenchChild> {
     const settings =
       kind === "headwire"
-        ? { cacheFile: join(mkdtempSync(join(this.scratch, "server-")), "cache.txt") }
+        ? { cacheFile: join(mkdtempSync(join(this.scratch, "server-")), "cache.txt"), ...extra }
         : {
             greeting: this.exchange.greeting,
             ticketTemplate: this.exchange.ticketTemplate,

@@ -9,7 +9,8 @@
  * each C), idle (sessions held open, the server's RSS per session), cold (an uncached lookup
  * against a direct fetch), soak (C=100 with cache churn, sampled over time), attacks (a probe
  * client's latency while each attack of bench/attacker.ts runs, against no attack), paths (a cached
- * header's delivery through the relay per one-way delay, loss and size). Results: Markdown
+ * header's delivery through the relay per one-way delay, loss and size), bulk (a 10,000-URL
+ * batch through headwire, cache cold and warm, against curl --parallel straight from nginx). Results: Markdown
  * tables and target checks on the terminal (bench/report.ts, bench/targets.ts), and everything in
  * bench/results/<timestamp>.json.
  */
@@ -20,6 +21,7 @@ import { BenchHarness, log } from "./harness.js";
 import { parseOptions } from "./options.js";
 import { runAttacks } from "./phases/attacks.js";
 import { runPaths } from "./phases/paths.js";
+import { runBulk } from "./phases/bulk.js";
 import { runCold } from "./phases/cold.js";
 import { runIdle } from "./phases/idle.js";
 import { runSoak } from "./phases/soak.js";
@@ -72,6 +74,7 @@ async function main(): Promise<void> {
     if (options.phases.includes("soak")) phases.soak = await runSoak(bench);
     if (options.phases.includes("attacks")) phases.attacks = await runAttacks(bench);
     if (options.phases.includes("paths")) phases.paths = await runPaths(bench);
+    if (options.phases.includes("bulk")) phases.bulk = await runBulk(bench);
   } finally {
     await bench.tearDown();
   }
@@ -86,6 +89,7 @@ async function main(): Promise<void> {
     soak: phases.soak,
     attacks: phases.attacks,
     paths: phases.paths,
+    bulk: phases.bulk,
     targets: checks,
     profiles,
   });
