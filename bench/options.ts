@@ -5,7 +5,7 @@
 import { DEFAULT_SERVER_CONFIG } from "../src/config.js";
 import { availableParallelism } from "node:os";
 
-export const PHASES = ["throughput", "idle", "cold", "soak", "attacks", "paths", "observe", "workers"] as const;
+export const PHASES = ["throughput", "idle", "cold", "soak", "attacks", "paths", "observe", "workers", "bulk"] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface BenchOptions {
@@ -29,6 +29,9 @@ export interface BenchOptions {
   soakChurnUrls: number;
   /** Each attack's window in the attacks phase (and the baseline's, with no attack). */
   attackSeconds: number;
+  /** Distinct URLs of the bulk phase (one header file each), and its runs per method. */
+  bulkUrls: number;
+  bulkRuns: number;
   /** Pin the server to CPU 0 and the load generator to CPU 1 (taskset). */
   pin: boolean;
   /** CPU-profile the headwire server during each measured window. */
@@ -55,6 +58,8 @@ const HELP = `Usage: npm run bench -- [options]
   --soak-sample <s>       soak sampling interval (quick 1, full 5)
   --soak-churn <ratio>    share of soak queries outside the hot set (default 0.02)
   --attack <s>            each attack's window, and the baseline's (quick 3, full 10)
+  --bulk-urls <n>         distinct URLs the bulk phase fetches (quick 2000, full 10000)
+  --bulk-runs <n>         bulk runs per method, the median reported (quick 1, full 3)
   --no-pin                do not pin server and load generator to separate CPUs
   --profile               CPU-profile the headwire server in each measured window (.cpuprofile files
                           under the results directory; the profiler slows the server a little)
@@ -82,6 +87,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     soakChurnRatio: 0.02,
     soakChurnUrls: 5000,
     attackSeconds: quick ? 3 : 10,
+    bulkUrls: quick ? 2000 : 10_000,
+    bulkRuns: quick ? 1 : 3,
     pin: availableParallelism() >= 2,
     profile: false,
     heapSnapshot: false,
@@ -152,6 +159,12 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
         break;
       case "--attack":
         options.attackSeconds = number(1, 600);
+        break;
+      case "--bulk-urls":
+        options.bulkUrls = Math.round(number(1, 1_000_000));
+        break;
+      case "--bulk-runs":
+        options.bulkRuns = Math.round(number(1, 100));
         break;
       case "--no-pin":
         options.pin = false;

@@ -10,6 +10,7 @@ import type { BenchOptions } from "./options.js";
 import type { ProfileLine } from "./profile-summary.js";
 import type {
   AttackRow,
+  BulkResult,
   ColdPhaseResult,
   ExchangeSizes,
   IdleResult,
@@ -21,7 +22,7 @@ import type {
   ThroughputRow,
   WorkersRow,
 } from "./results.js";
-import { ratio, type TargetCheck } from "./targets.js";
+import { median, ratio, type TargetCheck } from "./targets.js";
 
 export interface ProfileReport {
   file: string;
@@ -46,7 +47,7 @@ export function writeResultsFile(dir: string, startedMs: number, results: Record
 
 /** The terminal report, line by line (phases that did not run are left out). */
 export function renderReport(input: ReportInput): string[] {
-  const { options, throughput, idle, cold, soak, attacks, paths, observe, workers } = input;
+  const { options, throughput, idle, cold, soak, attacks, paths, observe, workers, bulk } = input;
   const out: string[] = [...heading(input)];
   if (throughput) {
     out.push(`\n### Cached lookups (${options.durationSeconds} s per run after ${options.warmupSeconds} s warm-up)\n`);
@@ -89,6 +90,12 @@ export function renderReport(input: ReportInput): string[] {
       `\n### Workers (--workers N, the CLI; CPU of the primary and every worker summed; one load generator on the other core)\n`,
     );
     out.push(workersTable(workers));
+  }
+  if (bulk) {
+    out.push(
+      `\n### Bulk (${bulk.urls} distinct nginx URLs, one header file each, ${bulk.parallel} at once, median of ${bulk.runs} runs)\n`,
+    );
+    out.push(bulk.missing ? `${bulk.missing} NOT installed: the bulk phase was skipped.` : bulkTable(bulk));
   }
   out.push(`\n### Targets\n`);
   out.push(
@@ -356,6 +363,29 @@ export function workersTable(rows: WorkersRow[]): string {
       row.lookupsPerCpuSecond === undefined ? "—" : fixed(1e6 / row.lookupsPerCpuSecond, 1),
       String(row.result.errors),
     ]),
+  );
+}
+
+/** The "bulk" phase: each method's median wall time, files per second and its ratio to curl's. */
+function bulkTable(bulk: BulkResult): string {
+  const curl = median(bulk.curlMs);
+  const row = (name: string, runs: number[]) => {
+    const ms = median(runs);
+    return [
+      name,
+      fixed(ms === undefined ? undefined : ms / 1000),
+      runs.map((r) => fixed(r / 1000)).join(", "),
+      thousands(ms ? (bulk.urls * 1000) / ms : undefined),
+      fixed(ratio(ms, curl)),
+    ];
+  };
+  return markdownTable(
+    ["method", "median s", "runs s", "files/s", "÷ curl"],
+    [
+      row(`curl --parallel --parallel-max ${bulk.parallel} (from nginx)`, bulk.curlMs),
+      row(`headwire client --batch -j ${bulk.parallel}, cache cold`, bulk.coldMs),
+      row(`headwire client --batch -j ${bulk.parallel}, cache warm`, bulk.warmMs),
+    ],
   );
 }
 

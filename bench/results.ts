@@ -111,6 +111,21 @@ export interface AttackRow {
   achieved: AttackAchieved;
 }
 
+/** The bulk phase: wall times of whole runs of `urls` URLs, one header file each, in ms. */
+export interface BulkResult {
+  urls: number;
+  runs: number;
+  /** curl's --parallel-max and the client's -j. */
+  parallel: number;
+  /** The Debian programs missing (the phase was skipped), if any. */
+  missing?: string;
+  curlMs: number[];
+  /** headwire client --batch, the server's cache already holding every URL. */
+  warmMs: number[];
+  /** headwire client --batch, the server's cache empty at the start. */
+  coldMs: number[];
+}
+
 /** The phases' results; a phase that did not run is undefined. */
 export interface PhaseResults {
   throughput?: ThroughputRow[] | undefined;
@@ -121,6 +136,7 @@ export interface PhaseResults {
   paths?: PathRow[] | undefined;
   observe?: ObserveResult | undefined;
   workers?: WorkersRow[] | undefined;
+  bulk?: BulkResult | undefined;
 }
 
 /** One measured window of the "observe" phase: the admin listener off or on (nobody scraping or watching). */

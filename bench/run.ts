@@ -10,7 +10,9 @@
  * against a direct fetch), soak (C=100 with cache churn, sampled over time), attacks (a probe
  * client's latency while each attack of bench/attacker.ts runs, against no attack), paths (a cached
  * header's delivery through the relay per one-way delay, loss and size), observe (cached lookups with
- * the admin listener off and on: what metrics and the status board cost). Results: Markdown
+ * the admin listener off and on: what metrics and the status board cost), workers (--workers 1 and 2),
+ * bulk (a 10,000-URL batch through headwire, cache cold and warm, against curl --parallel straight
+ * from nginx). Results: Markdown
  * tables and target checks on the terminal (bench/report.ts, bench/targets.ts), and everything in
  * bench/results/<timestamp>.json.
  */
@@ -22,6 +24,7 @@ import { parseOptions } from "./options.js";
 import { runAttacks } from "./phases/attacks.js";
 import { runObserve } from "./phases/observe.js";
 import { runPaths } from "./phases/paths.js";
+import { runBulk } from "./phases/bulk.js";
 import { runCold } from "./phases/cold.js";
 import { runIdle } from "./phases/idle.js";
 import { runSoak } from "./phases/soak.js";
@@ -77,6 +80,7 @@ async function main(): Promise<void> {
     if (options.phases.includes("paths")) phases.paths = await runPaths(bench);
     if (options.phases.includes("observe")) phases.observe = await runObserve(bench);
     if (options.phases.includes("workers")) phases.workers = await runWorkers(bench);
+    if (options.phases.includes("bulk")) phases.bulk = await runBulk(bench);
   } finally {
     await bench.tearDown();
   }
@@ -93,6 +97,7 @@ async function main(): Promise<void> {
     paths: phases.paths,
     observe: phases.observe,
     workers: phases.workers,
+    bulk: phases.bulk,
     targets: checks,
     profiles,
   });

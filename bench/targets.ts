@@ -9,6 +9,7 @@ import {
   ATTACKS,
   type AttackKind,
   type AttackRow,
+  type BulkResult,
   type IdleResult,
   type ObserveResult,
   type PathRow,
@@ -58,6 +59,10 @@ export const TARGETS = {
    * every query, nobody scraping or watching) ÷ with it off: at least (issue 14: under 5 %).
    */
   observeThroughputShare: 0.95,
+  /** A 10,000-URL batch, the server's cache warm, ÷ curl --parallel from nginx: at most (issue 13). */
+  bulkWarmOverCurl: 1.5,
+  /** …the server's cache cold: at most. */
+  bulkColdOverCurl: 2,
 } as const;
 
 /** a ÷ b; undefined when either is missing or b is 0 (nothing to compare against). */
@@ -222,6 +227,33 @@ export function observeCheck(observe: ObserveResult | undefined): TargetCheck {
   };
 }
 
+/** The median of some figures; undefined for none. */
+export function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Issue 13: a batch's wall time (median of the runs) against curl's, cache warm and cold. */
+export function bulkChecks(bulk: BulkResult | undefined): TargetCheck[] {
+  const curl = median(bulk?.curlMs ?? []);
+  const check = (which: "warm" | "cold", limit: number): TargetCheck => {
+    const name = `${bulk?.urls ?? 10_000}-URL batch, cache ${which}, vs curl --parallel`;
+    const target = `≤ ${limit} × curl`;
+    if (!bulk || bulk.missing)
+      return { name, target, measured: bulk?.missing ? `${bulk.missing} missing` : "not run", pass: undefined };
+    const share = ratio(median(which === "warm" ? bulk.warmMs : bulk.coldMs), curl);
+    return {
+      name,
+      target,
+      measured: share === undefined ? "n/a" : `${fixed(share)} ×`,
+      pass: share === undefined ? undefined : share <= limit,
+    };
+  };
+  return [check("warm", TARGETS.bulkWarmOverCurl), check("cold", TARGETS.bulkColdOverCurl)];
+}
+
 /** Every target, in the report's order. */
 export function targetChecks(results: PhaseResults): TargetCheck[] {
   return [
@@ -233,5 +265,6 @@ export function targetChecks(results: PhaseResults): TargetCheck[] {
     ...attackChecks(results.attacks),
     pathCheck(results.paths),
     observeCheck(results.observe),
+    ...bulkChecks(results.bulk),
   ];
 }

@@ -22,6 +22,7 @@ const INTEGRATION_FILES = [
   "cache/redis-cache-store.test.js", // Redis
   "cli/cli.test.js", // the CLI as a process, servers
   "cli/client-batch.test.js", // the CLI as a process, a server
+  "cli/client-batch-resume.test.js", // the CLI and the server as processes
   "cli/client-terminal.test.js", // tmux
   "cli/client-verbose.test.js", // the CLI as a process, a server
   "cli/dissector-command.test.js", // the CLI as a process

@@ -1,7 +1,8 @@
 /**
  * Progress of a batch on standard error: a bar on a terminal (cli-progress), plain lines otherwise
  * (at every tenth of a known total, and every PLAIN_INTERVAL_MS while queries run), or nothing.
- * Lines printed meanwhile (failures) go through log(), so they appear above the bar, not inside it.
+ * Lines printed meanwhile (failures) go through log(), so they appear above the bar, not inside it,
+ * and wrap on a narrow terminal instead of being cut.
  */
 import { MultiBar, type SingleBar } from "cli-progress";
 import type { BatchTally } from "./batch-tally.js";
@@ -43,6 +44,10 @@ class BarProgress implements BatchProgress {
           ? "{value} queries | {failed} failed | {duration_formatted}"
           : "[{bar}] {percentage}% | {value}/{total} | {failed} failed | ETA {eta_formatted}",
       hideCursor: true,
+      // cli-progress's default (false) turns the terminal's auto-wrap off (DECAWM, ESC [?7l) while
+      // the bar shows, so the terminal cut every longer failure line at its right edge. With it
+      // on, the bar is still cut to the width by cli-progress, and log() lines wrap whole.
+      linewrap: true,
       clearOnComplete: true,
       barsize: 30,
       etaBuffer: 200,

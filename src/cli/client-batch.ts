@@ -63,6 +63,7 @@ export async function runBatch(options: BatchOptions): Promise<number> {
     outStyle: styleFor(stdout),
     errStyle,
     quietSuccess: true,
+    labelHeaders: true,
   });
   const urls = readUrlLines(input as AsyncIterable<Buffer>);
   let fatal: HeadwireError | undefined;
@@ -80,6 +81,35 @@ export async function runBatch(options: BatchOptions): Promise<number> {
   };
   process.on("SIGINT", onInterrupt);
 
+  let reconnectSaid = false;
+  /**
+   * A new session after the last one was lost: bounded attempts with a doubling wait (the
+   * previous session's reconnectAttempts and reconnectBackoffMs). Said once per batch on stderr.
+   * Throws the last failure when every attempt failed, or the loss itself when none is allowed.
+   */
+  const reconnect = async (lost: HeadwireError, config: HeadwireClient["config"]): Promise<HeadwireClient> => {
+    const { reconnectAttempts, reconnectBackoffMs } = config;
+    if (reconnectAttempts === 0) throw lost;
+    if (!reconnectSaid) {
+      reconnectSaid = true;
+      progress.log(
+        `headwire client: ${visibleInLine(lost.message)} (${lost.code}); connecting again ` +
+          `(up to ${reconnectAttempts} attempts) and resuming the batch where it was\n`,
+      );
+    }
+    let failure: HeadwireError = lost;
+    const longest = Math.max(RECONNECT_WAIT_CAP_MS, reconnectBackoffMs);
+    for (let attempt = 0; attempt < reconnectAttempts && !interrupted && !fatal; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(longest, reconnectBackoffMs * 2 ** attempt)));
+      try {
+        return await options.connect();
+      } catch (error) {
+        failure = toHeadwireError(error, "SERVER_UNREACHABLE");
+      }
+    }
+    throw failure;
+  };
+
   const started = performance.now();
   const job = async () => {
     let client: HeadwireClient | undefined;
@@ -94,11 +124,30 @@ export async function runBatch(options: BatchOptions): Promise<number> {
         if (next.value.overlong) result = overlongResult(next.value);
         else {
           client ??= await options.connect();
-          result = await client.query({
-            url: next.value.url,
-            options: options.queryOptions,
-            write: options.mode !== "print",
-          });
+          // A lost session throws (a server's answer, even an error, comes back as a result): the
+          // URL in flight has no file yet, so it is asked again on a new session, and nothing
+          // already recorded is asked twice.
+          for (;;) {
+            try {
+              result = await client.query({
+                url: next.value.url,
+                options: options.queryOptions,
+                write: options.mode !== "print",
+              });
+              // A stopping server answers a query it will not serve with SHUTTING_DOWN: not the
+              // URL's failure, the session's end.
+              const ended = result.error && SESSION_ENDINGS.has(result.error.code) ? result.error : undefined;
+              if (!ended) break;
+              throw new HeadwireError(ended.code, ended.message);
+            } catch (error) {
+              const lost = toHeadwireError(error, "CONNECTION_LOST");
+              if (!SESSION_ENDINGS.has(lost.code) || interrupted || fatal) throw lost;
+              const { config } = client;
+              client.destroy();
+              client = undefined;
+              client = await reconnect(lost, config);
+            }
+          }
         }
         tally.record(result);
         progress.update(tally);
@@ -136,6 +185,11 @@ export async function runBatch(options: BatchOptions): Promise<number> {
   if (interrupted) return BATCH_EXIT.interrupted;
   return tally.failed > 0 ? BATCH_EXIT.queryFailed : BATCH_EXIT.ok;
 }
+
+/** How a session may end under a batch without the batch's fault: each is worth a new session. */
+const SESSION_ENDINGS: ReadonlySet<string> = new Set(["CONNECTION_LOST", "IDLE_TIMEOUT", "SHUTTING_DOWN"]);
+/** The longest wait between two attempts to connect again (unless reconnectBackoffMs is longer). */
+const RECONNECT_WAIT_CAP_MS = 5000;
 
 async function countUrls(path: string): Promise<number> {
   let count = 0;

@@ -144,7 +144,9 @@ BATCH
     10000 queries: 9998 succeeded, 2 failed (DNS_NOT_FOUND 2) | HIT 9000 MISS 998 | p50 3 ms p95 9 ms | 4.1 s
   p50 and p95 are the latency percentiles of the succeeded queries. Ctrl-C stops taking new URLs,
   lets the queries in flight finish and prints the summary; a second Ctrl-C quits at once.
-  A lost session stops the whole batch (exit status 3).
+  A lost session connects again (--reconnect-attempts, with back-off) and the batch resumes
+  where it was; only when every attempt fails does it stop (exit status 3). With --print each
+  header follows a line "==> URL <==".
 
 VERBOSE
   -v shows on standard error what crosses the wire, as curl -v does: "> " sent, "< " received,

@@ -89,6 +89,8 @@ export interface ResultPrinterOptions {
   errStyle: TerminalStyle;
   /** Batch mode without --json: a success is its file, and only failures are printed. */
   quietSuccess?: boolean;
+  /** Batch mode with --print: each header follows a `==> URL <==` line (headerLabel). */
+  labelHeaders?: boolean;
 }
 
 export class ResultPrinter {
@@ -105,9 +107,21 @@ export class ResultPrinter {
       errorLine(formatErrorLine(result.url, result.error.code, result.error.message, errStyle));
       return;
     }
-    if (mode === "print") return write(stdout, headerForStream(result.header ?? Buffer.alloc(0), stdout));
+    if (mode === "print") {
+      if (this.options.labelHeaders) await write(stdout, headerLabel(result.url));
+      return write(stdout, headerForStream(result.header ?? Buffer.alloc(0), stdout));
+    }
     if (!quietSuccess) return write(stdout, formatResultLine(result, outStyle));
   }
+}
+
+/**
+ * The line before each header of a batch with --print, as `head` labels each of several files:
+ * `==> www.twitch.tv <==`. The header that follows ends with its empty line, which separates it
+ * from the next label. The URL is made one safe line (visibleInLine).
+ */
+export function headerLabel(url: string): string {
+  return `==> ${visibleInLine(url)} <==\n`;
 }
 
 /**

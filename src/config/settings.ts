@@ -697,6 +697,25 @@ export const CLIENT_SETTINGS = {
     check: (mode) =>
       DELIVERY_MODES.includes(mode) ? undefined : `must be udp, tcp or auto, got ${JSON.stringify(mode)}`,
   },
+  /**
+   * A batch outlives its server: after IDLE_TIMEOUT, SHUTTING_DOWN or a lost connection each
+   * session connects again (a restart takes seconds) and the batch goes on where it was.
+   */
+  reconnectAttempts: {
+    kind: "integer",
+    min: 0,
+    max: 100,
+    default: 8,
+    help: "with --batch: new connections tried after a session is lost, before the batch stops (0: none)",
+  },
+  /** The first wait before connecting again; each further attempt waits twice as long, up to 5 s. */
+  reconnectBackoffMs: {
+    kind: "integer",
+    min: 1,
+    max: 60_000,
+    default: 200,
+    help: "with --batch: wait before the first new connection after a lost session (doubles each attempt, at most 5 s)",
+  },
   /** A ticket whose delivery failed is not the last word: a new ticket has a fresh budget. */
   deliveryRetries: {
     kind: "integer",

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import type { ColdSummary } from "../../bench/cold-path.js";
 import type { RunResult } from "../../bench/load-generator.js";
 import type {
+  BulkResult,
   AttackKind,
   AttackRow,
   ColdPhaseResult,
@@ -14,9 +15,11 @@ import type {
 import {
   attackCheck,
   attackChecks,
+  bulkChecks,
   coldChecks,
   idleCheck,
   observeCheck,
+  median,
   pathCheck,
   ratio,
   soakCheck,
@@ -110,6 +113,8 @@ test("with no phase run every target is a SKIP, never a pass, in the report's or
       ["probe under attack: query-flood", "p99 ≤ 10 × no attack (or ≤ 100 ms), no failure", "not run", undefined],
       ["every header arrives over emulated paths", "0 failed, RTT ≤ 1 s, loss ≤ 30 %", "not run", undefined],
       ["metrics and status page cost, nobody watching", "throughput on ÷ off ≥ 0.95", "not run", undefined],
+      ["10000-URL batch, cache warm, vs curl --parallel", "≤ 1.5 × curl", "not run", undefined],
+      ["10000-URL batch, cache cold, vs curl --parallel", "≤ 2 × curl", "not run", undefined],
     ],
   );
 });
@@ -260,6 +265,8 @@ test("targetChecks puts each phase's results in its own check", () => {
       undefined,
       undefined,
       undefined,
+      undefined,
+      undefined,
     ],
   );
 });
@@ -376,4 +383,51 @@ test("observe: the ratios are of the medians, on ÷ off; under 0.95 of the throu
   const costly = observeResult(100, [runs[0]!, { admin: "on", lookupsPerSecond: 18_900, serverUsPerLookup: 53 }]);
   assert.equal(observeCheck(costly).pass, false);
   assert.equal(observeCheck(undefined).pass, undefined);
+});
+
+const bulk = (curlMs: number[], warmMs: number[], coldMs: number[]): BulkResult => ({
+  urls: 10_000,
+  runs: curlMs.length,
+  parallel: 64,
+  curlMs,
+  warmMs,
+  coldMs,
+});
+
+test("bulk: the medians' ratios to curl, warm up to 1.5 × and cold up to 2 ×", () => {
+  // Medians: curl 1000, warm 1500 (exactly at the limit), cold 2100 (past it).
+  const [warm, cold] = bulkChecks(bulk([900, 1000, 5000], [1500, 1400, 9000], [2100, 2000, 2200]));
+  assert.deepEqual(warm, {
+    name: "10000-URL batch, cache warm, vs curl --parallel",
+    target: "≤ 1.5 × curl",
+    measured: "1.50 ×",
+    pass: true,
+  });
+  assert.deepEqual([cold!.measured, cold!.pass], ["2.10 ×", false]);
+  const [warm2] = bulkChecks(bulk([1000, 1000], [1400, 1700], [1000, 1000]));
+  // An even count: the mean of the middle two (1550 ms).
+  assert.deepEqual([warm2!.measured, warm2!.pass], ["1.55 ×", false]);
+});
+
+test("bulk: a phase not run, or without nginx or curl, is a SKIP", () => {
+  assert.deepEqual(
+    bulkChecks(undefined).map((c) => [c.measured, c.pass]),
+    [
+      ["not run", undefined],
+      ["not run", undefined],
+    ],
+  );
+  const skipped = { ...bulk([], [], []), missing: "nginx" };
+  assert.deepEqual(bulkChecks(skipped)[1], {
+    name: "10000-URL batch, cache cold, vs curl --parallel",
+    target: "≤ 2 × curl",
+    measured: "nginx missing",
+    pass: undefined,
+  });
+});
+
+test("median: odd and even counts, none", () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.equal(median([]), undefined);
 });

@@ -206,7 +206,7 @@ test("--json with URL arguments: in order; HIT on the second ask", async (t) => 
   assert.equal(result.stderr, "");
 });
 
-test("--print: the headers' raw bytes on stdout, in order, and no file", async (t) => {
+test("--print: the headers' raw bytes on stdout, in order (in a batch each after its ==> URL <== line), and no file", async (t) => {
   const dir = await tempDir(t);
   const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
   t.after(() => origin.close());
@@ -229,7 +229,10 @@ test("--print: the headers' raw bytes on stdout, in order, and no file", async (
   assert.equal(batch.code, 1);
   assert.deepEqual(
     batch.stdoutBytes,
-    Buffer.from((REALISTIC_HEADERS["/twitch"]!.header as string) + (REALISTIC_HEADERS["/google"]!.header as string)),
+    Buffer.from(
+      `==> ${base}/twitch <==\n${REALISTIC_HEADERS["/twitch"]!.header as string}` +
+        `==> ${base}/google <==\n${REALISTIC_HEADERS["/google"]!.header as string}`,
+    ),
   );
   assert.match(batch.stderr, /^ftp:\/\/x\/: error UNSUPPORTED_SCHEME: /m);
   assert.match(batch.stderr, /^3 queries: 2 succeeded, 1 failed \(UNSUPPORTED_SCHEME 1\) \| HIT \d MISS \d \|/m);

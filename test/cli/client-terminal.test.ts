@@ -150,3 +150,39 @@ test("batch on a terminal: a progress bar while queries run, then the summary", 
   assert.match(screen, /^10 queries: 10 succeeded, 0 failed \| HIT 0 MISS 10 \| p50 \d+ ms p95 \d+ ms \| \d+\.\d s$/m);
   assert.doesNotMatch(screen, /\[=+-*\]/, "the bar is cleared at the end");
 });
+
+test("batch on a narrow terminal: a failure line above the bar wraps whole, never cut", async (t) => {
+  if (!tmuxPath()) return t.skip("tmux not installed: apt-get install tmux");
+  const { dir, server, base, history } = await setup(t);
+  // The same held origin as above: the bar stays up while the failure is printed.
+  let release: (() => void) | undefined;
+  const sockets = new Set<Socket>();
+  const held = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => {});
+    release = () => socket.end("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  }).listen(0, "127.0.0.1");
+  await once(held, "listening");
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise<void>((resolve) => held.close(() => resolve()));
+  });
+  const heldUrl = `127.0.0.1:${(held.address() as { port: number }).port}/slow`;
+  await writeFile(join(dir, "urls.txt"), `ftp://a.example/long/path/to/be/wrapped\n${base}/marked?1\n${heldUrl}\n`);
+
+  const pane = await TmuxPane.start(
+    [process.execPath, BIN, "client", "-s", `127.0.0.1:${server.controlPort}`, "--batch", "urls.txt", "-j", "1"],
+    { dir, cwd: dir, env: clientEnv(history, false), width: 40 },
+  );
+  t.after(() => pane.kill());
+  // The failure, joined from the pane's rows, is the whole line: its last words included (cut at
+  // the pane's 40 columns it would never appear).
+  const line =
+    'ftp://a.example/long/path/to/be/wrapped: error UNSUPPORTED_SCHEME: unsupported scheme "ftp": use http or https — Only http and https URLs can be fetched.';
+  const joined = (screen: string) => screen.split("\n").join("");
+  await pane.waitFor((screen) => joined(screen).includes(line), "the whole failure line");
+  // …while the bar is still up (cut to the width by cli-progress, as a bar should be).
+  assert.match(await pane.screen(), /^\[=*-*\] \d+% \|/m);
+  release!();
+  assert.equal(await pane.waitForExit(), 1);
+});

@@ -26,11 +26,11 @@ export class TmuxPane {
   ) {}
 
   /**
-   * Starts `command` in a detached 120×40 session; its exit status is printed when it ends. A first
+   * Starts `command` in a detached 120×40 session (or `width` columns); its exit status is printed when it ends. A first
    * line is printed before it, as a shell would echo the command: tmux (scroll-on-clear) would
    * otherwise move the screen into the scrollback when a program clears from the top-left corner.
    */
-  static async start(command: string[], options: { dir: string; cwd: string; env: NodeJS.ProcessEnv }) {
+  static async start(command: string[], options: { dir: string; cwd: string; env: NodeJS.ProcessEnv; width?: number }) {
     const tmux = tmuxPath();
     if (!tmux) throw new Error("tmux not installed");
     // Not in options.dir: a test's temporary directory may be removed before kill() runs, and
@@ -51,7 +51,7 @@ export class TmuxPane {
         "-s",
         "t",
         "-x",
-        "120",
+        String(options.width ?? 120),
         "-y",
         "40",
         "-c",
