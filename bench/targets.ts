@@ -55,10 +55,14 @@ export const TARGETS = {
   /** Headers that fail on an emulated path of up to 1 s round trip and 30 % loss (issue 12): none. */
   pathFailures: 0,
   /**
-   * Cached lookups per second with the admin listener on (metrics and the status board following
-   * every query, nobody scraping or watching) ÷ with it off: at least (issue 14: under 5 %).
+   * The server's CPU per cached lookup with the admin listener on (metrics and the status board
+   * following every query, nobody scraping or watching) ÷ with it off: at most (issue 14: under
+   * 5 % of cached-lookup throughput). The server is pinned to one core and is the bottleneck, so
+   * its throughput is the inverse of its CPU per lookup; the CPU figure is taken because it does
+   * not move with the load generator's and the rest of the machine's scheduling, which throughput
+   * on a shared 2-core machine does (pairs of the same build differ by ±10 %).
    */
-  observeThroughputShare: 0.95,
+  observeCpuRatio: 1.05,
   /** A 10,000-URL batch, the server's cache warm, ÷ curl --parallel from nginx: at most (issue 13). */
   bulkWarmOverCurl: 1.5,
   /** …the server's cache cold: at most. */
@@ -216,14 +220,14 @@ export function pathCheck(rows: PathRow[] | undefined): TargetCheck {
 
 export function observeCheck(observe: ObserveResult | undefined): TargetCheck {
   const name = "metrics and status page cost, nobody watching";
-  const target = `throughput on ÷ off ≥ ${TARGETS.observeThroughputShare}`;
-  if (!observe || observe.throughputRatio === undefined) return { name, target, measured: "not run", pass: undefined };
-  const cpu = observe.cpuRatio === undefined ? "" : `, CPU per lookup ${observe.cpuRatio.toFixed(3)}×`;
+  const target = `server CPU per lookup on ÷ off ≤ ${TARGETS.observeCpuRatio}`;
+  if (!observe || observe.cpuRatio === undefined) return { name, target, measured: "not run", pass: undefined };
+  const throughput = observe.throughputRatio === undefined ? "" : `, throughput ${observe.throughputRatio.toFixed(3)}×`;
   return {
     name,
     target,
-    measured: `${observe.throughputRatio.toFixed(3)} at C=${observe.concurrency}${cpu}`,
-    pass: observe.throughputRatio >= TARGETS.observeThroughputShare,
+    measured: `${observe.cpuRatio.toFixed(3)}× at C=${observe.concurrency}${throughput}`,
+    pass: observe.cpuRatio <= TARGETS.observeCpuRatio,
   };
 }
 
