@@ -163,6 +163,15 @@ export class BenchHarness {
     return answer.result as RunResult;
   }
 
+  /** C sessions asking for the cached hot URLs, after the warm-up, for the measured window. */
+  generateHot(controlPort: number, sessions: number): Promise<RunResult> {
+    const { warmupSeconds, durationSeconds } = this.options;
+    return this.generate(
+      { controlPort, sessions, urls: this.hotUrls, warmupMs: warmupSeconds * 1000, durationMs: durationSeconds * 1000 },
+      (warmupSeconds + durationSeconds) * 1000 + 120_000,
+    );
+  }
+
   async tearDown(): Promise<void> {
     for (const child of this.children) await child.stop().catch(() => child.process.kill("SIGKILL"));
     await this.origin?.close();

@@ -17,7 +17,7 @@ import { ratio } from "../targets.js";
 const CONCURRENCY = 100;
 
 export async function runObserve(bench: BenchHarness): Promise<ObserveResult> {
-  const { warmupSeconds, durationSeconds, quick } = bench.options;
+  const { quick } = bench.options;
   const pairs = quick ? 1 : 3;
   const runs: ObserveRun[] = [];
   for (let pair = 0; pair < pairs; pair++) {
@@ -27,16 +27,7 @@ export async function runObserve(bench: BenchHarness): Promise<ObserveResult> {
       const controlPort = Number(server.ready.controlPort);
       await warmCache(controlPort, bench.hotUrls);
       bench.windowMark = { pid: server.pid };
-      const result = await bench.generate(
-        {
-          controlPort,
-          sessions: CONCURRENCY,
-          urls: bench.hotUrls,
-          warmupMs: warmupSeconds * 1000,
-          durationMs: durationSeconds * 1000,
-        },
-        (warmupSeconds + durationSeconds) * 1000 + 120_000,
-      );
+      const result = await bench.generateHot(controlPort, CONCURRENCY);
       const cores = coreShare(bench.windowMark.start, bench.windowMark.end, result.seconds);
       await bench.stopServer(server);
       const serverUsPerLookup =

@@ -12,7 +12,6 @@ import type { ThroughputRow } from "../results.js";
 
 export async function runThroughput(bench: BenchHarness): Promise<ThroughputRow[]> {
   const rows: ThroughputRow[] = [];
-  const { warmupSeconds, durationSeconds } = bench.options;
   for (const concurrency of bench.options.concurrency) {
     for (const kind of ["floor", "headwire"] as const) {
       const server = await bench.startServer(kind);
@@ -24,16 +23,7 @@ export async function runThroughput(bench: BenchHarness): Promise<ThroughputRow[
         mkdirSync(bench.profileDir, { recursive: true });
         bench.windowMark.profile = { child: server, name: `throughput-c${concurrency}.cpuprofile` };
       }
-      const result = await bench.generate(
-        {
-          controlPort,
-          sessions: concurrency,
-          urls: bench.hotUrls,
-          warmupMs: warmupSeconds * 1000,
-          durationMs: durationSeconds * 1000,
-        },
-        (warmupSeconds + durationSeconds) * 1000 + 120_000,
-      );
+      const result = await bench.generateHot(controlPort, concurrency);
       await bench.windowMark.profiling;
       const serverCores = coreShare(bench.windowMark.start, bench.windowMark.end, result.seconds);
       const machineCores = coreShare(bench.windowMark.machineStart, bench.windowMark.machineEnd, result.seconds);

@@ -15,7 +15,6 @@ export const WORKER_COUNTS = [1, 2] as const;
 
 export async function runWorkers(bench: BenchHarness): Promise<WorkersRow[]> {
   const rows: WorkersRow[] = [];
-  const { warmupSeconds, durationSeconds } = bench.options;
   const concurrency = Math.max(...bench.options.concurrency);
   for (const workers of WORKER_COUNTS) {
     const server = await bench.startWorkers(workers);
@@ -23,16 +22,7 @@ export async function runWorkers(bench: BenchHarness): Promise<WorkersRow[]> {
     const pids = server.ready.pids as number[];
     await warmCache(controlPort, bench.hotUrls);
     bench.windowMark = { pid: pids[0]!, pids };
-    const result = await bench.generate(
-      {
-        controlPort,
-        sessions: concurrency,
-        urls: bench.hotUrls,
-        warmupMs: warmupSeconds * 1000,
-        durationMs: durationSeconds * 1000,
-      },
-      (warmupSeconds + durationSeconds) * 1000 + 120_000,
-    );
+    const result = await bench.generateHot(controlPort, concurrency);
     const { start, end } = bench.windowMark;
     await bench.stopServer(server);
     const cpuSeconds = start === undefined || end === undefined ? undefined : end - start;
