@@ -135,7 +135,9 @@ export class ControlConnection {
     const reply = await bye;
     this.socket.end();
     await this.closed;
-    if (reply?.kind === "error") throw new HeadwireError(reply.code, reply.message);
+    // A stopping server that closes the session as TERMINATE crosses its SHUTTING_DOWN on the way
+    // ends it just the same: everything asked was answered before.
+    if (reply?.kind === "error" && reply.code !== "SHUTTING_DOWN") throw new HeadwireError(reply.code, reply.message);
   }
 
   destroy(): void {

@@ -150,6 +150,18 @@ test("terminate after a server's SHUTTING_DOWN resolves: nothing was lost", asyn
   await connection.terminate();
 });
 
+test("terminate crossing a stopping server's SHUTTING_DOWN resolves: the session ended, nothing was lost", async (t) => {
+  const { port, sessions } = await scriptedServer(t, async (side) => {
+    side.write(GREETING);
+    // The server closes the session for its shutdown just as the client's TERMINATE is on its way.
+    if ((await side.next()) === "TERMINATE") side.socket.end("ERROR SHUTTING_DOWN the server is stopping\n");
+  });
+  const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS);
+  t.after(() => connection.destroy());
+  await connection.terminate();
+  await sessions[0]!.closed;
+});
+
 test("terminate sends TERMINATE, waits for BYE, and ends when the server closes", async (t) => {
   const { port, sessions } = await scriptedServer(t, async (side) => {
     side.write(GREETING);
