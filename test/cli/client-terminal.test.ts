@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { headerFileName } from "../../src/client/file-name.js";
 import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/demo/crafted-origin.js";
 import { startServer, tempDir } from "../helpers.js";
@@ -118,23 +118,28 @@ test("prompt: history from an earlier run, Ctrl-C clears the line, NO_COLOR, ter
   ]);
 });
 
-test("batch on a terminal: a progress bar while queries run, then the summary", async (t) => {
-  if (!tmuxPath()) return t.skip("tmux not installed: apt-get install tmux");
-  const { dir, server, base, history } = await setup(t);
-  // An origin that accepts and stays silent until the test lets it answer: the batch waits at 9/10.
-  let release: (() => void) | undefined;
+/** An origin that accepts and stays silent until `release()` lets it answer 200 (the last connection). */
+async function heldOrigin(t: TestContext): Promise<{ url: string; release: () => void }> {
+  let answer: (() => void) | undefined;
   const sockets = new Set<Socket>();
   const held = createServer((socket) => {
     sockets.add(socket);
     socket.on("error", () => {});
-    release = () => socket.end("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    answer = () => socket.end("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
   }).listen(0, "127.0.0.1");
   await once(held, "listening");
   t.after(() => {
     for (const socket of sockets) socket.destroy();
     return new Promise<void>((resolve) => held.close(() => resolve()));
   });
-  const heldUrl = `127.0.0.1:${(held.address() as { port: number }).port}/slow`;
+  return { url: `127.0.0.1:${(held.address() as { port: number }).port}/slow`, release: () => answer!() };
+}
+
+test("batch on a terminal: a progress bar while queries run, then the summary", async (t) => {
+  if (!tmuxPath()) return t.skip("tmux not installed: apt-get install tmux");
+  const { dir, server, base, history } = await setup(t);
+  // An origin that accepts and stays silent until the test lets it answer: the batch waits at 9/10.
+  const { url: heldUrl, release } = await heldOrigin(t);
   const urls = [...Array.from({ length: 9 }, (_, i) => `${base}/marked?${i}`), heldUrl];
   await writeFile(join(dir, "urls.txt"), `${urls.join("\n")}\n`);
 
@@ -144,7 +149,7 @@ test("batch on a terminal: a progress bar while queries run, then the summary", 
   );
   t.after(() => pane.kill());
   await pane.waitFor(/\[=+-+\] 90% \| 9\/10 \| 0 failed \| ETA/, "the bar at 9 of 10");
-  release!();
+  release();
   assert.equal(await pane.waitForExit(), 0);
   const screen = await pane.screen();
   assert.match(screen, /^10 queries: 10 succeeded, 0 failed \| HIT 0 MISS 10 \| p50 \d+ ms p95 \d+ ms \| \d+\.\d s$/m);
@@ -155,19 +160,7 @@ test("batch on a narrow terminal: a failure line above the bar wraps whole, neve
   if (!tmuxPath()) return t.skip("tmux not installed: apt-get install tmux");
   const { dir, server, base, history } = await setup(t);
   // The same held origin as above: the bar stays up while the failure is printed.
-  let release: (() => void) | undefined;
-  const sockets = new Set<Socket>();
-  const held = createServer((socket) => {
-    sockets.add(socket);
-    socket.on("error", () => {});
-    release = () => socket.end("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-  }).listen(0, "127.0.0.1");
-  await once(held, "listening");
-  t.after(() => {
-    for (const socket of sockets) socket.destroy();
-    return new Promise<void>((resolve) => held.close(() => resolve()));
-  });
-  const heldUrl = `127.0.0.1:${(held.address() as { port: number }).port}/slow`;
+  const { url: heldUrl, release } = await heldOrigin(t);
   await writeFile(join(dir, "urls.txt"), `ftp://a.example/long/path/to/be/wrapped\n${base}/marked?1\n${heldUrl}\n`);
 
   const pane = await TmuxPane.start(
@@ -183,6 +176,6 @@ test("batch on a narrow terminal: a failure line above the bar wraps whole, neve
   await pane.waitFor((screen) => joined(screen).includes(line), "the whole failure line");
   // …while the bar is still up (cut to the width by cli-progress, as a bar should be).
   assert.match(await pane.screen(), /^\[=*-*\] \d+% \|/m);
-  release!();
+  release();
   assert.equal(await pane.waitForExit(), 1);
 });
