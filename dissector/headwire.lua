@@ -212,18 +212,23 @@ local function ticket_fields(tree, tvb, line_at, text, offsets, words, first)
   return values
 end
 
--- The header lines of a delivery=tcp body, each as a text item.
-local function add_header_lines(tree, tvb, at, length)
+-- Header bytes as one text item a line (at most `max` lines): a delivery=tcp body, a chunk's payload.
+local function add_lines(tree, field, tvb, at, length, max)
   local raw = tvb:raw(at, length)
   local start = 1
   local shown = 0
-  while start <= #raw and shown < 200 do
+  while start <= #raw and shown < max do
     local lf = raw:find("\n", start, true)
     local stop = lf or #raw
-    tree:add(cf.header_line, tvb(at + start - 1, stop - start + 1))
+    tree:add(field, tvb(at + start - 1, stop - start + 1))
     shown = shown + 1
     start = stop + 1
   end
+end
+
+-- The header lines of a delivery=tcp body.
+local function add_header_lines(tree, tvb, at, length)
+  add_lines(tree, cf.header_line, tvb, at, length, 200)
 end
 
 -- One message at `at`: returns the bytes it takes, or nil and how many more bytes are needed.
@@ -487,16 +492,7 @@ local function range_text(first, count)
 end
 
 local function add_payload_lines(tree, tvb, at, length)
-  local raw = tvb:raw(at, length)
-  local start = 1
-  local shown = 0
-  while start <= #raw and shown < 100 do
-    local lf = raw:find("\n", start, true)
-    local stop = lf or #raw
-    tree:add(df.payload_line, tvb(at + start - 1, stop - start + 1))
-    shown = shown + 1
-    start = stop + 1
-  end
+  add_lines(tree, df.payload_line, tvb, at, length, 100)
 end
 
 -- Marks a datagram as a repeat on its hop (computed on the first pass, kept by frame number).
