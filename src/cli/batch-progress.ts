@@ -74,12 +74,18 @@ class PlainProgress implements BatchProgress {
   private readonly started = performance.now();
   private lastTenth = 0;
   private last: BatchTally | undefined;
+  /** Queries counted in the last line printed: the timer prints only when that has moved. */
+  private printedQueries = -1;
   private readonly timer: NodeJS.Timeout;
 
   constructor({ stream, total }: ProgressOptions) {
     this.stream = stream;
     this.total = total;
-    this.timer = setInterval(() => this.last && this.print(this.last), PLAIN_INTERVAL_MS).unref();
+    // A line a while says the batch is alive; one that repeats the last line's count says nothing
+    // new (and on a slow machine the timer could repeat a tenth's line word for word).
+    this.timer = setInterval(() => {
+      if (this.last && this.last.queries !== this.printedQueries) this.print(this.last);
+    }, PLAIN_INTERVAL_MS).unref();
   }
 
   update(tally: BatchTally): void {
@@ -101,6 +107,7 @@ class PlainProgress implements BatchProgress {
   }
 
   private print(tally: BatchTally): void {
+    this.printedQueries = tally.queries;
     const seconds = (performance.now() - this.started) / 1000;
     const done =
       this.total === undefined
