@@ -70,13 +70,13 @@ export async function runBulk(bench: BenchHarness): Promise<BulkResult> {
         const batch = (out: string) => [
           CLIENT_SCRIPT,
           "client",
-          "-s",
+          "--server",
           `${HOST}:${String(server.ready.controlPort)}`,
           "--batch",
           join(dir, "urls.txt"),
           "-j",
           String(BULK_PARALLEL),
-          "-o",
+          "--output-dir",
           out,
           "--no-progress",
         ];
@@ -158,7 +158,9 @@ http {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) =>
-      execFile("curl", ["-q", "-s", "-o", "/dev/null", `http://${HOST}:${port}/`], (error) => resolve(!error)),
+      execFile("curl", ["-q", "--server", "--output-dir", "/dev/null", `http://${HOST}:${port}/`], (error) =>
+        resolve(!error),
+      ),
     );
     if (ok) return { port, process: child };
     if (child.exitCode !== null || Date.now() > deadline) {

@@ -12,10 +12,18 @@ import type { QueryOptions } from "../http/query-options.js";
 import { BatchTally } from "./batch-tally.js";
 import { createProgress } from "./batch-progress.js";
 import { ResultPrinter, visibleInLine, type OutputMode } from "./client-output.js";
+import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { styleFor } from "./terminal-style.js";
+import { checkUrl } from "./url-check.js";
 import { MAX_URL_LINE_BYTES, readUrlLines, type UrlLine } from "./url-lines.js";
 
-export const BATCH_EXIT = { ok: 0, queryFailed: 1, usage: 2, sessionFailed: 3, interrupted: 130 } as const;
+/** A session that ends the batch exits with its code's status (src/cli/exit-codes.ts): 7 or 56. */
+export const BATCH_EXIT = {
+  ok: EXIT.ok,
+  queryFailed: EXIT.failed,
+  usage: EXIT.usage,
+  interrupted: EXIT.interrupted,
+} as const;
 
 export interface BatchOptions {
   /** A file path, or "-" for standard input. */
@@ -26,6 +34,8 @@ export interface BatchOptions {
   queryOptions: Partial<QueryOptions>;
   /** Opens one session; called once per job, when that job takes its first URL. */
   connect: () => Promise<HeadwireClient>;
+  /** -s hides the summary line, and the failure lines unless -S (default: both shown). */
+  shows?: { summary: boolean; errors: boolean };
   stdin?: NodeJS.ReadableStream;
   stdout?: NodeJS.WritableStream & { isTTY?: boolean };
   stderr?: NodeJS.WritableStream & { isTTY?: boolean };
@@ -59,7 +69,7 @@ export async function runBatch(options: BatchOptions): Promise<number> {
   const printer = new ResultPrinter({
     mode: options.mode,
     stdout,
-    errorLine: (text) => progress.log(text),
+    errorLine: options.shows?.errors === false ? () => undefined : (text) => progress.log(text),
     outStyle: styleFor(stdout),
     errStyle,
     quietSuccess: true,
@@ -121,7 +131,9 @@ export async function runBatch(options: BatchOptions): Promise<number> {
         });
         if (next.done || readFailure) break;
         let result: QueryResult;
-        if (next.value.overlong) result = overlongResult(next.value);
+        // An over-long line is not sent; nor is a URL the client can tell is malformed.
+        const checked = next.value.overlong ? overlongResult(next.value) : checkedUrl(next.value);
+        if (typeof checked !== "string") result = checked;
         else {
           client ??= await options.connect();
           // A lost session throws (a server's answer, even an error, comes back as a result): the
@@ -130,7 +142,7 @@ export async function runBatch(options: BatchOptions): Promise<number> {
           for (;;) {
             try {
               result = await client.query({
-                url: next.value.url,
+                url: checked,
                 options: options.queryOptions,
                 write: options.mode !== "print",
               });
@@ -171,16 +183,17 @@ export async function runBatch(options: BatchOptions): Promise<number> {
     options.mode === "lines" ? styleFor(stdout) : errStyle,
   );
   // Standard output carries data with --json and --print; the summary then goes to standard error.
-  (options.mode === "lines" ? stdout : stderr).write(`${summary}\n`);
+  if (options.shows?.summary !== false) (options.mode === "lines" ? stdout : stderr).write(`${summary}\n`);
   if (readFailure) {
     stderr.write(`headwire client: --batch ${options.source}: reading failed: ${readFailure.message}\n`);
     if (!fatal) return BATCH_EXIT.usage;
   }
   if (fatal) {
-    stderr.write(`headwire client: ${visibleInLine(fatal.message)} (${fatal.code}) — ${fatal.advice}
+    if (options.shows?.errors !== false)
+      stderr.write(`headwire client: ${visibleInLine(fatal.message)} (${fatal.code}) — ${fatal.advice}
 `);
-    // PERSIST_FAILED comes after every answer (at TERMINATE): a failed step, not a lost session.
-    return fatal.code === "PERSIST_FAILED" ? BATCH_EXIT.queryFailed : BATCH_EXIT.sessionFailed;
+    // PERSIST_FAILED comes after every answer (at TERMINATE): a failed step (1), not a lost session (56).
+    return exitCodeFor(fatal.code);
   }
   if (interrupted) return BATCH_EXIT.interrupted;
   return tally.failed > 0 ? BATCH_EXIT.queryFailed : BATCH_EXIT.ok;
@@ -196,6 +209,16 @@ async function countUrls(path: string): Promise<number> {
   const lines = readUrlLines(createReadStream(path));
   while (!(await lines.next()).done) count++;
   return count;
+}
+
+/** The URL to send (src/cli/url-check.ts), or its INVALID_URL result naming the line. */
+function checkedUrl(line: UrlLine): string | QueryResult {
+  try {
+    return checkUrl(line.url);
+  } catch (error) {
+    if (!(error instanceof HeadwireError)) throw error;
+    return { url: line.url, ms: 0, error: { code: error.code, message: `line ${line.lineNumber}: ${error.message}` } };
+  }
 }
 
 function overlongResult(line: UrlLine): QueryResult {

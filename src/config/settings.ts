@@ -584,9 +584,10 @@ export const CLIENT_SETTINGS = {
   outDir: {
     kind: "string",
     default: ".",
-    flag: "-o, --out <dir>",
+    // -o is curl's --output (one file); --output-dir is curl's name (7.73) for a directory.
+    flag: "--output-dir <dir>",
     env: false,
-    help: "directory the header files are written to (created if missing)",
+    help: "directory the header files are written to, one per URL (created if missing)",
   },
   connectTimeoutMs: {
     kind: "integer",

@@ -41,7 +41,7 @@ test("client: URL arguments are queried, then the session ends; a failed query m
   t.after(() => origin.close());
   const server = await startServer(dir, {}, t);
   const result = await run(
-    ["client", "-s", `127.0.0.1:${server.controlPort}`, `127.0.0.1:${origin.port}/google`, "ftp://nope/"],
+    ["client", "--server", `127.0.0.1:${server.controlPort}`, `127.0.0.1:${origin.port}/google`, "ftp://nope/"],
     { cwd: dir },
   );
   assert.equal(result.code, 1);
@@ -50,14 +50,14 @@ test("client: URL arguments are queried, then the session ends; a failed query m
   assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
 });
 
-test("client: a server that is down gives a clear message and exit code 3", async (t) => {
+test("client: a server that is down gives a clear message and exit code 7 (curl's COULDNT_CONNECT, as for a proxy)", async (t) => {
   const dir = await tempDir(t);
   const probe = createServer().listen(0, "127.0.0.1");
   await once(probe, "listening");
   const port = (probe.address() as { port: number }).port;
   await new Promise((resolve) => probe.close(resolve)); // nothing listens there now
   const result = await run(["client", "--server", `127.0.0.1:${port}`, "www.twitch.tv"], { cwd: dir });
-  assert.equal(result.code, 3);
+  assert.equal(result.code, 7);
   assert.match(result.stderr, /cannot reach 127\.0\.0\.1:\d+: ECONNREFUSED \(SERVER_UNREACHABLE\)/);
   assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
 });
@@ -83,7 +83,7 @@ test("client: a setting out of its bounds is bad usage (exit 2) with the setting
   );
 });
 
-test("client: a server that closes mid-session gives a clear message and exit code 3", async (t) => {
+test("client: a server that closes mid-session gives a clear message and exit code 56 (curl's RECV_ERROR)", async (t) => {
   const dir = await tempDir(t);
   // A server that greets, reads one query, and drops the connection.
   const rude = createServer((socket) => {
@@ -94,7 +94,7 @@ test("client: a server that closes mid-session gives a clear message and exit co
   t.after(() => new Promise<void>((resolve) => rude.close(() => resolve())));
   const port = (rude.address() as { port: number }).port;
   const result = await run(["client", "--server", `127.0.0.1:${port}`], { cwd: dir, stdin: "www.twitch.tv\n" });
-  assert.equal(result.code, 3);
+  assert.equal(result.code, 56);
   assert.match(result.stderr, /\(CONNECTION_LOST\)/);
   assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
 });
@@ -104,7 +104,9 @@ test("server: SIGTERM persists the cache and exits 0; the ready line gives the p
   const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
   t.after(() => origin.close());
   const { child: server, port } = await spawnServer(dir, [], { HEADWIRE_CACHE_FILE: "my-cache.txt" });
-  const client = await run(["client", "-s", `127.0.0.1:${port}`, `127.0.0.1:${origin.port}/legacy`], { cwd: dir });
+  const client = await run(["client", "--server", `127.0.0.1:${port}`, `127.0.0.1:${origin.port}/legacy`], {
+    cwd: dir,
+  });
   assert.equal(client.code, 0, client.stderr);
   server.kill("SIGTERM");
   const [code] = await once(server, "close");
@@ -150,7 +152,7 @@ test("server: a query in flight at SIGTERM is still answered and collected, then
   origin.responseDelayMs = 300; // the origin is still answering when SIGTERM arrives
   t.after(() => origin.close());
   const { child: server, port } = await spawnServer(dir);
-  const client = run(["client", "-s", `127.0.0.1:${port}`, `127.0.0.1:${origin.port}/slow`], { cwd: dir });
+  const client = run(["client", "--server", `127.0.0.1:${port}`, `127.0.0.1:${origin.port}/slow`], { cwd: dir });
   await asked;
   server.kill("SIGTERM");
   const [code] = await once(server, "close");
@@ -183,11 +185,11 @@ test("relay: a client collects through `headwire relay` with 30% loss (--udp-via
   const result = await run(
     [
       "client",
-      "-s",
+      "--server",
       `127.0.0.1:${server.controlPort}`,
       "--udp-via",
       `127.0.0.1:${relayPort}`,
-      "-o",
+      "--output-dir",
       "out",
       ...paths.map((path) => `127.0.0.1:${origin.port}${path}`),
     ],
@@ -201,12 +203,12 @@ test("relay: a client collects through `headwire relay` with 30% loss (--udp-via
   assert.ok(stats.toClient.received > 0, out);
 });
 
-test("client: a server that stops while the client waits for input: a clear message and exit code 3", async (t) => {
+test("client: a server that stops while the client waits for input: a clear message and exit code 56", async (t) => {
   const dir = await tempDir(t);
   const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
   t.after(() => origin.close());
   const server = await startServer(dir);
-  const client = spawn(process.execPath, [BIN, "client", "-s", `127.0.0.1:${server.controlPort}`], {
+  const client = spawn(process.execPath, [BIN, "client", "--server", `127.0.0.1:${server.controlPort}`], {
     cwd: dir,
     env: { ...process.env, NO_COLOR: "1" },
   });
@@ -226,7 +228,7 @@ test("client: a server that stops while the client waits for input: a clear mess
   const exited = once(client, "close");
   await server.stop();
   const [code] = await exited;
-  assert.equal(code, 3);
+  assert.equal(code, 56);
   assert.match(stderr, /\(SHUTTING_DOWN\)/);
   assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
 });
@@ -243,13 +245,18 @@ test("headwire client: an origin's spoofed status line is escaped in the summary
   t.after(() => origin.close());
   const server = await startServer(dir, {}, t);
   const url = `127.0.0.1:${origin.port}/spoof`;
-  const lines = await runCli(["client", "-s", `127.0.0.1:${server.controlPort}`, "-o", "out", url], { cwd: dir });
+  const lines = await runCli(["client", "--server", `127.0.0.1:${server.controlPort}`, "--output-dir", "out", url], {
+    cwd: dir,
+  });
   assert.equal(lines.code, 0, lines.stderr);
   assert.match(lines.stdout, /^HTTP\/1\.1 500 Bad\\x0dHTTP\/1\.1 200 OK \| \d+ bytes \| MISS \|/);
   assert.doesNotMatch(lines.stdout.slice(0, -1), CONTROL_CHARACTER);
-  const json = await runCli(["client", "-s", `127.0.0.1:${server.controlPort}`, "-o", "out", "--json", url], {
-    cwd: dir,
-  });
+  const json = await runCli(
+    ["client", "--server", `127.0.0.1:${server.controlPort}`, "--output-dir", "out", "--json", url],
+    {
+      cwd: dir,
+    },
+  );
   assert.equal(json.code, 0, json.stderr);
   assert.doesNotMatch(json.stdout.slice(0, -1), CONTROL_CHARACTER);
   const record = JSON.parse(json.stdout) as { status: number; error: unknown };
