@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import { EXIT, EXIT_CLASSES, exitCodeFor, exitOfResult, exitStatusHelp } from "../../src/cli/exit-codes.js";
 import { ERROR_CODES, type ErrorCode } from "../../src/errors.js";
@@ -44,4 +46,19 @@ test("exit codes: the help table lists each status once, in order, with its code
   assert.equal(new Set(statuses).size, statuses.length);
   assert.match(exitStatusHelp(), /^ {2}47 {3}-L hit --max-redirs \(TOO_MANY_REDIRECTS\)$/m);
   assert.match(exitStatusHelp(), /^ {2}0 {4}every query succeeded$/m);
+});
+
+test("exit codes: the README's table says what the module does", () => {
+  const readme = readFileSync(fileURLToPath(new URL("../../../README.md", import.meta.url)), "utf8");
+  const table = readme.slice(readme.indexOf("### Exit status"));
+  for (const entry of EXIT_CLASSES) {
+    const row = new RegExp(`^\\| ${entry.exit} +\\| ${entry.curl} +\\|(.*)\\|$`, "m").exec(table);
+    assert.ok(row, `a row for ${entry.exit}`);
+    const named = new Set(row[1]!.match(/[A-Z][A-Z0-9_]+/g));
+    assert.deepEqual(
+      [...named].filter((word) => Object.hasOwn(ERROR_CODES, word)).sort(),
+      [...entry.codes].sort(),
+      String(entry.exit),
+    );
+  }
 });
