@@ -135,6 +135,8 @@ WHERE THE HEADER GOES (as curl's body: headwire's response is a header)
                      With --batch, -s also turns off the progress bar and the summary line. Usage
                      errors always show.
   With a header on standard output (-o -, --print, -D -) no summary line is printed there.
+  With --batch, -o - and -D - are --print (each header after a "==> URL <==" line, no files);
+  -f is for URL arguments, standard input and the prompt; -o FILE and -D FILE for one URL argument.
 
 REDIRECTS AND METHOD
   -L, --location     follow redirects (301, 302, 303, 307, 308) up to --max-redirs (default 20,
@@ -152,7 +154,8 @@ URLS
   An argument that starts with "-" is an option, never a URL.
 
 FILE NAMES
-  A header is written to <output-dir>/<name>.txt, where <name> is the URL as typed with "http://"
+  A header is written to <output-dir>/<name>.txt, where <name> is the URL as sent (as typed, but
+  percent-encoded as URLS says) with "http://"
   dropped ("https://" becomes "https_"), made safe on every common file system: characters
   outside [A-Za-z0-9._-] become "_"; names starting with "." or "-", and Windows device names
   (CON, NUL, COM1...), get a "_" in front; a name over 200 bytes is cut. Whenever anything was
@@ -255,6 +258,11 @@ async function runClient(
   // An argument starting with "-" is never a URL: commander lets "-4" through as a negative number.
   const dashed = urls.find((url) => url.startsWith("-"));
   if (dashed !== undefined) return usageError(`unknown option ${JSON.stringify(dashed)} (a URL never starts with "-")`);
+  // `-L 5` took a count before -L became curl's switch: "5" would be queried as the address 0.0.0.5.
+  const number = urls.find((url) => /^\d+$/.test(url));
+  if (number !== undefined) {
+    return usageError(`${number} is not a URL; -L takes no number (as curl's): use -L --max-redirs ${number}`);
+  }
   let server: { host: string; port: number };
   try {
     server = hostAndPort(opts.server, DEFAULT_CLIENT_CONFIG.serverPort);
@@ -282,7 +290,7 @@ async function runClient(
     throw error;
   }
   const target = outputTargetOf(opts, opts.print ?? false, config.outDir);
-  const problem = targetProblem(target, urls.length, opts.batch !== undefined);
+  const problem = targetProblem(target, urls.length, opts.batch !== undefined, opts.json ?? false);
   if (problem !== null) return usageError(problem);
   const errorsShown = showsErrors(opts);
   const trace = opts.verbose ? verboseTrace((text) => process.stderr.write(text)) : undefined;

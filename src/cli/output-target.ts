@@ -42,7 +42,11 @@ export function headersOnStdout(target: OutputTarget): boolean {
 }
 
 /** Refusals of -o and -D that need no server: null when the combination is fine. */
-export function targetProblem(target: OutputTarget, urlCount: number, batch: boolean): string | null {
+export function targetProblem(target: OutputTarget, urlCount: number, batch: boolean, json: boolean): string | null {
+  if (json && headersOnStdout(target)) return "--json and a header on standard output (-o -, -D -, --print) would mix";
+  if (target.print && target.outputFile !== undefined && target.outputFile !== STDOUT_NAME) {
+    return "--print writes no file and -o FILE writes one: give one of them";
+  }
   const several = batch ? "with --batch" : urlCount > 1 ? `with ${urlCount} URLs` : undefined;
   const single = (flag: string, file: string | undefined) =>
     file !== undefined && file !== STDOUT_NAME && several !== undefined

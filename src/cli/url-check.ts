@@ -14,6 +14,7 @@
  */
 import { isIPv6 } from "node:net";
 import { HeadwireError } from "../errors.js";
+import { MAX_URL_CHARS } from "../url/target.js";
 
 /** `scheme:` not followed by a port number (then it is `host:port`), as in src/url/target.ts. */
 const SCHEME_PREFIX = /^[a-z][a-z0-9+.-]*:(?!\d+(?:[/?#]|$))/i;
@@ -38,6 +39,13 @@ export function checkUrl(typed: string): string {
   const fail = (what: string, index: number) =>
     new HeadwireError("INVALID_URL", `bad URL ${JSON.stringify(text)}: ${what} (column ${lead + index + 1})`);
   if (text === "") throw new HeadwireError("INVALID_URL", "bad URL: it is empty");
+  // The server's limit (src/url/target.ts): said here in the URL's terms, not the line's.
+  if (text.length > MAX_URL_CHARS) {
+    throw new HeadwireError(
+      "INVALID_URL",
+      `bad URL: it is ${text.length} characters, more than the limit of ${MAX_URL_CHARS}`,
+    );
+  }
   const control = /[\u0000-\u001f\u007f]/.exec(text);
   if (control) throw fail(`it contains the control character ${hexOf(control[0])}`, control.index);
 

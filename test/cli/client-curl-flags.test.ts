@@ -252,6 +252,10 @@ test("-I asks with HEAD; -L follows a redirect (and --redirects N still does)", 
   assert.equal(followed.stdout, OK_HEADER);
   const alias = await client(["--redirects", "1", "--chain", "last", "-o", "-", `${base}/moved`]);
   assert.equal(alias.stdout, OK_HEADER);
+  // The older `-L 5` does not query "5" (the address 0.0.0.5): it says what to type instead.
+  const count = await client(["-L", "5", `${base}/moved`]);
+  assert.equal(count.code, 2);
+  assert.match(count.stderr, /5 is not a URL; -L takes no number \(as curl's\): use -L --max-redirs 5/);
   const tooMany = await client(["--max-redirs", "21", `${base}/moved`]);
   assert.equal(tooMany.code, 2);
   assert.match(tooMany.stderr, /the server follows at most 20 redirects/);

@@ -86,3 +86,7 @@ test("checkUrl: garbage is refused with what and where (a 1-based column of what
 test("checkUrl: the column counts leading white space as typed", () => {
   assert.match(refusal("  a.b:x"), /\(column 7\)$/);
 });
+
+test("checkUrl: a URL over the server's limit is refused in the URL's terms", () => {
+  assert.equal(refusal(`a.example/${"x".repeat(9000)}`), "bad URL: it is 9010 characters, more than the limit of 8192");
+});
