@@ -13,6 +13,7 @@ import { BatchTally } from "./batch-tally.js";
 import { createProgress } from "./batch-progress.js";
 import { ResultPrinter, visibleInLine, type OutputMode } from "./client-output.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { deliver, failsWithF, httpFailed } from "./output-target.js";
 import { styleFor } from "./terminal-style.js";
 import { checkUrl } from "./url-check.js";
 import { MAX_URL_LINE_BYTES, readUrlLines, type UrlLine } from "./url-lines.js";
@@ -32,6 +33,8 @@ export interface BatchOptions {
   mode: OutputMode;
   progress: boolean;
   queryOptions: Partial<QueryOptions>;
+  /** -f/--fail: a final status of 400 or more is a failure, and its header gets no file. */
+  fail?: boolean;
   /** Opens one session; called once per job, when that job takes its first URL. */
   connect: () => Promise<HeadwireClient>;
   /** -s hides the summary line, and the failure lines unless -S (default: both shown). */
@@ -144,8 +147,10 @@ export async function runBatch(options: BatchOptions): Promise<number> {
               result = await client.query({
                 url: checked,
                 options: options.queryOptions,
-                write: options.mode !== "print",
+                // With -f the status decides whether a file is written: after the answer.
+                write: options.mode !== "print" && !options.fail,
               });
+              if (options.fail) result = await failOrWrite(result, options.mode, client.config.outDir, stdout);
               // A stopping server answers a query it will not serve with SHUTTING_DOWN: not the
               // URL's failure, the session's end.
               const ended = result.error && SESSION_ENDINGS.has(result.error.code) ? result.error : undefined;
@@ -209,6 +214,18 @@ async function countUrls(path: string): Promise<number> {
   const lines = readUrlLines(createReadStream(path));
   while (!(await lines.next()).done) count++;
   return count;
+}
+
+/** -f in a batch: HTTP_FAILED for a status of 400 or more, else the file written (unless --print). */
+async function failOrWrite(
+  result: QueryResult,
+  mode: OutputMode,
+  outDir: string,
+  stdout: NodeJS.WritableStream,
+): Promise<QueryResult> {
+  if (failsWithF(result)) return httpFailed(result);
+  if (mode === "print" || result.error) return result;
+  return deliver(result, { print: false, outDir, fail: false }, stdout);
 }
 
 /** The URL to send (src/cli/url-check.ts), or its INVALID_URL result naming the line. */

@@ -136,7 +136,7 @@ WHERE THE HEADER GOES (as curl's body: headwire's response is a header)
                      errors always show.
   With a header on standard output (-o -, --print, -D -) no summary line is printed there.
   With --batch, -o - and -D - are --print (each header after a "==> URL <==" line, no files);
-  -f is for URL arguments, standard input and the prompt; -o FILE and -D FILE for one URL argument.
+  -o FILE and -D FILE take one URL argument.
 
 REDIRECTS AND METHOD
   -L, --location     follow redirects (301, 302, 303, 307, 308) up to --max-redirs (default 20,
@@ -299,12 +299,12 @@ async function runClient(
   exitQuietlyOnClosedStdout();
 
   if (opts.batch !== undefined) {
-    if (target.fail) return usageError("-f/--fail applies to URL arguments and standard input, not --batch");
     const print = headersOnStdout(target);
     const mode: OutputMode = opts.json ? "json" : print ? "print" : "lines";
     const progress = opts.progress && !opts.silent;
     const shows = { summary: !opts.silent, errors: errorsShown };
-    return runBatch({ source: opts.batch, jobs: opts.jobs, mode, progress, queryOptions, connect, shows });
+    const fail = target.fail;
+    return runBatch({ source: opts.batch, jobs: opts.jobs, mode, progress, queryOptions, connect, shows, fail });
   }
 
   let client: HeadwireClient;

@@ -75,11 +75,7 @@ export async function deliver(
   } catch (error) {
     return writeFailed(result, target.dumpFile!, error);
   }
-  const status = result.status ?? 0;
-  if (target.fail && status >= 400) {
-    const message = `the origin answered ${status}${reasonOf(result.statusLine)} (-f/--fail)`;
-    return { ...result, file: undefined, error: { code: "HTTP_FAILED", message } };
-  }
+  if (target.fail && failsWithF(result)) return httpFailed(result);
   if (target.print || target.outputFile === STDOUT_NAME) {
     await write(stdout, headerForStream(header, stdout));
     return result;
@@ -92,6 +88,17 @@ export async function deliver(
     return writeFailed(result, path, error);
   }
   return { ...result, file: path };
+}
+
+/** -f/--fail: a final status of 400 or more (RFC 9110 §15.5, §15.6: client and server errors). */
+export function failsWithF(result: QueryResult): boolean {
+  return !result.error && (result.status ?? 0) >= 400;
+}
+
+/** The result -f makes of a status of 400 or more: HTTP_FAILED, the status kept, no file. */
+export function httpFailed(result: QueryResult): QueryResult {
+  const message = `the origin answered ${result.status}${reasonOf(result.statusLine)} (-f/--fail)`;
+  return { ...result, file: undefined, error: { code: "HTTP_FAILED", message } };
 }
 
 /**

@@ -300,3 +300,17 @@ test("several URLs: exit 1 when any failed, each --json record carrying its own 
     .map((line) => (JSON.parse(line) as { exit: number }).exit);
   assert.deepEqual(exits, [0, 6, 3]);
 });
+
+test("--batch with -f: a 404 is HTTP_FAILED and gets no file; the others are written; exit 1", async (t) => {
+  const { client, base, dir } = await setUp(t);
+  const result = await client(
+    ["-f", "--batch", "-", "--no-progress", "--output-dir", "out"],
+    `${base}/ok\n${base}/missing\n`,
+  );
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /\/missing: error HTTP_FAILED: the origin answered 404 Not Found \(-f\/--fail\)/);
+  assert.match(result.stdout, /^2 queries: 1 succeeded, 1 failed \(HTTP_FAILED 1\)/);
+  const files = await readdir(join(dir, "out"));
+  assert.equal(files.length, 1);
+  assert.equal(await readFile(join(dir, "out", files[0]!), "latin1"), OK_HEADER);
+});
