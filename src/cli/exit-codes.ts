@@ -142,13 +142,32 @@ export function exitOfResult(result: { error?: { code: ErrorCode } }): number {
   return result.error ? exitCodeFor(result.error.code) : EXIT.ok;
 }
 
-/** The EXIT STATUS section of `headwire client --help`, from the table above. */
+/** The EXIT STATUS section of `headwire client --help`, from the table above, wrapped to the help's width. */
 export function exitStatusHelp(): string {
-  const rows = [
-    `  0    every query succeeded`,
-    ...EXIT_CLASSES.map((entry) => `  ${String(entry.exit).padEnd(4)} ${entry.meaning} (${entry.codes.join(", ")})`),
-    `  2    bad usage: an unknown option, a bad value, an unreadable --batch file`,
-    `  130  interrupted (Ctrl-C) during --batch`,
+  const rows: Array<[number, string]> = [
+    [EXIT.ok, "every query succeeded"],
+    ...EXIT_CLASSES.map((entry): [number, string] => [entry.exit, `${entry.meaning} (${entry.codes.join(", ")})`]),
+    [EXIT.usage, "bad usage: an unknown option, a bad value, an unreadable --batch file"],
+    [EXIT.interrupted, "interrupted (Ctrl-C) during --batch"],
   ];
-  return rows.sort((a, b) => Number(a.trim().split(" ")[0]) - Number(b.trim().split(" ")[0])).join("\n");
+  return rows
+    .sort(([a], [b]) => a - b)
+    .map(([exit, text]) => wrap(`  ${String(exit).padEnd(4)} ${text}`, HELP_WIDTH, " ".repeat(7)))
+    .join("\n");
+}
+
+const HELP_WIDTH = 98;
+
+/** Words onto lines of at most `width` characters; each line after the first starts with `indent`. */
+function wrap(text: string, width: number, indent: string): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/(?<=\S) (?=\S)/)) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = `${indent}${word}`;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  lines.push(line);
+  return lines.join("\n");
 }
