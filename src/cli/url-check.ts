@@ -61,7 +61,9 @@ export function checkUrl(typed: string): string {
   if (text.startsWith("//", start)) start += 2;
   const end = firstOf(text, "/?#", start);
   checkAuthority(text.slice(start, end), start, fail);
-  return text.slice(0, end) + encodeRest(text.slice(end));
+  // A space can only be left in the userinfo (the host refuses one): encoded, the server then
+  // refuses the credentials themselves, in its own words.
+  return text.slice(0, end).replace(/ /g, "%20") + encodeRest(text.slice(end));
 }
 
 /**

@@ -36,6 +36,7 @@ test("checkUrl: spaces and the other characters browsers encode are percent-enco
   }
   // Another scheme is the server's to refuse (UNSUPPORTED_SCHEME), but its spaces never reach the wire.
   assert.equal(checkUrl("ftp://a b/"), "ftp://a%20b/");
+  assert.equal(checkUrl("http://us er:p w@host/"), "http://us%20er:p%20w@host/", "the server refuses credentials");
 });
 
 test("checkUrl: what it sends parses to the URL the server's parser makes of the same text", () => {
