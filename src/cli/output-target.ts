@@ -52,8 +52,11 @@ export function targetProblem(target: OutputTarget, urlCount: number, batch: boo
     file !== undefined && file !== STDOUT_NAME && several !== undefined
       ? `${flag} FILE takes one URL's header; ${several}, use --output-dir DIR (a file per URL)`
       : null;
-  if (urlCount === 0 && !batch && target.outputFile !== undefined && target.outputFile !== STDOUT_NAME) {
-    return "-o FILE takes one URL's header: give the URL as an argument, or use --output-dir DIR";
+  // Standard input and the prompt may bring any number of URLs: each would overwrite the last.
+  const fileOf = (file: string | undefined) => file !== undefined && file !== STDOUT_NAME;
+  if (urlCount === 0 && !batch && (fileOf(target.outputFile) || fileOf(target.dumpFile))) {
+    const flag = fileOf(target.outputFile) ? "-o" : "-D";
+    return `${flag} FILE takes one URL's header: give the URL as an argument, or use --output-dir DIR`;
   }
   return single("-o", target.outputFile) ?? single("-D", target.dumpFile);
 }

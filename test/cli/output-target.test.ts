@@ -30,7 +30,14 @@ test("targetProblem: -o FILE and -D FILE take one URL; stdout cannot carry both 
     targetProblem(target({ dumpFile: "d.txt" }), 1, true, false)!,
     /^-D FILE .* with --batch, use --output-dir/,
   );
-  assert.match(targetProblem(target({ outputFile: "h.txt" }), 0, false, false)!, /give the URL as an argument/);
+  assert.match(
+    targetProblem(target({ outputFile: "h.txt" }), 0, false, false)!,
+    /^-o FILE .*give the URL as an argument/,
+  );
+  assert.match(
+    targetProblem(target({ dumpFile: "d.txt" }), 0, false, false)!,
+    /^-D FILE .*give the URL as an argument/,
+  );
   assert.equal(targetProblem(target({ outputFile: "-", dumpFile: "-" }), 5, true, false), null, "stdout takes many");
   assert.match(targetProblem(target({ dumpFile: "-" }), 1, false, true)!, /--json and a header on standard output/);
   assert.match(targetProblem(target({ print: true, outputFile: "h.txt" }), 1, false, false)!, /give one of them/);
