@@ -16,12 +16,15 @@ test("header files: past the synchronous ones (a worker thread then), every file
   const count = WORKER_AFTER_FILES * 3;
   const bytes = 256 * 1024; // large enough that a torn file would be seen torn
   // A reader looks while the files are written: a name without .part is only ever a whole file.
+  // Each name is read once, when it first shows (the files are not rewritten).
   let writing = true;
   let looks = 0;
+  const seen = new Set<string>();
   const reader = (async () => {
     while (writing) {
       for (const name of await readdir(dir)) {
-        if (name.endsWith(".part")) continue;
+        if (name.endsWith(".part") || seen.has(name)) continue;
+        seen.add(name);
         const data = await readFile(join(dir, name)).catch(() => undefined);
         if (data) assert.equal(data.length, bytes, `${name} was seen with ${data.length} of ${bytes} bytes`);
       }
