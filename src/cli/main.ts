@@ -1,11 +1,19 @@
 import { Command, type CommanderError } from "commander";
 import { VERSION } from "../version.js";
-import { cacheCommand } from "./cache-command.js";
-import { clientCommand } from "./client-command.js";
-import { demoCommand } from "./demo-command.js";
-import { dissectorCommand } from "./dissector-command.js";
-import { relayCommand } from "./relay-command.js";
-import { serverCommand } from "./server-command.js";
+
+/**
+ * Each command's module, loaded only when needed: the server's modules (pino, the cluster, the
+ * admin listener...) took ~0.8 s to load in every `headwire client`, a tenth of a warm
+ * 10,000-URL batch (docs/performance.md, "Bulk"). In the order `headwire --help` lists them.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  server: async () => (await import("./server-command.js")).serverCommand(),
+  client: async () => (await import("./client-command.js")).clientCommand(),
+  cache: async () => (await import("./cache-command.js")).cacheCommand(),
+  relay: async () => (await import("./relay-command.js")).relayCommand(),
+  demo: async () => (await import("./demo-command.js")).demoCommand(),
+  dissector: async () => (await import("./dissector-command.js")).dissectorCommand(),
+};
 
 /** Usage errors exit 2 (as documented); --help and --version exit 0. */
 const exitOnUsageError = (error: CommanderError) => process.exit(error.exitCode === 0 ? 0 : 2);
@@ -33,14 +41,11 @@ session lost (client). "headwire <command> --help" tells more; docs/ has the pro
   .showHelpAfterError()
   .exitOverride(exitOnUsageError);
 
-for (const command of [
-  serverCommand(),
-  clientCommand(),
-  cacheCommand(),
-  relayCommand(),
-  demoCommand(),
-  dissectorCommand(),
-]) {
+// `headwire <command> ...` needs that command only; anything else (no command, --help, --version,
+// a mistyped name) gets them all, so that help and "unknown command" read as before.
+const named = process.argv[2];
+const needed = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
+for (const command of await Promise.all(needed.map((name) => COMMANDS[name]!()))) {
   program.addCommand(command.copyInheritedSettings(program).exitOverride(exitOnUsageError));
 }
 
