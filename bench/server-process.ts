@@ -8,7 +8,8 @@
  *   node dist/bench/server-process.js headwire '{"cacheFile":"/tmp/x/cache.txt"}'
  *   node dist/bench/server-process.js floor '{"greeting":"...","ticketTemplate":"...","chunk":"<base64>"}'
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcessByStdio } from "node:child_process";
+import type { Readable } from "node:stream";
 import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -40,6 +41,38 @@ interface FloorSettings {
   /** base64 */
   chunk: string;
   udpRecvBufferBytes?: number;
+}
+
+/**
+ * The CLI's ready news: with N > 1 the primary's line on stdout ("headwire server ready: control
+ * tcp port P, data udp ports …, (N workers, pids …)"); with one process there is no primary, and
+ * the server's own "ready" log record says it (JSON, on stderr or stdout as the logger is set).
+ * Both streams are read, so either form is found wherever it is written; with N > 1 only the
+ * primary's line counts (each worker logs a "ready" record of its own before it).
+ */
+function workersReady(
+  server: ChildProcessByStdio<null, Readable, Readable>,
+  workers: number,
+): Promise<{ controlPort: number; workerPids: number[] }> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    let found = false;
+    // Kept reading after the ready news (a full pipe would block the server), but not kept.
+    const look = (more: string) => {
+      if (found) return;
+      text += more;
+      const primary = /control tcp port (\d+), data udp ports? [\d, ]*\d \(\d+ workers, pids ([\d, ]+)\)/.exec(text);
+      const single = primary || workers > 1 ? null : /"event":"ready"[^\n]*?"controlPort":(\d+)/.exec(text);
+      found = primary !== null || single !== null;
+      if (primary) resolve({ controlPort: Number(primary[1]), workerPids: primary[2]!.split(", ").map(Number) });
+      else if (single) resolve({ controlPort: Number(single[1]), workerPids: [] });
+    };
+    server.stdout.setEncoding("utf8").on("data", look);
+    server.stderr.setEncoding("utf8").on("data", look);
+    server.once("exit", (code) =>
+      reject(new Error(`headwire server --workers exited ${code} before it was ready: ${text.slice(-500)}`)),
+    );
+  });
 }
 
 const kind = process.argv[2];
@@ -100,28 +133,17 @@ if (kind === "headwire") {
         ...serverSettingsAsEnvironment(WITHOUT_ABUSE_LIMITS),
         HEADWIRE_CACHE_FILE: settings.cacheFile,
       },
-      stdio: ["ignore", "pipe", "ignore"],
+      stdio: ["ignore", "pipe", "pipe"],
     },
   );
-  let stdout = "";
-  server.stdout.setEncoding("utf8");
-  const ready = await new Promise<RegExpExecArray>((resolve, reject) => {
-    server.stdout.on("data", (text: string) => {
-      stdout += text;
-      const match = /control tcp port (\d+), data udp ports? ([\d, ]*\d)(?: \(\d+ workers, pids ([\d, ]+)\))?/.exec(
-        stdout,
-      );
-      if (match) resolve(match);
-    });
-    server.once("exit", (code) => reject(new Error(`headwire server --workers exited ${code} before it was ready`)));
-  });
-  const pids = [server.pid!, ...(ready[3] ? ready[3].split(", ").map(Number) : [])];
+  const ready = await workersReady(server, settings.workers ?? 1);
+  const pids = [server.pid!, ...ready.workerPids];
   stats = () => Promise.resolve({ pids });
   stop = async () => {
     server.kill("SIGTERM");
     if (server.exitCode === null) await once(server, "exit");
   };
-  process.send?.({ ready: true, controlPort: Number(ready[1]), pids });
+  process.send?.({ ready: true, controlPort: ready.controlPort, pids });
 } else if (kind === "floor") {
   const floor = await FloorServer.start(
     "127.0.0.1",
