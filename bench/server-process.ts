@@ -1,7 +1,8 @@
 /**
  * A server under test, alone in its process so that its CPU time and memory can be read from
  * /proc: `headwire` (the real HeadwireServer, on 127.0.0.1, ephemeral ports, a temporary cache
- * file, origins on loopback allowed) or `floor` (bench/floor-server.ts). It reports its ports in
+ * file, origins on loopback allowed), `floor` (bench/floor-server.ts), `seed` (the seed's design,
+ * bench/seed-design/server.py, Python 3) or `workers` (the CLI with --workers N). It reports its ports in
  * its first IPC message, then answers `stats`, `gc`, `heap-snapshot`, `profile-start`,
  * `profile-stop` (a CPU profile of just the measured window, written as a .cpuprofile) and `stop`.
  *
@@ -20,6 +21,9 @@ import { serverSettingsAsEnvironment, WITHOUT_ABUSE_LIMITS } from "../src/config
 import { HeadwireServer } from "../src/server/headwire-server.js";
 import { serveParent } from "./child.js";
 import { FloorServer } from "./floor-server.js";
+
+/** The seed's design (bench/seed-design/server.py, not compiled: read from the source tree). */
+const SEED_SERVER = fileURLToPath(new URL("../../bench/seed-design/server.py", import.meta.url));
 
 /** The command an operator runs (dist/bench/server-process.js → bin/headwire). */
 const CLI = fileURLToPath(new URL("../../bin/headwire", import.meta.url));
@@ -144,6 +148,28 @@ if (kind === "headwire") {
     if (server.exitCode === null) await once(server, "exit");
   };
   process.send?.({ ready: true, controlPort: ready.controlPort, pids });
+} else if (kind === "seed") {
+  // The seed's design: a Python 3 process, a thread per client. Its CPU and memory are the Python
+  // process's (ready.pids), not this wrapper's. stdin is a pipe so that it ends with this process.
+  const seed = spawn("python3", [SEED_SERVER, "--host", "127.0.0.1", "--cache-file", settings.cacheFile], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const ready = await new Promise<RegExpExecArray>((resolve, reject) => {
+    let text = "";
+    seed.stdout.setEncoding("utf8").on("data", (more: string) => {
+      text += more;
+      const match = /SEED READY control=(\d+) data=(\d+)/.exec(text);
+      if (match) resolve(match);
+    });
+    seed.once("error", reject);
+    seed.once("exit", (code) => reject(new Error(`seed-design server exited ${code} before it was ready`)));
+  });
+  stats = () => Promise.resolve({ pids: [seed.pid!] });
+  stop = async () => {
+    seed.kill("SIGTERM");
+    if (seed.exitCode === null && seed.signalCode === null) await once(seed, "exit");
+  };
+  process.send?.({ ready: true, controlPort: Number(ready[1]), dataPort: Number(ready[2]), pids: [seed.pid!] });
 } else if (kind === "floor") {
   const floor = await FloorServer.start(
     "127.0.0.1",
@@ -158,7 +184,7 @@ if (kind === "headwire") {
   stop = () => floor.close();
   process.send?.({ ready: true, controlPort: floor.controlPort, dataPort: floor.dataPort });
 } else {
-  process.stderr.write(`server-process: unknown kind ${JSON.stringify(kind)} (headwire, workers or floor)\n`);
+  process.stderr.write(`server-process: unknown kind ${JSON.stringify(kind)} (headwire, workers, seed or floor)\n`);
   process.exit(2);
 }
 
