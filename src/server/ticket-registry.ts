@@ -9,6 +9,8 @@ import { CHUNK_OVERHEAD_BYTES, TOKEN_BYTES } from "../protocol/datagram.js";
 
 export interface DeliveryTicket {
   token: Buffer;
+  /** The token in hex: the registry's key, and what the TICKET line says (made once). */
+  tokenHex: string;
   header: Buffer;
   /** IP address of the TCP session the ticket was issued on (IPv4-mapped forms unwrapped). */
   peerAddress: string;
@@ -44,6 +46,7 @@ export interface BufferLossCredit {
 /** The fields a ticket starts with: the counters all start at 0. */
 type TicketCounters =
   | "token"
+  | "tokenHex"
   | "expiresAtMs"
   | "bytesSent"
   | "sentOnce"
@@ -136,8 +139,10 @@ export class TicketRegistry {
    */
   issue(fields: Omit<DeliveryTicket, TicketCounters>): DeliveryTicket {
     if (!this.fits(fields.header, fields.sessionId)) throw ticketBudgetReached();
+    const token = this.newToken();
     const ticket: DeliveryTicket = {
-      token: this.newToken(),
+      token,
+      tokenHex: token.toString("hex"),
       header: fields.header,
       peerAddress: fields.peerAddress,
       sessionId: fields.sessionId,
@@ -153,7 +158,7 @@ export class TicketRegistry {
       creditedDatagrams: 0,
       creditedBytes: 0,
     };
-    const key = ticket.token.toString("hex");
+    const key = ticket.tokenHex;
     this.tickets.set(key, ticket);
     this.hold(ticket.header);
     let keys = this.bySession.get(ticket.sessionId);
