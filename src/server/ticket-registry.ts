@@ -11,6 +11,8 @@ export interface DeliveryTicket {
   token: Buffer;
   /** The token in hex: the registry's key, and what the TICKET line says (made once). */
   tokenHex: string;
+  /** Set when the registry lets go of it (expired, revoked, or its session's oldest past the cap). */
+  removed: boolean;
   header: Buffer;
   /** IP address of the TCP session the ticket was issued on (IPv4-mapped forms unwrapped). */
   peerAddress: string;
@@ -47,6 +49,7 @@ export interface BufferLossCredit {
 type TicketCounters =
   | "token"
   | "tokenHex"
+  | "removed"
   | "expiresAtMs"
   | "bytesSent"
   | "sentOnce"
@@ -77,7 +80,7 @@ export class TicketRegistry {
   budgetBytesSpent = 0;
   /** In insertion order, which is expiry order: every ticket lives the same ticketTtlMs. */
   private readonly tickets = new Map<string, DeliveryTicket>();
-  private readonly bySession = new Map<number, Set<string>>();
+  private readonly bySession = new Map<number, SessionTickets>();
   private readonly now: () => number;
   private maxTicketBytes: number;
   /**
@@ -143,6 +146,7 @@ export class TicketRegistry {
     const ticket: DeliveryTicket = {
       token,
       tokenHex: token.toString("hex"),
+      removed: false,
       header: fields.header,
       peerAddress: fields.peerAddress,
       sessionId: fields.sessionId,
@@ -161,13 +165,13 @@ export class TicketRegistry {
     const key = ticket.tokenHex;
     this.tickets.set(key, ticket);
     this.hold(ticket.header);
-    let keys = this.bySession.get(ticket.sessionId);
-    if (!keys) this.bySession.set(ticket.sessionId, (keys = new Set()));
-    keys.add(key);
+    let held = this.bySession.get(ticket.sessionId);
+    if (!held) this.bySession.set(ticket.sessionId, (held = new SessionTickets()));
+    held.add(ticket);
     // A loop, not an if: after a reload lowered the cap, a session may hold more than one too many.
-    while (keys.size > this.options.maxTicketsPerSession) {
-      const oldest = keys.values().next().value as string;
-      this.remove(oldest, this.tickets.get(oldest)!);
+    while (held.live > this.options.maxTicketsPerSession) {
+      const oldest = held.oldest()!;
+      this.remove(oldest.tokenHex, oldest);
     }
     return ticket;
   }
@@ -238,9 +242,9 @@ export class TicketRegistry {
   private fits(header: Buffer, sessionId: number): boolean {
     if (this.holders.has(header)) return true;
     let bytes = this.bytes + header.length;
-    const keys = this.bySession.get(sessionId);
-    if (keys && keys.size >= this.options.maxTicketsPerSession) {
-      const oldest = this.tickets.get(keys.values().next().value as string);
+    const held = this.bySession.get(sessionId);
+    if (held && held.live >= this.options.maxTicketsPerSession) {
+      const oldest = held.oldest();
       if (oldest && this.holders.get(oldest.header) === 1) bytes -= oldest.header.length;
     }
     return bytes <= this.maxTicketBytes;
@@ -260,21 +264,20 @@ export class TicketRegistry {
   }
 
   private remove(key: string, ticket: DeliveryTicket): void {
+    if (ticket.removed) return;
+    ticket.removed = true;
     if (this.tickets.delete(key)) this.release(ticket.header);
-    const keys = this.bySession.get(ticket.sessionId);
-    if (keys) {
-      keys.delete(key);
-      if (keys.size === 0) this.bySession.delete(ticket.sessionId);
-    }
+    const held = this.bySession.get(ticket.sessionId);
+    if (held && held.removed() === 0) this.bySession.delete(ticket.sessionId);
   }
 
   /** Drops the tickets of a session that has closed: nobody can use them any more. */
   revokeSession(sessionId: number): void {
-    const keys = this.bySession.get(sessionId);
-    if (!keys) return;
-    for (const key of keys) {
-      const ticket = this.tickets.get(key);
-      if (ticket && this.tickets.delete(key)) this.release(ticket.header);
+    const held = this.bySession.get(sessionId);
+    if (!held) return;
+    for (const ticket of held.liveTickets()) {
+      ticket.removed = true;
+      if (this.tickets.delete(ticket.tokenHex)) this.release(ticket.header);
     }
     this.bySession.delete(sessionId);
     this.wakeSettleWaiters();
@@ -361,6 +364,47 @@ export class TicketRegistry {
     this.heldBytes = 0;
     this.bySession.clear();
     this.wakeSettleWaiters();
+  }
+}
+
+/**
+ * One session's tickets in the order they were issued (which is expiry order), as a queue: the
+ * oldest live one is found at the front, removed ones are skipped (a flag, not a search), and
+ * the front is trimmed as they go. What a Set of keys did, without a hash per step.
+ */
+class SessionTickets {
+  private queue: DeliveryTicket[] = [];
+  private head = 0;
+  live = 0;
+
+  add(ticket: DeliveryTicket): void {
+    this.queue.push(ticket);
+    this.live++;
+  }
+
+  /** One of this session's tickets was removed; how many live ones are left. */
+  removed(): number {
+    this.live--;
+    this.trim();
+    return this.live;
+  }
+
+  oldest(): DeliveryTicket | undefined {
+    this.trim();
+    return this.queue[this.head];
+  }
+
+  liveTickets(): DeliveryTicket[] {
+    return this.queue.slice(this.head).filter((ticket) => !ticket.removed);
+  }
+
+  /** Skips removed tickets at the front; drops the skipped part once it is half the array. */
+  private trim(): void {
+    while (this.head < this.queue.length && this.queue[this.head]!.removed) this.head++;
+    if (this.head >= 32 && this.head * 2 >= this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
   }
 }
 
