@@ -91,7 +91,8 @@ export class TicketRegistry {
    * tickets alone keep alive, never an underestimate.
    */
   private heldBytes = 0;
-  private readonly holders = new Map<Buffer, number>();
+  /** A count in a box: holding or releasing a held header is one lookup, not a get and a set. */
+  private readonly holders = new Map<Buffer, { count: number }>();
   private readonly sweeper: NodeJS.Timeout;
   private pool = Buffer.alloc(0);
   private poolOffset = 0;
@@ -245,22 +246,24 @@ export class TicketRegistry {
     const held = this.bySession.get(sessionId);
     if (held && held.live >= this.options.maxTicketsPerSession) {
       const oldest = held.oldest();
-      if (oldest && this.holders.get(oldest.header) === 1) bytes -= oldest.header.length;
+      if (oldest && this.holders.get(oldest.header)?.count === 1) bytes -= oldest.header.length;
     }
     return bytes <= this.maxTicketBytes;
   }
 
   private hold(header: Buffer): void {
-    const holders = this.holders.get(header) ?? 0;
-    if (holders === 0) this.heldBytes += header.length;
-    this.holders.set(header, holders + 1);
+    const held = this.holders.get(header);
+    if (held) return void held.count++;
+    this.heldBytes += header.length;
+    this.holders.set(header, { count: 1 });
   }
 
   private release(header: Buffer): void {
-    const holders = this.holders.get(header) ?? 0;
-    if (holders > 1) return void this.holders.set(header, holders - 1);
+    const held = this.holders.get(header);
+    if (!held) return;
+    if (held.count > 1) return void held.count--;
     this.holders.delete(header);
-    if (holders === 1) this.heldBytes -= header.length;
+    this.heldBytes -= header.length;
   }
 
   private remove(key: string, ticket: DeliveryTicket): void {
