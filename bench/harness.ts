@@ -3,6 +3,7 @@
  * CPU 1), servers under test started and stopped in their own processes (pinned to CPU 0), and
  * the measured window's CPU readings, taken when the generator says the window starts and ends.
  */
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -136,7 +137,7 @@ export class BenchHarness {
     headwireSettings: Record<string, unknown> = {},
   ): Promise<BenchChild> {
     const settings =
-      kind === "headwire"
+      kind === "headwire" || kind === "seed"
         ? { cacheFile: join(mkdtempSync(join(this.scratch, "server-")), "cache.txt"), ...headwireSettings }
         : {
             greeting: this.exchange.greeting,
@@ -151,6 +152,21 @@ export class BenchHarness {
     this.children.add(child);
     return child;
   }
+
+  /** Whether the seed's design can run here (python3 on the PATH); asked once. */
+  seedAvailable(): boolean {
+    if (this.python === undefined) {
+      try {
+        execFileSync("python3", ["--version"], { stdio: "ignore", timeout: 5000 });
+        this.python = true;
+      } catch {
+        this.python = false;
+      }
+    }
+    return this.python;
+  }
+
+  private python: boolean | undefined;
 
   async stopServer(child: BenchChild): Promise<void> {
     await child.stop();

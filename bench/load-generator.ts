@@ -13,7 +13,9 @@
  *   2-core machine, and the server does exactly the same work either way (it answers the source
  *   port of each request). The floor is driven by this same code, so it gets the same treatment.
  * - a REQUEST without its chunks after retransmitMs is sent again (UDP may drop on overflow);
- *   those are counted and reported.
+ *   those are counted and reported; after MAX_REQUESTS_PER_LOOKUP the lookup is given up (an
+ *   error, STALLED) and the session goes on;
+ * - a CHUNK carrying a token the session was never given is a wrong delivery, counted.
  *
  * Commands (IPC, see bench/child.ts): `run` (a measured load), `idle-open` / `idle-close` (sessions
  * that only connect and wait), `stop`.
@@ -52,6 +54,14 @@ export interface LatencySummary {
 
 export interface RunResult {
   lookups: number;
+  /**
+   * CHUNKs that carried a token this session was never given: a header handed to the wrong
+   * client (the seed's design can; headwire must not). Late copies of this session's own earlier
+   * chunks (a re-sent REQUEST answered twice) are not counted.
+   */
+  wrongDeliveries: number;
+  /** Sessions waiting over STALL_MS for their current lookup when the window ended. */
+  stalledSessions: number;
   errors: number;
   errorKinds: Record<string, number>;
   retransmits: number;
@@ -64,6 +74,17 @@ export interface RunResult {
 }
 
 const MAX_CHUNKS = MAX_RANGES_PER_REQUEST; // one window is enough for the benchmark's headers
+/** A lookup still unanswered this long at the window's end is a stalled session. */
+const STALL_MS = 1000;
+/**
+ * REQUESTs sent for one lookup before it is given up (counted in errors as STALLED) and the
+ * session goes on to its next query, as a real client fails a query rather than wait forever: 5
+ * at retransmitMs 200 is 1 s. Without it, a server that answers a REQUEST with another client's
+ * header (the seed's design) leaves every session waiting for good once each has been robbed.
+ */
+const MAX_REQUESTS_PER_LOOKUP = 5;
+/** Tokens a session remembers having been given, so that a late chunk of its own is not "wrong". */
+const RECENT_TOKENS = 8;
 
 function summarize(histogram: RecordableHistogram): LatencySummary {
   const count = histogram.count;
@@ -86,6 +107,7 @@ class LoadRun {
   errors = 0;
   intervalErrors = 0;
   retransmits = 0;
+  wrongDeliveries = 0;
   readonly errorKinds: Record<string, number> = {};
   stopping = false;
   private readonly lines: Buffer[];
@@ -128,11 +150,14 @@ class LoadSession {
   private startedAt = 0;
   sentAt = 0;
   private token: Buffer = Buffer.alloc(0);
+  private readonly recentTokens: Buffer[] = [];
   private chunks = 0;
   private received: Uint8Array = new Uint8Array(MAX_CHUNKS);
   private receivedCount = 0;
   private requestDatagram: Buffer = Buffer.alloc(0);
   private udpPort = 0;
+  /** REQUESTs sent for the lookup under way. */
+  requestsSent = 0;
   private udpHost = "";
   private readonly udp: UdpSocket;
   readonly ready: Promise<void>;
@@ -188,6 +213,10 @@ class LoadSession {
     const udpEnd = line.indexOf(" ", udpAt);
     const colon = line.lastIndexOf(":", udpEnd);
     const chunksAt = line.indexOf("chunks=") + 7;
+    if (this.token.length > 0) {
+      this.recentTokens.push(this.token);
+      if (this.recentTokens.length > RECENT_TOKENS) this.recentTokens.shift();
+    }
     this.token = Buffer.from(line.slice(tokenAt, tokenAt + 32), "hex");
     this.udpHost = line.slice(udpAt, colon);
     this.udpPort = Number(line.slice(colon + 1, udpEnd));
@@ -201,18 +230,36 @@ class LoadSession {
     this.receivedCount = 0;
     this.requestDatagram = encodeRequest(this.token, [{ first: 0, count: this.chunks }]);
     this.state = "chunks";
+    this.requestsSent = 0;
     this.sendRequest();
   }
 
+  /** Waiting over STALL_MS for the lookup under way. */
+  stalled(now: number): boolean {
+    return (this.state === "ticket" || this.state === "chunks") && now - this.startedAt > STALL_MS;
+  }
+
+  /** The lookup under way is given up: its REQUESTs went unanswered (MAX_REQUESTS_PER_LOOKUP). */
+  abandon(): void {
+    this.run.failed("STALLED");
+    this.state = "idle";
+    this.next();
+  }
+
   sendRequest(): void {
+    this.requestsSent++;
     this.sentAt = performance.now();
     this.udp.send(this.requestDatagram, this.udpPort, this.udpHost);
   }
 
   private onDatagram(message: Buffer): void {
-    if (this.state !== "chunks") return;
     const datagram = decodeDatagram(message);
-    if (!datagram || datagram.type !== "chunk" || !datagram.token.equals(this.token)) return;
+    if (!datagram || datagram.type !== "chunk") return;
+    if (!datagram.token.equals(this.token)) {
+      if (!this.recentTokens.some((token) => token.equals(datagram.token))) this.run.wrongDeliveries++;
+      return;
+    }
+    if (this.state !== "chunks") return;
     if (datagram.index >= this.chunks || this.received[datagram.index]) return;
     this.received[datagram.index] = 1;
     if (++this.receivedCount < this.chunks) return;
@@ -256,8 +303,11 @@ async function runLoad(request: RunRequest): Promise<RunResult> {
     const now = performance.now();
     for (const session of sessions) {
       if (session.state === "chunks" && now - session.sentAt > retransmitMs) {
-        run.retransmits++;
-        session.sendRequest();
+        if (session.requestsSent >= MAX_REQUESTS_PER_LOOKUP) session.abandon();
+        else {
+          run.retransmits++;
+          session.sendRequest();
+        }
       } else if (session.state === "ticket" && now - session.sentAt > 30_000) {
         run.failed("REPLY_TIMEOUT");
         session.close();
@@ -274,6 +324,7 @@ async function runLoad(request: RunRequest): Promise<RunResult> {
   run.errors = 0;
   run.intervalErrors = 0;
   run.retransmits = 0;
+  run.wrongDeliveries = 0;
   for (const key of Object.keys(run.errorKinds)) delete run.errorKinds[key];
   process.send?.({ event: "window-start" });
   const cpuStart = process.cpuUsage();
@@ -297,11 +348,15 @@ async function runLoad(request: RunRequest): Promise<RunResult> {
     }, request.sampleEveryMs);
   }
   await delay(request.durationMs);
-  const seconds = (performance.now() - started) / 1000;
+  const ended = performance.now();
+  const seconds = (ended - started) / 1000;
   const cpu = process.cpuUsage(cpuStart);
+  const stalledSessions = sessions.filter((session) => session.stalled(ended)).length;
   process.send?.({ event: "window-end" });
   const result: RunResult = {
     lookups: run.lookups,
+    wrongDeliveries: run.wrongDeliveries,
+    stalledSessions,
     errors: run.errors,
     errorKinds: { ...run.errorKinds },
     retransmits: run.retransmits,

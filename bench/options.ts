@@ -48,7 +48,9 @@ const HELP = `Usage: npm run bench -- [options]
 
   --quick                 about a minute in all (also BENCH_QUICK=1)
   --only <phases>         comma-separated: ${PHASES.join(",")} (default: all)
-  --concurrency <list>    sessions per throughput run (default 1,10,100,1000)
+  --concurrency <list>    sessions per throughput run (default 1,10,100,1000); each C runs the floor,
+                          headwire and the seed's design (bench/seed-design/server.py: needs python3,
+                          skipped with a warning without it)
   --warmup <s>            warm-up before each measured window (quick 0.5, full 2)
   --duration <s>          measured window per run (quick 2, full 10)
   --idle-sessions <n>     idle sessions held open (default 10000)

@@ -142,6 +142,8 @@ export function throughputTables(rows: ThroughputRow[]): string {
       "other CPU",
       "peak RSS MiB",
       "resent",
+      "wrong",
+      "stalled",
       "errors",
     ],
     rows.map((r) => [
@@ -157,15 +159,27 @@ export function throughputTables(rows: ThroughputRow[]): string {
       fixed(r.otherCores),
       fixed((r.serverPeakRssKiB ?? NaN) / 1024, 1),
       r.result.retransmits,
+      r.result.wrongDeliveries ?? 0,
+      r.result.stalledSessions ?? 0,
       r.result.errors,
     ]),
   );
   const concurrencies = [...new Set(rows.map((r) => r.concurrency))];
   const ratios = markdownTable(
-    ["C", "throughput ÷ floor", "p50 ÷ floor", "p99 ÷ floor", "p99 ÷ p50 (headwire)", "CPU per lookup ÷ floor"],
+    [
+      "C",
+      "throughput ÷ floor",
+      "p50 ÷ floor",
+      "p99 ÷ floor",
+      "p99 ÷ p50 (headwire)",
+      "CPU per lookup ÷ floor",
+      "throughput ÷ seed",
+      "CPU per lookup ÷ seed",
+    ],
     concurrencies.flatMap((c) => {
       const hw = rows.find((r) => r.concurrency === c && r.server === "headwire");
       const fl = rows.find((r) => r.concurrency === c && r.server === "floor");
+      const seed = rows.find((r) => r.concurrency === c && r.server === "seed");
       if (!hw || !fl) return [];
       const cpuPerLookup = (r: ThroughputRow) =>
         r.serverCores === undefined ? undefined : r.serverCores / r.result.lookupsPerSecond;
@@ -177,6 +191,8 @@ export function throughputTables(rows: ThroughputRow[]): string {
           fixed(ratio(hw.result.latency.p99Ms, fl.result.latency.p99Ms)),
           fixed(ratio(hw.result.latency.p99Ms, hw.result.latency.p50Ms)),
           fixed(ratio(cpuPerLookup(hw), cpuPerLookup(fl))),
+          seed ? fixed(ratio(hw.result.lookupsPerSecond, seed.result.lookupsPerSecond)) : "—",
+          seed ? fixed(ratio(cpuPerLookup(hw), cpuPerLookup(seed))) : "—",
         ],
       ];
     }),

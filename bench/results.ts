@@ -6,8 +6,11 @@ import type { ColdResult, ColdSummary } from "./cold-path.js";
 import type { RunResult } from "./load-generator.js";
 import type { TrendVerdict } from "./trend.js";
 
-/** The server under test: headwire, or the floor (bench/floor-server.ts) that replays its bytes. */
-export type ServerKind = "headwire" | "floor";
+/**
+ * The server under test: headwire, the floor (bench/floor-server.ts) that replays its bytes, or
+ * the seed's design (bench/seed-design/server.py: a Python thread per client, one shared UDP socket).
+ */
+export type ServerKind = "headwire" | "floor" | "seed";
 
 export interface ThroughputRow {
   concurrency: number;

@@ -1,14 +1,16 @@
 /**
  * A server under test, alone in its process so that its CPU time and memory can be read from
  * /proc: `headwire` (the real HeadwireServer, on 127.0.0.1, ephemeral ports, a temporary cache
- * file, origins on loopback allowed) or `floor` (bench/floor-server.ts). It reports its ports in
+ * file, origins on loopback allowed), `floor` (bench/floor-server.ts), `seed` (the seed's design,
+ * bench/seed-design/server.py, Python 3) or `workers` (the CLI with --workers N). It reports its ports in
  * its first IPC message, then answers `stats`, `gc`, `heap-snapshot`, `profile-start`,
  * `profile-stop` (a CPU profile of just the measured window, written as a .cpuprofile) and `stop`.
  *
  *   node dist/bench/server-process.js headwire '{"cacheFile":"/tmp/x/cache.txt"}'
  *   node dist/bench/server-process.js floor '{"greeting":"...","ticketTemplate":"...","chunk":"<base64>"}'
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcessByStdio } from "node:child_process";
+import type { Readable } from "node:stream";
 import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -19,6 +21,9 @@ import { serverSettingsAsEnvironment, WITHOUT_ABUSE_LIMITS } from "../src/config
 import { HeadwireServer } from "../src/server/headwire-server.js";
 import { serveParent } from "./child.js";
 import { FloorServer } from "./floor-server.js";
+
+/** The seed's design (bench/seed-design/server.py, not compiled: read from the source tree). */
+const SEED_SERVER = fileURLToPath(new URL("../../bench/seed-design/server.py", import.meta.url));
 
 /** The command an operator runs (dist/bench/server-process.js → bin/headwire). */
 const CLI = fileURLToPath(new URL("../../bin/headwire", import.meta.url));
@@ -40,6 +45,38 @@ interface FloorSettings {
   /** base64 */
   chunk: string;
   udpRecvBufferBytes?: number;
+}
+
+/**
+ * The CLI's ready news: with N > 1 the primary's line on stdout ("headwire server ready: control
+ * tcp port P, data udp ports …, (N workers, pids …)"); with one process there is no primary, and
+ * the server's own "ready" log record says it (JSON, on stderr or stdout as the logger is set).
+ * Both streams are read, so either form is found wherever it is written; with N > 1 only the
+ * primary's line counts (each worker logs a "ready" record of its own before it).
+ */
+function workersReady(
+  server: ChildProcessByStdio<null, Readable, Readable>,
+  workers: number,
+): Promise<{ controlPort: number; workerPids: number[] }> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    let found = false;
+    // Kept reading after the ready news (a full pipe would block the server), but not kept.
+    const look = (more: string) => {
+      if (found) return;
+      text += more;
+      const primary = /control tcp port (\d+), data udp ports? [\d, ]*\d \(\d+ workers, pids ([\d, ]+)\)/.exec(text);
+      const single = primary || workers > 1 ? null : /"event":"ready"[^\n]*?"controlPort":(\d+)/.exec(text);
+      found = primary !== null || single !== null;
+      if (primary) resolve({ controlPort: Number(primary[1]), workerPids: primary[2]!.split(", ").map(Number) });
+      else if (single) resolve({ controlPort: Number(single[1]), workerPids: [] });
+    };
+    server.stdout.setEncoding("utf8").on("data", look);
+    server.stderr.setEncoding("utf8").on("data", look);
+    server.once("exit", (code) =>
+      reject(new Error(`headwire server --workers exited ${code} before it was ready: ${text.slice(-500)}`)),
+    );
+  });
 }
 
 const kind = process.argv[2];
@@ -100,28 +137,39 @@ if (kind === "headwire") {
         ...serverSettingsAsEnvironment(WITHOUT_ABUSE_LIMITS),
         HEADWIRE_CACHE_FILE: settings.cacheFile,
       },
-      stdio: ["ignore", "pipe", "ignore"],
+      stdio: ["ignore", "pipe", "pipe"],
     },
   );
-  let stdout = "";
-  server.stdout.setEncoding("utf8");
-  const ready = await new Promise<RegExpExecArray>((resolve, reject) => {
-    server.stdout.on("data", (text: string) => {
-      stdout += text;
-      const match = /control tcp port (\d+), data udp ports? ([\d, ]*\d)(?: \(\d+ workers, pids ([\d, ]+)\))?/.exec(
-        stdout,
-      );
-      if (match) resolve(match);
-    });
-    server.once("exit", (code) => reject(new Error(`headwire server --workers exited ${code} before it was ready`)));
-  });
-  const pids = [server.pid!, ...(ready[3] ? ready[3].split(", ").map(Number) : [])];
+  const ready = await workersReady(server, settings.workers ?? 1);
+  const pids = [server.pid!, ...ready.workerPids];
   stats = () => Promise.resolve({ pids });
   stop = async () => {
     server.kill("SIGTERM");
     if (server.exitCode === null) await once(server, "exit");
   };
-  process.send?.({ ready: true, controlPort: Number(ready[1]), pids });
+  process.send?.({ ready: true, controlPort: ready.controlPort, pids });
+} else if (kind === "seed") {
+  // The seed's design: a Python 3 process, a thread per client. Its CPU and memory are the Python
+  // process's (ready.pids), not this wrapper's. stdin is a pipe so that it ends with this process.
+  const seed = spawn("python3", [SEED_SERVER, "--host", "127.0.0.1", "--cache-file", settings.cacheFile], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const ready = await new Promise<RegExpExecArray>((resolve, reject) => {
+    let text = "";
+    seed.stdout.setEncoding("utf8").on("data", (more: string) => {
+      text += more;
+      const match = /SEED READY control=(\d+) data=(\d+)/.exec(text);
+      if (match) resolve(match);
+    });
+    seed.once("error", reject);
+    seed.once("exit", (code) => reject(new Error(`seed-design server exited ${code} before it was ready`)));
+  });
+  stats = () => Promise.resolve({ pids: [seed.pid!] });
+  stop = async () => {
+    seed.kill("SIGTERM");
+    if (seed.exitCode === null && seed.signalCode === null) await once(seed, "exit");
+  };
+  process.send?.({ ready: true, controlPort: Number(ready[1]), dataPort: Number(ready[2]), pids: [seed.pid!] });
 } else if (kind === "floor") {
   const floor = await FloorServer.start(
     "127.0.0.1",
@@ -136,7 +184,7 @@ if (kind === "headwire") {
   stop = () => floor.close();
   process.send?.({ ready: true, controlPort: floor.controlPort, dataPort: floor.dataPort });
 } else {
-  process.stderr.write(`server-process: unknown kind ${JSON.stringify(kind)} (headwire, workers or floor)\n`);
+  process.stderr.write(`server-process: unknown kind ${JSON.stringify(kind)} (headwire, workers, seed or floor)\n`);
   process.exit(2);
 }
 

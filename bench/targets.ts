@@ -17,6 +17,7 @@ import {
   type ServerKind,
   type SoakResult,
   type ThroughputRow,
+  type WorkersRow,
 } from "./results.js";
 
 export interface TargetCheck {
@@ -67,7 +68,18 @@ export const TARGETS = {
   bulkWarmOverCurl: 1.5,
   /** …the server's cache cold: at most. */
   bulkColdOverCurl: 2,
+  /** Issue 15: headwire's server CPU per cached lookup ÷ the floor's, at C=10 and at C=100: at most. */
+  cpuPerLookupOverFloor: 1.25,
+  /** …its cached lookups per second ÷ the seed's design's (Python, a thread per client) below C=300: at least. */
+  throughputOverSeed: 1,
+  /** …and from C=300 on, where the seed's design stalls and cross-delivers: at least. */
+  throughputOverSeedFromC300: 1.5,
+  /** …lookups per CPU-second with 2 workers ÷ with 1 (per-worker cost flat): at least. */
+  workersCpuEfficiency: 0.8,
 } as const;
+
+/** The C from which the seed's design is held to throughputOverSeedFromC300. */
+export const SEED_STALL_CONCURRENCY = 300;
 
 /** a ÷ b; undefined when either is missing or b is 0 (nothing to compare against). */
 export function ratio(a: number | undefined, b: number | undefined): number | undefined {
@@ -258,6 +270,74 @@ export function bulkChecks(bulk: BulkResult | undefined): TargetCheck[] {
   return [check("warm", TARGETS.bulkWarmOverCurl), check("cold", TARGETS.bulkColdOverCurl)];
 }
 
+function cpuPerLookup(row: ThroughputRow | undefined): number | undefined {
+  return row?.serverCores === undefined || row.result.lookupsPerSecond === 0
+    ? undefined
+    : row.serverCores / row.result.lookupsPerSecond;
+}
+
+/** Issue 15: headwire's server CPU per cached lookup against the floor's, in the same run. */
+export function cpuFloorCheck(rows: ThroughputRow[] | undefined, concurrency: number): TargetCheck {
+  const hw = rowAt(rows, concurrency, "headwire");
+  const fl = rowAt(rows, concurrency, "floor");
+  const share = ratio(cpuPerLookup(hw), cpuPerLookup(fl));
+  return {
+    name: `server CPU per cached lookup at C=${concurrency}`,
+    target: `≤ ${fixed(TARGETS.cpuPerLookupOverFloor)} × floor`,
+    measured:
+      share === undefined
+        ? "not run"
+        : `${fixed(share)} × floor (${fixed(cpuPerLookup(hw)! * 1e6, 1)} vs ${fixed(cpuPerLookup(fl)! * 1e6, 1)} µs)`,
+    pass: share === undefined ? undefined : share <= TARGETS.cpuPerLookupOverFloor,
+  };
+}
+
+/**
+ * Issue 15: headwire's throughput against the seed's design at every C measured on the side
+ * asked for (below SEED_STALL_CONCURRENCY, or from it on), the worst ratio shown; headwire must
+ * also hand no header to the wrong client.
+ */
+export function seedCheck(rows: ThroughputRow[] | undefined, stalling: boolean): TargetCheck {
+  const limit = stalling ? TARGETS.throughputOverSeedFromC300 : TARGETS.throughputOverSeed;
+  const name = `throughput vs the seed's design, C ${stalling ? "≥" : "<"} ${SEED_STALL_CONCURRENCY}`;
+  const target = `≥ ${fixed(limit)} × seed at each C, 0 wrong deliveries`;
+  const pairs = (rows ?? [])
+    .filter((r) => r.server === "seed" && r.concurrency >= SEED_STALL_CONCURRENCY === stalling)
+    .map((seed) => ({ seed, hw: rowAt(rows, seed.concurrency, "headwire") }))
+    .filter((pair): pair is { seed: ThroughputRow; hw: ThroughputRow } => pair.hw !== undefined);
+  if (pairs.length === 0) return { name, target, measured: "not run", pass: undefined };
+  const shares = pairs.map(({ seed, hw }) => ({
+    c: seed.concurrency,
+    share: seed.result.lookupsPerSecond === 0 ? Infinity : hw.result.lookupsPerSecond / seed.result.lookupsPerSecond,
+    wrong: hw.result.wrongDeliveries,
+    seedWrong: seed.result.wrongDeliveries,
+  }));
+  const worst = shares.reduce((a, b) => (b.share < a.share ? b : a));
+  const wrong = shares.reduce((sum, s) => sum + s.wrong, 0);
+  const seedWrong = shares.reduce((sum, s) => sum + s.seedWrong, 0);
+  return {
+    name,
+    target,
+    measured:
+      shares.map((s) => `${Number.isFinite(s.share) ? fixed(s.share) : "∞"} × at C=${s.c}`).join(", ") +
+      `; wrong deliveries: headwire ${wrong}, seed ${seedWrong}`,
+    pass: worst.share >= limit && wrong === 0,
+  };
+}
+
+/** Issue 15: what one lookup costs in CPU, all processes summed, stays flat from 1 worker to 2. */
+export function workersCheck(rows: WorkersRow[] | undefined): TargetCheck {
+  const one = rows?.find((r) => r.workers === 1)?.lookupsPerCpuSecond;
+  const two = rows?.find((r) => r.workers === 2)?.lookupsPerCpuSecond;
+  const share = ratio(two, one);
+  return {
+    name: "per-worker cost, 1 → 2 workers",
+    target: `lookups per CPU-second with 2 ≥ ${fixed(TARGETS.workersCpuEfficiency)} × with 1`,
+    measured: share === undefined ? "not run" : `${fixed(share)} × (${Math.round(two!)} vs ${Math.round(one!)})`,
+    pass: share === undefined ? undefined : share >= TARGETS.workersCpuEfficiency,
+  };
+}
+
 /** Every target, in the report's order. */
 export function targetChecks(results: PhaseResults): TargetCheck[] {
   return [
@@ -270,5 +350,10 @@ export function targetChecks(results: PhaseResults): TargetCheck[] {
     pathCheck(results.paths),
     observeCheck(results.observe),
     ...bulkChecks(results.bulk),
+    cpuFloorCheck(results.throughput, 10),
+    cpuFloorCheck(results.throughput, 100),
+    seedCheck(results.throughput, false),
+    seedCheck(results.throughput, true),
+    workersCheck(results.workers),
   ];
 }

@@ -35,6 +35,12 @@ export interface CacheStore {
   open(): Promise<string>;
   get(key: string): Promise<CacheEntry | undefined>;
   /**
+   * What get() would answer, without waiting, where this process holds the entries in memory
+   * (optional: a store behind a network or another process has no peek, and callers then use
+   * get()). For the cached lookup's hot path, which then costs no promise.
+   */
+  peek?(key: string): CacheEntry | undefined;
+  /**
    * Stores an entry to be kept for at most retentionMs from now (the store may evict it sooner);
    * retentionMs ≤ 0 stores nothing. Past it, get() answers undefined in every store.
    */

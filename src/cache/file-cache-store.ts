@@ -108,6 +108,10 @@ export class FileCacheStore implements CacheStore {
     return this.memory.get(key);
   }
 
+  peek(key: string): CacheEntry | undefined {
+    return this.memory.peek(key);
+  }
+
   set(entry: CacheEntry, retentionMs: number): Promise<void> {
     return this.memory.set(entry, retentionMs);
   }

@@ -49,6 +49,10 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   async get(key: string): Promise<CacheEntry | undefined> {
+    return this.peek(key);
+  }
+
+  peek(key: string): CacheEntry | undefined {
     const held = this.lru?.get(key);
     if (!held) return undefined;
     if (held.expiresAtMs <= this.now()) {

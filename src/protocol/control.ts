@@ -51,7 +51,8 @@ export class LineDecoder {
       if (this.discarding) {
         this.discarding = false;
       } else {
-        const line = Buffer.concat(this.parts, this.pendingBytes);
+        // A line within one chunk (the usual case) is read where it is, not copied.
+        const line = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.pendingBytes);
         this.parts = [];
         this.pendingBytes = 0;
         events.push(decodeLine(line, this.maxLineBytes));
@@ -77,6 +78,9 @@ const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 function decodeLine(raw: Buffer, maxLineBytes: number): LineEvent {
   const line = raw.length > 0 && raw[raw.length - 1] === 0x0d ? raw.subarray(0, raw.length - 1) : raw;
   if (line.length > maxLineBytes) return { kind: "error", error: tooLong(maxLineBytes) };
+  // Printable ASCII and tab (every command, and a URL as clients send it): the UTF-8 decoding
+  // and the control-character check below would give the same text and find nothing.
+  if (printableAscii(line)) return { kind: "line", text: line.toString("latin1") };
   let text: string;
   try {
     text = decoder.decode(line);
@@ -88,6 +92,15 @@ function decodeLine(raw: Buffer, maxLineBytes: number): LineEvent {
     return { kind: "error", error: new HeadwireError("BAD_ENCODING", "line contains control characters") };
   }
   return { kind: "line", text };
+}
+
+/** Every byte is 0x20-0x7E or a tab. */
+function printableAscii(bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i]!;
+    if ((byte < 0x20 && byte !== 0x09) || byte > 0x7e) return false;
+  }
+  return true;
 }
 
 // ---- client → server ----
@@ -108,7 +121,21 @@ export type ClientMessage =
   /** `url` undefined means every entry (PURGE ALL). */
   | { kind: "purge"; url: string | undefined };
 
+/**
+ * The common line, `QUERY <url>` with one space and no options, read without splitting: what
+ * parseClientMessage answers for it, or undefined for any other line (which parseClientMessage
+ * then reads). Kept apart from the general parser so that query options can grow there.
+ */
+export function parsePlainQuery(line: string): ClientMessage | undefined {
+  if (line.length <= 6 || !line.startsWith("QUERY ")) return undefined;
+  const url = line.slice(6);
+  if (url.includes(" ") || url.includes("\t")) return undefined;
+  return { kind: "query", url, options: { ...DEFAULT_QUERY_OPTIONS }, delivery: DEFAULT_DELIVERY };
+}
+
 export function parseClientMessage(line: string): ClientMessage {
+  const plain = parsePlainQuery(line);
+  if (plain) return plain;
   const words = line.split(/[ \t]+/).filter((w) => w !== "");
   const [command, ...args] = words;
   switch (command?.toUpperCase()) {
@@ -219,13 +246,30 @@ export function formatGreeting(serverName: string): string {
 }
 
 export function formatTicket(t: Ticket): string {
-  const host = t.udpHost.includes(":") ? `[${t.udpHost}]` : t.udpHost;
+  return formatTicketFrom(t.token.toString("hex"), ticketUdpField(t.udpHost, t.udpPort), ticketTail(t));
+}
+
+// A TICKET line in three parts, so that the server's hot path can build each part once: the
+// `udp=` field per address it is reached on, the tail per cached entry. formatTicket is their
+// concatenation, so the two ways of writing a line cannot drift apart.
+
+/** ` udp=<host>:<port>`: an IPv6 address in brackets (RFC 3986 §3.2.2). */
+export function ticketUdpField(udpHost: string, udpPort: number): string {
+  return ` udp=${udpHost.includes(":") ? `[${udpHost}]` : udpHost}:${udpPort}`;
+}
+
+/** Everything after the `udp=` field, line end included: fixed for one header, outcome and TTL. */
+export function ticketTail(t: Omit<Ticket, "token" | "udpHost" | "udpPort">): string {
   return (
-    `TICKET token=${t.token.toString("hex")} udp=${host}:${t.udpPort} bytes=${t.bytes} chunks=${t.chunks}` +
-    ` cache=${t.cache} status=${t.status} sha256=${t.sha256.toString("hex")}` +
+    ` bytes=${t.bytes} chunks=${t.chunks} cache=${t.cache} status=${t.status} sha256=${t.sha256.toString("hex")}` +
     `${t.ttlMs !== undefined ? ` ttl=${t.ttlMs}` : ""}` +
     `${t.storeUnavailable ? " store=unavailable" : ""}\n`
   );
+}
+
+/** The line from its parts: the token in hex (32 digits), ticketUdpField's, ticketTail's. */
+export function formatTicketFrom(tokenHex: string, udpField: string, tail: string): string {
+  return `TICKET token=${tokenHex}${udpField}${tail}`;
 }
 
 /** The line only; the caller writes the header's `bytes` octets right after it. */

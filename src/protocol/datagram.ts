@@ -202,7 +202,9 @@ export function encodeChunk(
 ): Buffer {
   const version = chunk.version ?? DATAGRAM_VERSION;
   const headerBytes = bodyStart(version) + 16;
-  const buf = Buffer.alloc(headerBytes + chunk.payload.length + CRC_BYTES);
+  // Not zero-filled: every byte is written below (header, payload, CRC). One allocation per
+  // chunk sent, from Node's pool for the usual sizes.
+  const buf = Buffer.allocUnsafe(headerBytes + chunk.payload.length + CRC_BYTES);
   const at = writeCommon(buf, TYPE_CHUNK, chunk.token, version, chunk.requestNumber ?? 0);
   buf.writeUInt32BE(chunk.index, at);
   buf.writeUInt32BE(chunk.count, at + 4);

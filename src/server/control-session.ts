@@ -49,6 +49,11 @@ export type SessionReply = string | { line: string; body: Buffer };
 export interface SessionHandler {
   /** Answers one query with a reply line (TICKET ... or ERROR ...), or a delivery=tcp TICKET and its header; "" sends nothing. */
   query(url: string, options: QueryOptions, session: SessionContext, delivery: Delivery): Promise<SessionReply>;
+  /**
+   * Optional fast path: the reply to a query when it can be made now (a fresh cached header),
+   * else undefined and nothing done (query() is then called). No promise on the hot path.
+   */
+  queryNow?(url: string, options: QueryOptions, session: SessionContext, delivery: Delivery): SessionReply | undefined;
   /** AUTH: true when the token is the server's admin token. */
   authorize(token: string): boolean;
   /** PURGE (admin only): drops one URL's entries, or all; answers with the count dropped. */
@@ -95,7 +100,9 @@ export class ControlSession {
   /** Replies in the order their requests came: each waits for the one before. */
   private tail: Promise<void> = Promise.resolve();
   private ending = false;
-  private readonly idleTimer: NodeJS.Timeout;
+  private idleTimer: NodeJS.Timeout;
+  /** When the last complete line was read (performance.now): the idle timeout counts from it. */
+  private lastLineAt = performance.now();
   /** Queries asked and not answered yet (the SERVER_BUSY limit counts these only). */
   private queuedQueries = 0;
   private pendingReplies = 0;
@@ -167,8 +174,15 @@ export class ControlSession {
 
   private onIdle(): void {
     // A session waiting for its own answers is not idle.
-    if (this.queuedQueries > 0) this.idleTimer.refresh();
-    else this.end(new HeadwireError("IDLE_TIMEOUT"));
+    if (this.queuedQueries > 0) return this.armIdle(this.limits.idleTimeoutMs);
+    const quietMs = performance.now() - this.lastLineAt;
+    if (quietMs < this.limits.idleTimeoutMs) return this.armIdle(this.limits.idleTimeoutMs - quietMs);
+    this.end(new HeadwireError("IDLE_TIMEOUT"));
+  }
+
+  private armIdle(ms: number): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.onIdle(), Math.max(1, Math.ceil(ms)));
   }
 
   /**
@@ -195,7 +209,8 @@ export class ControlSession {
       try {
         for (const event of this.decoder.push(piece)) {
           if (this.ending) break;
-          this.idleTimer.refresh();
+          // Not a timer re-arm per line: the timer, when it fires, looks at when the last line came.
+          this.lastLineAt = performance.now();
           if (event.kind === "error") this.badLine(event.error);
           else this.onLine(event.text);
         }
@@ -283,6 +298,11 @@ export class ControlSession {
       return this.replyNow(formatError(new HeadwireError("SERVER_BUSY", "too many replies waiting to be read")));
     }
     const { url, options, delivery } = message;
+    // Nothing ahead of it: a reply that can be made now is written now, in order.
+    if (this.pendingReplies === 0 && this.handler.queryNow) {
+      const now = this.handler.queryNow(url, options, this.context, delivery);
+      if (now !== undefined) return this.write(now);
+    }
     this.queuedQueries++;
     this.reply(() => this.handler.query(url, options, this.context, delivery).finally(() => this.queuedQueries--));
   }

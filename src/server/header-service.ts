@@ -88,6 +88,28 @@ export class HeaderService {
     return cached.unavailable ? { ...answer, storeUnavailable: true } : answer;
   }
 
+  /**
+   * The hot path's answer, without a promise: the entry when the store holds it in this
+   * process's memory (CacheStore.peek) and it is fresh, which answer() would give as a HIT.
+   * Undefined for anything else (no peek, not held, stale, a remembered failure): then answer().
+   */
+  peekFresh(target: FetchTarget, query: QueryOptions): CacheEntry | undefined {
+    const { store, freshness } = this.options;
+    if (!store.peek) return undefined;
+    const key = cacheKeyFor(target, query);
+    const failure = this.failures.get(key);
+    if (failure && failure.untilMs > this.options.now()) return undefined;
+    let entry: CacheEntry | undefined;
+    try {
+      entry = store.peek(key);
+    } catch {
+      return undefined; // answer() asks the store again and reports it
+    }
+    if (!entry || !freshness.assess(entry).fresh) return undefined;
+    this.storeWorks();
+    return entry;
+  }
+
   /** Revalidates or refetches a missing or stale entry; serves it stale if the origin fails. */
   private async refresh(
     key: string,

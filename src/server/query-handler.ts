@@ -6,12 +6,20 @@
  */
 import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
-import type { CacheStore } from "../cache/cache-store.js";
+import type { CacheEntry, CacheStore } from "../cache/cache-store.js";
 import { purge } from "../cache/purge.js";
 import { parseAdvertise, type AdvertisedAddress } from "../config/advertise.js";
 import { ConfigError, HeadwireError, toWireError } from "../errors.js";
 import type { QueryOptions } from "../http/query-options.js";
-import { formatError, formatTcpTicket, formatTicket, type CacheOutcome, type Delivery } from "../protocol/control.js";
+import {
+  formatError,
+  formatTcpTicket,
+  formatTicketFrom,
+  ticketTail,
+  ticketUdpField,
+  type CacheOutcome,
+  type Delivery,
+} from "../protocol/control.js";
 import { chunkCount, chunkPayloadBytes, deliveryBudgetBytes } from "../protocol/datagram.js";
 import { parseTarget, type FetchTarget } from "../url/target.js";
 import type { SessionContext, SessionHandler, SessionReply } from "./control-session.js";
@@ -59,6 +67,8 @@ export class QueryHandler implements SessionHandler {
   readonly limitHits: Record<string, number> = {};
   /** Headers answered on the control session (delivery=tcp) rather than ticketed for UDP. */
   tcpDeliveries = 0;
+  /** TICKET lines' `udp=` fields by the host they name. */
+  private readonly udpFields = new Map<string, string>();
 
   constructor(private options: QueryHandlerOptions) {
     this.targets = new LRUCache<string, FetchTarget>({
@@ -140,15 +150,7 @@ export class QueryHandler implements SessionHandler {
     started: number,
   ): Promise<SessionReply> {
     // Checked before anything else is spent on the query: one address's rate, all its sessions together.
-    if (!this.queryRate.take(session.peerAddress)) {
-      this.countLimitHit("RATE_LIMITED", "queriesPerSecondPerAddress", session);
-      if (event) event.outcome = "RATE_LIMITED";
-      const refusal = new HeadwireError(
-        "RATE_LIMITED",
-        `more than ${this.options.queriesPerSecondPerAddress} queries a second from ${session.peerAddress}`,
-      );
-      return this.done(event, started, session, formatError(refusal));
-    }
+    if (!this.queryRate.take(session.peerAddress)) return this.rateLimited(event, started, session);
     try {
       const target = this.target(url);
       if (event) event.url = target.url;
@@ -170,50 +172,197 @@ export class QueryHandler implements SessionHandler {
           this.tcpDelivery(entry.header, entry.status, cache, storeUnavailable),
         );
       }
-      const payloadBytes = chunkPayloadBytes(this.options.maxDatagramBytes);
-      const chunks = chunkCount(entry.header.length, payloadBytes);
-      // Throws SERVER_BUSY past maxTicketBytes. Checked here, once the header is known, not before
-      // the answer: a cached header some ticket already holds costs nothing and is still served.
-      const ticket = this.options.tickets.issue({
-        header: entry.header,
-        peerAddress: session.peerAddress,
-        sessionId: session.id,
-        chunkPayloadBytes: payloadBytes,
-        chunkCount: chunks,
-        budgetBytes: deliveryBudgetBytes(entry.header.length, chunks, this.options.retransmitBudget),
-      });
-      const line = formatTicket({
-        token: ticket.token,
-        udpHost: this.advertised?.host ?? session.localAddress,
-        udpPort: this.advertised?.port ?? this.options.dataPort(),
-        bytes: entry.header.length,
+      return this.done(event, started, session, this.udpTicket(entry, cache, storeUnavailable, session));
+    } catch (error) {
+      return this.errorReply(error, event, started, session);
+    }
+  }
+
+  /**
+   * The hot path: a query answered without a promise when its header is fresh in this process's
+   * memory (HeaderService.peekFresh), the same reply and the same events as query() gives it.
+   * Undefined, with nothing counted or spent, for any other query: the caller then calls query().
+   * Apart from query() and answer() so that their options can grow without touching it.
+   */
+  queryNow(url: string, options: QueryOptions, session: SessionContext, delivery: Delivery): SessionReply | undefined {
+    if (delivery !== "udp") return undefined;
+    let target: FetchTarget;
+    try {
+      target = this.target(url);
+    } catch {
+      return undefined; // query() parses it again and answers the error
+    }
+    const entry = this.options.service.peekFresh(target, options);
+    if (!entry) return undefined;
+    session.queries++;
+    const event = this.options.events.active ? this.hitEvent(session, target.url, entry, delivery) : undefined;
+    const started = event ? performance.now() : 0;
+    if (!this.queryRate.take(session.peerAddress)) {
+      if (event) {
+        // As query() reports a refusal: checked before the URL was read, so the URL as sent.
+        event.url = url;
+        event.failed = true;
+        event.status = null;
+        event.bytes = null;
+      }
+      return this.rateLimited(event, started, session);
+    }
+    try {
+      return this.done(event, started, session, this.udpTicket(entry, "HIT", false, session));
+    } catch (error) {
+      return this.errorReply(error, event, started, session);
+    }
+  }
+
+  /** query()'s event for a HIT, filled in as answer() fills it. */
+  private hitEvent(session: SessionContext, url: string, entry: CacheEntry, delivery: Delivery): QueryEvent {
+    return {
+      type: "query",
+      atMs: 0,
+      sessionId: session.id,
+      address: session.peerAddress,
+      port: session.peerPort,
+      url,
+      outcome: "HIT",
+      failed: false,
+      status: entry.status,
+      bytes: entry.header.length,
+      delivery,
+      ms: 0,
+      originMs: null,
+    };
+  }
+
+  /**
+   * A ticket for the session's address and its TICKET line. Throws SERVER_BUSY past
+   * maxTicketBytes: checked here, once the header is known, not before the answer: a cached
+   * header some ticket already holds costs nothing and is still served.
+   */
+  private udpTicket(
+    entry: CacheEntry,
+    cache: CacheOutcome,
+    storeUnavailable: boolean,
+    session: SessionContext,
+  ): string {
+    const { header } = entry;
+    const shape = this.ticketShape(header);
+    const ticket = this.options.tickets.issue({
+      header,
+      peerAddress: session.peerAddress,
+      sessionId: session.id,
+      chunkPayloadBytes: shape.payloadBytes,
+      chunkCount: shape.chunks,
+      budgetBytes: shape.budgetBytes,
+    });
+    const tail =
+      cache === "HIT" && !storeUnavailable
+        ? this.hitTail(entry, shape)
+        : ticketTail({
+            bytes: header.length,
+            chunks: shape.chunks,
+            cache,
+            status: entry.status,
+            sha256: headerDigest(header),
+            storeUnavailable,
+            ttlMs: this.options.ticketTtlMs,
+          });
+    return formatTicketFrom(ticket.tokenHex, this.udpField(session), tail);
+  }
+
+  /**
+   * A cached header's chunking and budget, and its TICKET tail for a HIT, made once per header
+   * Buffer (cached entries are immutable) and per setting they depend on; a store that returns
+   * copies just misses the memo.
+   */
+  private ticketShape(header: Buffer): TicketShape {
+    const { maxDatagramBytes, retransmitBudget, ticketTtlMs } = this.options;
+    let shape = ticketShapes.get(header);
+    if (
+      !shape ||
+      shape.maxDatagramBytes !== maxDatagramBytes ||
+      shape.retransmitBudget !== retransmitBudget ||
+      shape.ticketTtlMs !== ticketTtlMs
+    ) {
+      const payloadBytes = chunkPayloadBytes(maxDatagramBytes);
+      const chunks = chunkCount(header.length, payloadBytes);
+      shape = {
+        maxDatagramBytes,
+        retransmitBudget,
+        ticketTtlMs,
+        payloadBytes,
         chunks,
-        cache,
+        budgetBytes: deliveryBudgetBytes(header.length, chunks, retransmitBudget),
+        hitTail: undefined,
+        hitStatus: 0,
+      };
+      ticketShapes.set(header, shape);
+    }
+    return shape;
+  }
+
+  private hitTail(entry: CacheEntry, shape: TicketShape): string {
+    if (shape.hitTail === undefined || shape.hitStatus !== entry.status) {
+      shape.hitStatus = entry.status;
+      shape.hitTail = ticketTail({
+        bytes: entry.header.length,
+        chunks: shape.chunks,
+        cache: "HIT",
         status: entry.status,
         sha256: headerDigest(entry.header),
-        storeUnavailable,
-        ttlMs: this.options.ticketTtlMs,
+        storeUnavailable: false,
+        ttlMs: shape.ticketTtlMs,
       });
-      return this.done(event, started, session, line);
-    } catch (error) {
-      if (error instanceof HeadwireError) {
-        const wire = toWireError(error, "INTERNAL_ERROR");
-        if (event) {
-          event.outcome = wire.code;
-          event.failed = true;
-        }
-        if (error.code === "ORIGIN_BUSY") {
-          // origin-gate.ts says which of its two limits refused: requests in flight, or per second.
-          const limit = error.message.includes("in flight") ? "originConcurrentFetches" : "originFetchesPerSecond";
-          this.countLimitHit(error.code, limit, session);
-        }
-        if (error.code === "SERVER_BUSY") this.countLimitHit(error.code, "maxTicketBytes", session);
-        return this.done(event, started, session, formatError(wire));
-      }
-      if (event) event.failed = true;
-      this.internalError(error, session);
-      return this.done(event, started, session, formatError(new HeadwireError("INTERNAL_ERROR")));
     }
+    return shape.hitTail;
+  }
+
+  /** The TICKET line's `udp=` field for a session: the advertised address, or the one it reached. */
+  private udpField(session: SessionContext): string {
+    const host = this.advertised?.host ?? session.localAddress;
+    let field = this.udpFields.get(host);
+    if (field === undefined) {
+      field = ticketUdpField(host, this.advertised?.port ?? this.options.dataPort());
+      // The server's own addresses: a handful. Bounded anyway, should a server have many.
+      if (this.udpFields.size >= 64) this.udpFields.clear();
+      this.udpFields.set(host, field);
+    }
+    return field;
+  }
+
+  private rateLimited(event: QueryEvent | undefined, started: number, session: SessionContext): SessionReply {
+    this.countLimitHit("RATE_LIMITED", "queriesPerSecondPerAddress", session);
+    if (event) event.outcome = "RATE_LIMITED";
+    const refusal = new HeadwireError(
+      "RATE_LIMITED",
+      `more than ${this.options.queriesPerSecondPerAddress} queries a second from ${session.peerAddress}`,
+    );
+    return this.done(event, started, session, formatError(refusal));
+  }
+
+  /** A query that failed: its ERROR line, counted and reported as answer() always did. */
+  private errorReply(
+    error: unknown,
+    event: QueryEvent | undefined,
+    started: number,
+    session: SessionContext,
+  ): SessionReply {
+    if (error instanceof HeadwireError) {
+      const wire = toWireError(error, "INTERNAL_ERROR");
+      if (event) {
+        event.outcome = wire.code;
+        event.failed = true;
+      }
+      if (error.code === "ORIGIN_BUSY") {
+        // origin-gate.ts says which of its two limits refused: requests in flight, or per second.
+        const limit = error.message.includes("in flight") ? "originConcurrentFetches" : "originFetchesPerSecond";
+        this.countLimitHit(error.code, limit, session);
+      }
+      if (error.code === "SERVER_BUSY") this.countLimitHit(error.code, "maxTicketBytes", session);
+      return this.done(event, started, session, formatError(wire));
+    }
+    if (event) event.failed = true;
+    this.internalError(error, session);
+    return this.done(event, started, session, formatError(new HeadwireError("INTERNAL_ERROR")));
   }
 
   /**
@@ -292,6 +441,21 @@ export class QueryHandler implements SessionHandler {
     return target;
   }
 }
+
+/** What a ticket for one header Buffer is made of, under the settings it was made with. */
+interface TicketShape {
+  maxDatagramBytes: number;
+  retransmitBudget: number;
+  ticketTtlMs: number;
+  payloadBytes: number;
+  chunks: number;
+  budgetBytes: number;
+  /** The TICKET line after `udp=` for a HIT, made on the first HIT (for the entry's status). */
+  hitTail: string | undefined;
+  hitStatus: number;
+}
+
+const ticketShapes = new WeakMap<Buffer, TicketShape>();
 
 /** SHA-256 of a header, computed once per cached header buffer (entries are immutable). */
 const digests = new WeakMap<Buffer, Buffer>();

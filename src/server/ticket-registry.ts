@@ -9,6 +9,10 @@ import { CHUNK_OVERHEAD_BYTES, TOKEN_BYTES } from "../protocol/datagram.js";
 
 export interface DeliveryTicket {
   token: Buffer;
+  /** The token in hex: the registry's key, and what the TICKET line says (made once). */
+  tokenHex: string;
+  /** Set when the registry lets go of it (expired, revoked, or its session's oldest past the cap). */
+  removed: boolean;
   header: Buffer;
   /** IP address of the TCP session the ticket was issued on (IPv4-mapped forms unwrapped). */
   peerAddress: string;
@@ -44,6 +48,8 @@ export interface BufferLossCredit {
 /** The fields a ticket starts with: the counters all start at 0. */
 type TicketCounters =
   | "token"
+  | "tokenHex"
+  | "removed"
   | "expiresAtMs"
   | "bytesSent"
   | "sentOnce"
@@ -74,7 +80,7 @@ export class TicketRegistry {
   budgetBytesSpent = 0;
   /** In insertion order, which is expiry order: every ticket lives the same ticketTtlMs. */
   private readonly tickets = new Map<string, DeliveryTicket>();
-  private readonly bySession = new Map<number, Set<string>>();
+  private readonly bySession = new Map<number, SessionTickets>();
   private readonly now: () => number;
   private maxTicketBytes: number;
   /**
@@ -85,7 +91,8 @@ export class TicketRegistry {
    * tickets alone keep alive, never an underestimate.
    */
   private heldBytes = 0;
-  private readonly holders = new Map<Buffer, number>();
+  /** A count in a box: holding or releasing a held header is one lookup, not a get and a set. */
+  private readonly holders = new Map<Buffer, { count: number }>();
   private readonly sweeper: NodeJS.Timeout;
   private pool = Buffer.alloc(0);
   private poolOffset = 0;
@@ -136,8 +143,11 @@ export class TicketRegistry {
    */
   issue(fields: Omit<DeliveryTicket, TicketCounters>): DeliveryTicket {
     if (!this.fits(fields.header, fields.sessionId)) throw ticketBudgetReached();
+    const token = this.newToken();
     const ticket: DeliveryTicket = {
-      token: this.newToken(),
+      token,
+      tokenHex: token.toString("hex"),
+      removed: false,
       header: fields.header,
       peerAddress: fields.peerAddress,
       sessionId: fields.sessionId,
@@ -153,16 +163,16 @@ export class TicketRegistry {
       creditedDatagrams: 0,
       creditedBytes: 0,
     };
-    const key = ticket.token.toString("hex");
+    const key = ticket.tokenHex;
     this.tickets.set(key, ticket);
     this.hold(ticket.header);
-    let keys = this.bySession.get(ticket.sessionId);
-    if (!keys) this.bySession.set(ticket.sessionId, (keys = new Set()));
-    keys.add(key);
+    let held = this.bySession.get(ticket.sessionId);
+    if (!held) this.bySession.set(ticket.sessionId, (held = new SessionTickets()));
+    held.add(ticket);
     // A loop, not an if: after a reload lowered the cap, a session may hold more than one too many.
-    while (keys.size > this.options.maxTicketsPerSession) {
-      const oldest = keys.values().next().value as string;
-      this.remove(oldest, this.tickets.get(oldest)!);
+    while (held.live > this.options.maxTicketsPerSession) {
+      const oldest = held.oldest()!;
+      this.remove(oldest.tokenHex, oldest);
     }
     return ticket;
   }
@@ -233,43 +243,44 @@ export class TicketRegistry {
   private fits(header: Buffer, sessionId: number): boolean {
     if (this.holders.has(header)) return true;
     let bytes = this.bytes + header.length;
-    const keys = this.bySession.get(sessionId);
-    if (keys && keys.size >= this.options.maxTicketsPerSession) {
-      const oldest = this.tickets.get(keys.values().next().value as string);
-      if (oldest && this.holders.get(oldest.header) === 1) bytes -= oldest.header.length;
+    const held = this.bySession.get(sessionId);
+    if (held && held.live >= this.options.maxTicketsPerSession) {
+      const oldest = held.oldest();
+      if (oldest && this.holders.get(oldest.header)?.count === 1) bytes -= oldest.header.length;
     }
     return bytes <= this.maxTicketBytes;
   }
 
   private hold(header: Buffer): void {
-    const holders = this.holders.get(header) ?? 0;
-    if (holders === 0) this.heldBytes += header.length;
-    this.holders.set(header, holders + 1);
+    const held = this.holders.get(header);
+    if (held) return void held.count++;
+    this.heldBytes += header.length;
+    this.holders.set(header, { count: 1 });
   }
 
   private release(header: Buffer): void {
-    const holders = this.holders.get(header) ?? 0;
-    if (holders > 1) return void this.holders.set(header, holders - 1);
+    const held = this.holders.get(header);
+    if (!held) return;
+    if (held.count > 1) return void held.count--;
     this.holders.delete(header);
-    if (holders === 1) this.heldBytes -= header.length;
+    this.heldBytes -= header.length;
   }
 
   private remove(key: string, ticket: DeliveryTicket): void {
+    if (ticket.removed) return;
+    ticket.removed = true;
     if (this.tickets.delete(key)) this.release(ticket.header);
-    const keys = this.bySession.get(ticket.sessionId);
-    if (keys) {
-      keys.delete(key);
-      if (keys.size === 0) this.bySession.delete(ticket.sessionId);
-    }
+    const held = this.bySession.get(ticket.sessionId);
+    if (held && held.removed() === 0) this.bySession.delete(ticket.sessionId);
   }
 
   /** Drops the tickets of a session that has closed: nobody can use them any more. */
   revokeSession(sessionId: number): void {
-    const keys = this.bySession.get(sessionId);
-    if (!keys) return;
-    for (const key of keys) {
-      const ticket = this.tickets.get(key);
-      if (ticket && this.tickets.delete(key)) this.release(ticket.header);
+    const held = this.bySession.get(sessionId);
+    if (!held) return;
+    for (const ticket of held.liveTickets()) {
+      ticket.removed = true;
+      if (this.tickets.delete(ticket.tokenHex)) this.release(ticket.header);
     }
     this.bySession.delete(sessionId);
     this.wakeSettleWaiters();
@@ -356,6 +367,47 @@ export class TicketRegistry {
     this.heldBytes = 0;
     this.bySession.clear();
     this.wakeSettleWaiters();
+  }
+}
+
+/**
+ * One session's tickets in the order they were issued (which is expiry order), as a queue: the
+ * oldest live one is found at the front, removed ones are skipped (a flag, not a search), and
+ * the front is trimmed as they go. What a Set of keys did, without a hash per step.
+ */
+class SessionTickets {
+  private queue: DeliveryTicket[] = [];
+  private head = 0;
+  live = 0;
+
+  add(ticket: DeliveryTicket): void {
+    this.queue.push(ticket);
+    this.live++;
+  }
+
+  /** One of this session's tickets was removed; how many live ones are left. */
+  removed(): number {
+    this.live--;
+    this.trim();
+    return this.live;
+  }
+
+  oldest(): DeliveryTicket | undefined {
+    this.trim();
+    return this.queue[this.head];
+  }
+
+  liveTickets(): DeliveryTicket[] {
+    return this.queue.slice(this.head).filter((ticket) => !ticket.removed);
+  }
+
+  /** Skips removed tickets at the front; drops the skipped part once it is half the array. */
+  private trim(): void {
+    while (this.head < this.queue.length && this.queue[this.head]!.removed) this.head++;
+    if (this.head >= 32 && this.head * 2 >= this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
   }
 }
 

@@ -15,6 +15,9 @@ import type {
 import {
   attackCheck,
   attackChecks,
+  cpuFloorCheck,
+  seedCheck,
+  workersCheck,
   bulkChecks,
   coldChecks,
   idleCheck,
@@ -33,6 +36,8 @@ import type { TrendVerdict } from "../../bench/trend.js";
 function row(concurrency: number, server: ServerKind, lookupsPerSecond: number, p50Ms = 1, p99Ms = 2): ThroughputRow {
   const result: RunResult = {
     lookups: lookupsPerSecond,
+    wrongDeliveries: 0,
+    stalledSessions: 0,
     errors: 0,
     errorKinds: {},
     retransmits: 0,
@@ -115,6 +120,11 @@ test("with no phase run every target is a SKIP, never a pass, in the report's or
       ["metrics and status page cost, nobody watching", "server CPU per lookup on ÷ off ≤ 1.05", "not run", undefined],
       ["10000-URL batch, cache warm, vs curl --parallel", "≤ 1.5 × curl", "not run", undefined],
       ["10000-URL batch, cache cold, vs curl --parallel", "≤ 2 × curl", "not run", undefined],
+      ["server CPU per cached lookup at C=10", "≤ 1.25 × floor", "not run", undefined],
+      ["server CPU per cached lookup at C=100", "≤ 1.25 × floor", "not run", undefined],
+      ["throughput vs the seed's design, C < 300", "≥ 1.00 × seed at each C, 0 wrong deliveries", "not run", undefined],
+      ["throughput vs the seed's design, C ≥ 300", "≥ 1.50 × seed at each C, 0 wrong deliveries", "not run", undefined],
+      ["per-worker cost, 1 → 2 workers", "lookups per CPU-second with 2 ≥ 0.80 × with 1", "not run", undefined],
     ],
   );
 });
@@ -267,8 +277,56 @@ test("targetChecks puts each phase's results in its own check", () => {
       undefined,
       undefined,
       undefined,
+      // CPU per lookup at C=10 (no rows), at C=100 (0.5 cores for 800 ÷ 0.5 for 1000: 1.25 ×), seed, workers
+      undefined,
+      true,
+      undefined,
+      undefined,
+      undefined,
     ],
   );
+});
+
+test("CPU per lookup ÷ floor: up to 1.25 × passes, over it misses, a C not run is a SKIP", () => {
+  const rows = [row(10, "floor", 1000), row(10, "headwire", 799), row(100, "floor", 1000), row(100, "headwire", 800)];
+  assert.equal(cpuFloorCheck(rows, 10).pass, false);
+  assert.equal(cpuFloorCheck(rows, 100).pass, true);
+  assert.match(cpuFloorCheck(rows, 100).measured, /^1\.25 × floor \(625\.0 vs 500\.0 µs\)$/);
+  assert.equal(cpuFloorCheck(rows, 1000).pass, undefined);
+});
+
+test("seed: ≥ 1 × below C=300 and ≥ 1.5 × from it, at every C; a wrong delivery by headwire misses", () => {
+  const rows = [
+    row(1, "seed", 1000),
+    row(1, "headwire", 1000),
+    row(10, "seed", 1000),
+    row(10, "headwire", 1200),
+    row(300, "seed", 1000),
+    row(300, "headwire", 1500),
+    row(1000, "seed", 1000),
+    row(1000, "headwire", 1400),
+  ];
+  assert.equal(seedCheck(rows, false).pass, true);
+  assert.equal(seedCheck(rows, true).pass, false);
+  assert.match(seedCheck(rows, true).measured, /1\.50 × at C=300, 1\.40 × at C=1000/);
+  rows[1]!.result.wrongDeliveries = 1;
+  assert.equal(seedCheck(rows, false).pass, false);
+  assert.equal(seedCheck([row(1, "headwire", 1)], false).pass, undefined);
+});
+
+test("workers: 2 workers' lookups per CPU-second at 0.8 × 1 worker's passes, under it misses", () => {
+  const workers = (one: number, two: number) =>
+    [1, 2].map((n) => ({
+      workers: n,
+      processes: n === 1 ? 1 : 3,
+      concurrency: 100,
+      result: row(100, "headwire", 1000).result,
+      cpuSeconds: 1,
+      lookupsPerCpuSecond: n === 1 ? one : two,
+    }));
+  assert.equal(workersCheck(workers(10_000, 8_000)).pass, true);
+  assert.equal(workersCheck(workers(10_000, 7_999)).pass, false);
+  assert.equal(workersCheck(undefined).pass, undefined);
 });
 
 function attackRow(

@@ -50,6 +50,24 @@ export function cacheStoreContract(kind: CacheStoreKind, open: ContractFactory):
     assert.equal(await store.get("http://example.com/other"), undefined);
   });
 
+  contract(
+    "peek, where a store has it, answers what get answers, expiry and deletion included",
+    async ({ store, elapse }) => {
+      if (!store.peek) return; // a store behind a network or another process: get() only
+      const stored = awkwardEntry("http://example.com/peek");
+      await store.set(stored, 1000);
+      await store.set(entry("gone"), 60_000);
+      await store.delete("gone");
+      assert.equal(store.peek(stored.key), await store.get(stored.key));
+      assert.deepEqual(store.peek(stored.key), stored);
+      assert.equal(store.peek("gone"), undefined);
+      assert.equal(store.peek("http://example.com/other"), undefined);
+      await elapse(1001);
+      assert.equal(store.peek(stored.key), undefined);
+      assert.equal(await store.get(stored.key), undefined);
+    },
+  );
+
   contract("a later set replaces the entry under its key", async ({ store }) => {
     await store.set(entry("k", "HTTP/1.1 200 OK\r\n\r\n"), 60_000);
     const newer = entry("k", "HTTP/1.1 404 Not Found\r\n\r\n", 404);

@@ -24,6 +24,7 @@ import {
   formatTcpTicket,
   formatTicket,
   parseClientMessage,
+  parsePlainQuery,
   parseServerMessage,
   ReplyDecoder,
   type CacheOutcome,
@@ -530,4 +531,45 @@ test("a greeting of another protocol version is refused, naming both versions", 
       error.code === "PROTOCOL_ERROR" &&
       /the server speaks HEADWIRE\/1, this client HEADWIRE\/2: upgrade the older one/.test(error.message),
   );
+});
+
+test("parsePlainQuery: only `QUERY <url>` without options, read as parseClientMessage reads it", () => {
+  assert.deepEqual(parsePlainQuery("QUERY http://example.com/a?b=1"), {
+    kind: "query",
+    url: "http://example.com/a?b=1",
+    options: { method: "GET", redirects: 0, chain: "all", http: "auto" },
+    delivery: "udp",
+  });
+  for (const line of ["QUERY http://example.com/", "QUERY http://example.com/ method=HEAD", "QUERY  http://e/"]) {
+    const plain = parsePlainQuery(line);
+    if (plain) assert.deepEqual(plain, parseClientMessage(line));
+  }
+  for (const line of [
+    "QUERY",
+    "QUERY ",
+    "query http://e/",
+    "QUERY http://e/ delivery=tcp",
+    "QUERY\thttp://e/",
+    " QUERY http://e/",
+  ]) {
+    assert.equal(parsePlainQuery(line), undefined, line);
+  }
+});
+
+test("LineDecoder: printable ASCII and tabs read as UTF-8 would; other bytes still checked", () => {
+  const decoder = new LineDecoder(100);
+  const [ascii, tabbed, utf8, control, bom] = decoder.push(
+    Buffer.concat([
+      Buffer.from("QUERY http://e/~a\r\n"),
+      Buffer.from("PING\tx\n"),
+      Buffer.from("QUERY http://e/caf\u00e9\n"),
+      Buffer.from("QUERY a\u0001\n"),
+      Buffer.from("\uFEFFPING\n"),
+    ]),
+  );
+  assert.deepEqual(ascii, { kind: "line", text: "QUERY http://e/~a" });
+  assert.deepEqual(tabbed, { kind: "line", text: "PING\tx" });
+  assert.deepEqual(utf8, { kind: "line", text: "QUERY http://e/caf\u00e9" });
+  assert.equal(control?.kind === "error" && control.error.code, "BAD_ENCODING");
+  assert.deepEqual(bom, { kind: "line", text: "\uFEFFPING" });
 });
