@@ -15,7 +15,7 @@ import { HeadwireClient } from "../../src/client/headwire-client.js";
 import { CraftedOrigin } from "../../src/demo/crafted-origin.js";
 import { parseServerMessage, type Ticket } from "../../src/protocol/control.js";
 import { decodeDatagram, encodeRequest } from "../../src/protocol/datagram.js";
-import { RawSession, tempDir, UNLIMITED_ENV } from "../helpers.js";
+import { RawSession, tempDir, TEST_SERVER_ENV } from "../helpers.js";
 import { BIN, type ServerProcess } from "../cli/run-cli.js";
 
 const HEADER = `HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nX-Pad: ${"w".repeat(3000)}\r\n\r\n`;
@@ -31,7 +31,7 @@ async function startWorkers(t: Parameters<typeof tempDir>[0], count: number, ext
   const args = ["--host", "127.0.0.1", "--port", "0", "--data-port", "0", "--allow-private"];
   const child = spawn(process.execPath, [BIN, "server", ...args, "--workers", String(count), ...extra], {
     cwd: dir,
-    env: { ...process.env, ...UNLIMITED_ENV, HEADWIRE_CACHE_FILE: join(dir, "cache.txt") },
+    env: { ...process.env, ...TEST_SERVER_ENV, HEADWIRE_CACHE_FILE: join(dir, "cache.txt") },
   });
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null) {
