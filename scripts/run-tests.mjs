@@ -23,6 +23,7 @@ const INTEGRATION_FILES = [
   "cli/cli.test.js", // the CLI as a process, servers
   "cli/client-batch.test.js", // the CLI as a process, a server
   "cli/client-batch-resume.test.js", // the CLI and the server as processes
+  "cli/closed-output.test.js", // the CLI as a process, bash and head
   "cli/client-terminal.test.js", // tmux
   "cli/client-verbose.test.js", // the CLI as a process, a server
   "cli/dissector-command.test.js", // the CLI as a process

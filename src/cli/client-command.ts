@@ -242,7 +242,6 @@ async function runClient(
   const trace = opts.verbose ? verboseTrace((text) => process.stderr.write(text)) : undefined;
   const connect = () => HeadwireClient.connect(config, trace, udpVia);
   const queryOptions = { method: opts.method, redirects: opts.redirects, chain: opts.chain };
-  exitQuietlyOnClosedStdout();
 
   if (opts.batch !== undefined) {
     return runBatch({ source: opts.batch, jobs: opts.jobs, mode, progress: opts.progress, queryOptions, connect });
@@ -314,12 +313,4 @@ function reportFatal(error: HeadwireError): void {
   process.stderr.write(
     `headwire client: ${visibleInLine(error.message)} (${style.red(error.code)}) ${style.dim(`— ${error.advice}`)}\n`,
   );
-}
-
-/** `headwire client --json ... | head` closes our standard output early: stop without a stack trace. */
-function exitQuietlyOnClosedStdout(): void {
-  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code === "EPIPE") process.exit(CLIENT_EXIT.ok);
-    throw error;
-  });
 }

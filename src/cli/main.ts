@@ -4,8 +4,12 @@ import { cacheCommand } from "./cache-command.js";
 import { clientCommand } from "./client-command.js";
 import { demoCommand } from "./demo-command.js";
 import { dissectorCommand } from "./dissector-command.js";
+import { guardProcess, reportUncaught } from "./process-guard.js";
 import { relayCommand } from "./relay-command.js";
 import { serverCommand } from "./server-command.js";
+
+// Before anything writes: a closed output (| head) and an uncaught error end quietly, in one line.
+guardProcess();
 
 /** Usage errors exit 2 (as documented); --help and --version exit 0. */
 const exitOnUsageError = (error: CommanderError) => process.exit(error.exitCode === 0 ? 0 : 2);
@@ -28,7 +32,9 @@ Examples:
   headwire dissector > ~/.local/lib/wireshark/plugins/headwire.lua   # see it in Wireshark
 
 Exit status: 0 success, 1 a query or step failed, 2 bad usage, 3 server unreachable or
-session lost (client). "headwire <command> --help" tells more; docs/ has the protocol.`,
+session lost (client), 70 a bug in headwire (one line with its code; HEADWIRE_DEBUG=1 adds
+the stack). A closed standard output (headwire cache list | head -1) ends a command quietly
+with the status it had so far. "headwire <command> --help" tells more; docs/ has the protocol.`,
   )
   .showHelpAfterError()
   .exitOverride(exitOnUsageError);
@@ -44,4 +50,8 @@ for (const command of [
   program.addCommand(command.copyInheritedSettings(program).exitOverride(exitOnUsageError));
 }
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  reportUncaught(error);
+}
