@@ -11,6 +11,7 @@ import {
 type ClientSettings = typeof CLIENT_SETTINGS;
 import { ConfigError, HeadwireError, toHeadwireError } from "../errors.js";
 import { HeadwireClient } from "../client/headwire-client.js";
+import { ReconnectingSession } from "../client/reconnecting-session.js";
 import { VERSION } from "../version.js";
 import { runBatch } from "./client-batch.js";
 import { ResultPrinter, visibleInLine, type OutputMode } from "./client-output.js";
@@ -247,9 +248,13 @@ async function runClient(
     return runBatch({ source: opts.batch, jobs: opts.jobs, mode, progress: opts.progress, queryOptions, connect });
   }
 
-  let client: HeadwireClient;
+  // URL arguments, a pipe, the prompt: one session that connects again when it ends; PINGs keep
+  // it open while it waits for input.
+  const interactive = urls.length === 0;
+  let client: ReconnectingSession;
   try {
-    client = await connect();
+    const notice = (text: string) => void process.stderr.write(styleFor(process.stderr).dim(text));
+    client = await ReconnectingSession.start({ connect, notice, keepAlive: interactive });
   } catch (error) {
     reportFatal(toHeadwireError(error, "SERVER_UNREACHABLE"));
     return CLIENT_EXIT.sessionFailed;
@@ -268,35 +273,21 @@ async function runClient(
     if (result.error) failures++;
     return result;
   };
-  let ending = false;
-  // Reading the user's input, the session may end under us: that is a lost session (exit 3).
-  let endedWhileReading = false;
-  void client.closed.then(() => {
-    if (!ending && urls.length === 0) endedWhileReading = true;
-  });
   try {
     if (urls.length > 0) {
       for (const url of urls) await runQuery(url);
     } else if (process.stdin.isTTY && process.stdout.isTTY) {
       await runPrompt({ client, runQuery, style: styleFor(process.stdout), historyFile: historyFilePath() });
     } else {
+      // A server that goes away while we wait for input is no news: the next line connects again.
       const lines = createInterface({ input: process.stdin, terminal: false });
-      // A server that goes away while we wait for input ends the session at once: each wait for
-      // the next line races the session's end (closing readline from outside while its iterator
-      // is between two lines is not a reliable way to stop it).
-      const input = lines[Symbol.asyncIterator]();
-      const sessionOver = client.closed.then(() => ({ done: true as const, value: undefined }));
-      for (;;) {
-        const next = await Promise.race([input.next(), sessionOver]);
-        if (next.done) break;
-        const line = next.value.trim();
+      for await (const raw of lines) {
+        const line = raw.trim();
         if (END_WORDS.has(line.toLowerCase())) break;
         if (line !== "") await runQuery(line);
       }
       lines.close();
     }
-    ending = true;
-    if (endedWhileReading && client.lost) throw client.lost;
     await client.terminate();
   } catch (error) {
     const failure = toHeadwireError(error, "CONNECTION_LOST");
