@@ -24,6 +24,7 @@ const INTEGRATION_FILES = [
   "cli/client-batch.test.js", // the CLI as a process, a server
   "cli/client-batch-resume.test.js", // the CLI and the server as processes
   "cli/closed-output.test.js", // the CLI as a process, bash and head
+  "cli/client-recovery.test.js", // the CLI as a process, a server, nginx
   "cli/client-terminal.test.js", // tmux
   "cli/client-verbose.test.js", // the CLI as a process, a server
   "cli/dissector-command.test.js", // the CLI as a process
