@@ -135,6 +135,21 @@ PROMPT
   between runs in ~/.headwire_history (HEADWIRE_HISTORY). Ctrl-C clears the line; twice on an
   empty line it ends the session.
 
+SESSIONS THAT RECOVER
+  The prompt, a pipe and URL arguments keep their session: after IDLE_TIMEOUT, SHUTTING_DOWN
+  (a server restarting) or a lost connection the client connects again, with back-off
+  (--reconnect-attempts, --reconnect-backoff-ms), says each attempt on standard error and asks
+  the query that was in flight again:
+    * connection lost (the server is shutting down or restarting); connecting again in 0.2 s (attempt 1 of 8)
+    * connected again to headwire/0.1.0
+  Only when every attempt fails does it give up: the prompt says so and stays (the next URL
+  tries again); a pipe or URL arguments stop (exit status 3). While it waits for input it sends
+  PING, a third of the server's idle timeout apart (its greeting says it), or --keep-alive-ms.
+  A reply that does not come within --reply-timeout-ms fails its query (REPLY_TIMEOUT) and
+  closes the session, as a late reply would be taken for the next query's; the next query
+  connects again. A peer that is not a headwire server (no greeting within
+  --greeting-timeout-ms, or another protocol's first bytes) ends at once with NOT_HEADWIRE.
+
 BATCH
   --batch FILE reads FILE as it goes (never whole into memory): one URL a line; blank lines and
   lines starting with # are skipped. The URLs are shared among --jobs sessions (8 by default),
@@ -154,7 +169,7 @@ VERBOSE
   "* " notes. Control lines as they are; datagrams with their sizes, addresses (local → remote),
   chunk ranges, retransmissions and the round-trip estimate. Standard output does not change.
     * TCP connected 127.0.0.1:57701 → 127.0.0.1:50366
-    < HEADWIRE/2 READY headwire/0.1.0
+    < HEADWIRE/2 READY headwire/0.1.0 idle=300000
     > QUERY www.twitch.tv
     < TICKET token=9f… udp=127.0.0.1:50367 bytes=713 chunks=1 cache=MISS status=301 sha256=…
     > UDP REQUEST 1 chunks 0 (36 B, 127.0.0.1:64484 → 127.0.0.1:50367, window 10, rtt none yet, …)
@@ -165,14 +180,18 @@ ENVIRONMENT
   HEADWIRE_SERVER    default for --server
   HEADWIRE_HISTORY   the prompt's history file (default ~/.headwire_history); empty: none kept
   NO_COLOR           when set and not empty, no colours
+  HEADWIRE_DEBUG     1: an unexpected error also shows its stack (it is one line otherwise)
 
 EXIT STATUS
   0    every query succeeded
   1    at least one query failed (its error was printed; the session went on), or the server
        answered TERMINATE with PERSIST_FAILED (it could not write its cache)
   2    bad usage: an unknown option, a bad value, an unreadable --batch file
-  3    the server could not be reached, or the session was lost
+  3    the server could not be reached or is not a headwire server (NOT_HEADWIRE), or the
+       session was lost and every attempt to connect again failed
+  70   a bug in headwire (one line with its code; HEADWIRE_DEBUG=1 shows the stack)
   130  interrupted (Ctrl-C) during --batch
+  A closed standard output (headwire client --json ... | head -1) ends the client quietly.
 
 EXAMPLES
   headwire client www.twitch.tv                     # writes ./www.twitch.tv.txt
