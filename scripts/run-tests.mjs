@@ -29,6 +29,7 @@ const INTEGRATION_FILES = [
   "cli/client-verbose.test.js", // the CLI as a process, a server
   "cli/dissector-command.test.js", // the CLI as a process
   "cli/server-command.test.js", // the server as a process
+  "client/reconnecting-session.test.js", // whole headwire servers, stopped and started again
   "cluster/workers.test.js", // the server as a primary and its worker processes
   "dissector/capture.test.js", // dumpcap and tshark, a whole headwire server
   "dissector/fuzz.test.js", // text2pcap and tshark

@@ -64,7 +64,7 @@ test("headwire cache list | head -1 exits 0 and prints no trace", async (t) => {
   assertNoTrace(run.stderr);
 });
 
-for (const args of [["client", "--help"], ["server", "--help"], ["--help"], ["--version"], ["dissector"]]) {
+for (const args of [["client", "--help"], ["server", "--help"], ["--help"], ["--version"], ["dissector"], ["demo"]]) {
   test(`headwire ${args.join(" ")} | head -1 exits 0 and prints no trace`, async (t) => {
     const dir = await tempDir(t);
     const run = await throughHead(args, dir);
