@@ -216,6 +216,8 @@ export class ControlConnection {
   }
 
   destroy(): void {
+    // Said as it is: this end closed the session, not the server.
+    this.fail(new HeadwireError("CONNECTION_LOST", "the session was closed by this client"));
     this.socket.destroy();
   }
 

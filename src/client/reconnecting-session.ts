@@ -121,7 +121,8 @@ export class ReconnectingSession {
   /** TERMINATE on the session, if it is still open; a session already ended has nothing to end. */
   async terminate(): Promise<void> {
     this.stopKeepAlive();
-    if (this.client.lost && SESSION_ENDINGS.has(this.client.lost.code)) return this.client.destroy();
+    const lost = this.lost ?? this.client.lost;
+    if (lost && SESSION_ENDINGS.has(lost.code)) return this.client.destroy();
     await this.client.terminate();
   }
 

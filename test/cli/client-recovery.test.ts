@@ -146,3 +146,16 @@ test("--reply-timeout-ms: REPLY_TIMEOUT names the query and fails it alone; the 
   assert.match(run.stdout, /^HTTP\/1\.1 301 Moved Permanently \| \d+ bytes \| MISS \| \d+ ms \| out\/.+\n$/);
   assert.doesNotMatch(run.stderr, /closed the session\b(?! after)/, "never 'the server closed the session'");
 });
+
+test("cache purge --server at an HTTP server (nginx): NOT_HEADWIRE quoting its answer, exit 3", async (t) => {
+  if (!NGINX) return t.skip("nginx not installed: apt-get install nginx");
+  const dir = await tempDir(t);
+  const port = await startNginx(t, dir);
+  const run = await runCli(["cache", "purge", "--server", `127.0.0.1:${port}`, "--all"], { cwd: dir });
+  assert.equal(run.code, 3);
+  assert.equal(
+    run.stderr,
+    `headwire cache purge: 127.0.0.1:${port} is not a headwire server: it answered "HTTP/1.1 400 Bad Request" ` +
+      "(NOT_HEADWIRE) — Whatever listens at --server is not a headwire server; check the host and the port.\n",
+  );
+});
