@@ -96,6 +96,12 @@ export function renderReport(input: ReportInput): string[] {
       `\n### Bulk (${bulk.urls} distinct nginx URLs, one header file each, ${bulk.parallel} at once, median of ${bulk.runs} runs)\n`,
     );
     out.push(bulk.missing ? `${bulk.missing} NOT installed: the bulk phase was skipped.` : bulkTable(bulk));
+    if (!bulk.missing && bulk.loadAverages?.length) {
+      out.push(
+        `\nLoad average (1 min) as each run started: ${bulk.loadAverages.map((load) => load.toFixed(2)).join(", ")}; ` +
+          `each run's own ratios (cold, warm ÷ that run's curl): ${bulkRunRatios(bulk)}.`,
+      );
+    }
   }
   out.push(`\n### Targets\n`);
   out.push(
@@ -387,6 +393,13 @@ function bulkTable(bulk: BulkResult): string {
       row(`headwire client --batch -j ${bulk.parallel}, cache warm`, bulk.warmMs),
     ],
   );
+}
+
+/** Each run's cold and warm time over the same run's curl time: a load that drifts between runs shows here. */
+function bulkRunRatios(bulk: BulkResult): string {
+  return bulk.curlMs
+    .map((curl, i) => `${fixed(ratio(bulk.coldMs[i], curl))}, ${fixed(ratio(bulk.warmMs[i], curl))}`)
+    .join("; ");
 }
 
 /** The "paths" phase: one row per path and size. */

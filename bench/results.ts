@@ -124,6 +124,11 @@ export interface BulkResult {
   warmMs: number[];
   /** headwire client --batch, the server's cache empty at the start. */
   coldMs: number[];
+  /**
+   * The machine's 1-minute load average as each run started: on a shared 2-core machine the
+   * ratios mean little without it.
+   */
+  loadAverages?: number[];
 }
 
 /** The phases' results; a phase that did not run is undefined. */

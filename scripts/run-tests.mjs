@@ -25,6 +25,7 @@ const INTEGRATION_FILES = [
   "cli/client-batch-resume.test.js", // the CLI and the server as processes
   "cli/closed-output.test.js", // the CLI as a process, bash and head
   "cli/client-recovery.test.js", // the CLI as a process, a server, nginx
+  "cli/client-curl-flags.test.js", // the CLI as a process, a server, origins, curl
   "cli/client-terminal.test.js", // tmux
   "cli/client-verbose.test.js", // the CLI as a process, a server
   "cli/dissector-command.test.js", // the CLI as a process

@@ -51,7 +51,9 @@ export const LOCAL_ERROR_CODES = {
   PROTOCOL_ERROR: "The peer sent something the protocol does not allow.",
   DELIVERY_FAILED: "The header did not arrive over UDP; check that UDP reaches the server, then retry.",
   UDP_SILENT: "No datagram arrived from the server's UDP port; UDP seems blocked on this path.",
-  WRITE_FAILED: "The header arrived but its file could not be written; check --out and free space.",
+  WRITE_FAILED: "The header arrived but its file could not be written; check -o/--output-dir and free space.",
+  HTTP_FAILED:
+    "With -f/--fail a final status of 400 or more is a failure: no file was written (-D still gets the header).",
   UNTRUSTED_TICKET:
     "The ticket names a UDP host that is not the server's address; pass --trust-udp-host HOST if the server runs behind NAT with --advertise.",
 } as const;

@@ -50,8 +50,17 @@ export async function runBulk(bench: BenchHarness): Promise<BulkResult> {
       (url, i) => `url = "http://${url}"\noutput = "/dev/null"\ndump-header = "${join(dir, "curl-out", `${i}.txt`)}"\n`,
     );
     writeFileSync(join(dir, "curl.cfg"), sections.join("next\n"));
-    const result: BulkResult = { urls: count, runs, parallel: BULK_PARALLEL, curlMs: [], warmMs: [], coldMs: [] };
+    const result: BulkResult = {
+      urls: count,
+      runs,
+      parallel: BULK_PARALLEL,
+      curlMs: [],
+      warmMs: [],
+      coldMs: [],
+      loadAverages: [],
+    };
     for (let run = 1; run <= runs; run++) {
+      result.loadAverages!.push(os.loadavg()[0]!);
       const curlOut = fresh(join(dir, "curl-out"));
       result.curlMs.push(
         await timed(count, curlOut, "curl", [
@@ -70,13 +79,13 @@ export async function runBulk(bench: BenchHarness): Promise<BulkResult> {
         const batch = (out: string) => [
           CLIENT_SCRIPT,
           "client",
-          "-s",
+          "--server",
           `${HOST}:${String(server.ready.controlPort)}`,
           "--batch",
           join(dir, "urls.txt"),
           "-j",
           String(BULK_PARALLEL),
-          "-o",
+          "--output-dir",
           out,
           "--no-progress",
         ];
@@ -88,7 +97,8 @@ export async function runBulk(bench: BenchHarness): Promise<BulkResult> {
         await bench.stopServer(server);
       }
       log(
-        `bulk run ${run}/${runs}: curl ${fixed(result.curlMs.at(-1)! / 1000)} s, headwire cold ` +
+        `bulk run ${run}/${runs} (load ${result.loadAverages!.at(-1)!.toFixed(2)}): curl ` +
+          `${fixed(result.curlMs.at(-1)! / 1000)} s, headwire cold ` +
           `${fixed(result.coldMs.at(-1)! / 1000)} s, warm ${fixed(result.warmMs.at(-1)! / 1000)} s`,
       );
     }
@@ -158,7 +168,9 @@ http {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) =>
-      execFile("curl", ["-q", "-s", "-o", "/dev/null", `http://${HOST}:${port}/`], (error) => resolve(!error)),
+      execFile("curl", ["-q", "--server", "--output-dir", "/dev/null", `http://${HOST}:${port}/`], (error) =>
+        resolve(!error),
+      ),
     );
     if (ok) return { port, process: child };
     if (child.exitCode !== null || Date.now() > deadline) {

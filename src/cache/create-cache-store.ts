@@ -21,7 +21,13 @@ export interface CacheStoreParts {
 
 export type CacheStoreSettings = Pick<
   ServerConfig,
-  "cacheUrl" | "cacheFile" | "cacheMaxEntries" | "cacheMaxBytes" | "persistDelayMs" | "redisCommandTimeoutMs"
+  | "cacheUrl"
+  | "cacheFile"
+  | "cacheMaxEntries"
+  | "cacheMaxBytes"
+  | "persistDelayMs"
+  | "persistMaxDelayMs"
+  | "redisCommandTimeoutMs"
 >;
 
 export function createCacheStore(config: CacheStoreSettings, parts: CacheStoreParts): CacheStore {
@@ -40,6 +46,7 @@ export function createCacheStore(config: CacheStoreSettings, parts: CacheStorePa
     maxEntries: config.cacheMaxEntries,
     maxTotalBytes: config.cacheMaxBytes,
     persistDelayMs: config.persistDelayMs,
+    persistMaxDelayMs: config.persistMaxDelayMs,
     retentionOnLoadMs: parts.retentionMs,
     now: parts.now,
     log: parts.log,

@@ -4,6 +4,12 @@
  * between are written together, off the query path); flush() writes now; close() flushes and
  * releases the lock.
  *
+ * Each write rewrites the whole file (it stays one readable, atomically replaced file). Under a
+ * stream of new entries (a bulk batch of 10,000 new URLs) writing every persistDelayMs would cost
+ * the square of their number, so while changes keep coming each delay is twice the one before, up
+ * to persistMaxDelayMs; a quiet spell that long brings it back to persistDelayMs. A change is thus
+ * on disk at most persistMaxDelayMs (plus the writes under way) after it was made.
+ *
  * A write that fails is never reported as a success: flush() and close() reject with a
  * CachePersistError, the changes stay pending for the next attempt, and the log says it once per
  * run of failures (and again when a write succeeds after them).
@@ -24,6 +30,11 @@ export interface FileCacheStoreOptions {
   /** Delay between a change and its write; 0 writes on the next turn of the event loop. */
   persistDelayMs: number;
   /**
+   * The longest delay while changes keep coming (the delay doubles from persistDelayMs up to it);
+   * persistDelayMs when absent or smaller: no back-off.
+   */
+  persistMaxDelayMs?: number;
+  /**
    * How long a loaded entry is kept (cache.txt holds no expiry: it is derived from the entry,
    * as when it was stored; Freshness#retentionMs on a server).
    */
@@ -32,6 +43,18 @@ export interface FileCacheStoreOptions {
   log: CacheFileLog;
   /** Told after each write of cache.txt: whether it succeeded and how long it took (metrics, logs). */
   onPersist?: (ok: boolean, ms: number, error: Error | undefined) => void;
+}
+
+/**
+ * The delay of a write scheduled now (pure). A change that comes within the last delay of the
+ * previous write's start means changes keep coming: twice the last delay (from 0: 1 ms), at most
+ * `maxMs`. After a quiet spell of `maxMs`, `baseMs` again. `maxMs` below `baseMs` means no back-off.
+ */
+export function persistDelay(lastDelayMs: number, sinceLastWriteMs: number, baseMs: number, maxMs: number): number {
+  const cap = Math.max(baseMs, maxMs);
+  if (sinceLastWriteMs >= cap) return baseMs;
+  if (sinceLastWriteMs < lastDelayMs || lastDelayMs === 0) return Math.min(cap, Math.max(1, 2 * lastDelayMs));
+  return Math.min(cap, Math.max(baseMs, lastDelayMs));
 }
 
 export class FileCacheStore implements CacheStore {
@@ -45,8 +68,16 @@ export class FileCacheStore implements CacheStore {
   private writtenWaiters: Array<() => void> = [];
   /** Writes failed in a row (the first is logged, and the success that ends the run). */
   private failures = 0;
+  /** The delay the next scheduled write waits (persistDelayMs, doubled while changes keep coming). */
+  private delayMs: number;
+  /**
+   * When the last write started (performance.now()): a change soon after it (during the write, or
+   * just after) means changes keep coming.
+   */
+  private lastWriteStartMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: FileCacheStoreOptions) {
+    this.delayMs = options.persistDelayMs;
     this.file = new CacheFile(
       options.path,
       options.log,
@@ -143,6 +174,7 @@ export class FileCacheStore implements CacheStore {
     if (!this.dirty || !this.opened) return;
     this.dirty = false;
     const started = performance.now();
+    this.lastWriteStartMs = started;
     try {
       await this.file.write(this.memory.snapshot());
     } catch (error) {
@@ -172,10 +204,18 @@ export class FileCacheStore implements CacheStore {
     await this.file.release();
   }
 
-  /** Schedules a write persistDelayMs from now, unless one is already scheduled. */
+  /** Schedules a write (backedOffDelay() from now), unless one is already scheduled. */
   private schedule(): void {
     this.dirty = true;
-    this.scheduleWrite(this.options.persistDelayMs);
+    if (this.timer) return;
+    this.scheduleWrite(this.backedOffDelay());
+  }
+
+  private backedOffDelay(): number {
+    const { persistDelayMs, persistMaxDelayMs } = this.options;
+    const sinceWrite = performance.now() - this.lastWriteStartMs;
+    this.delayMs = persistDelay(this.delayMs, sinceWrite, persistDelayMs, persistMaxDelayMs ?? persistDelayMs);
+    return this.delayMs;
   }
 
   /**

@@ -15,10 +15,19 @@ import type { QueryOptions } from "../http/query-options.js";
 import { BatchTally } from "./batch-tally.js";
 import { createProgress } from "./batch-progress.js";
 import { ResultPrinter, visibleInLine, type OutputMode } from "./client-output.js";
+import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { deliver, failsWithF, httpFailed } from "./output-target.js";
 import { styleFor } from "./terminal-style.js";
+import { checkUrl } from "./url-check.js";
 import { MAX_URL_LINE_BYTES, readUrlLines, type UrlLine } from "./url-lines.js";
 
-export const BATCH_EXIT = { ok: 0, queryFailed: 1, usage: 2, sessionFailed: 3, interrupted: 130 } as const;
+/** A session that ends the batch exits with its code's status (src/cli/exit-codes.ts): 7 or 56. */
+export const BATCH_EXIT = {
+  ok: EXIT.ok,
+  queryFailed: EXIT.failed,
+  usage: EXIT.usage,
+  interrupted: EXIT.interrupted,
+} as const;
 
 export interface BatchOptions {
   /** A file path, or "-" for standard input. */
@@ -27,8 +36,12 @@ export interface BatchOptions {
   mode: OutputMode;
   progress: boolean;
   queryOptions: Partial<QueryOptions>;
+  /** -f/--fail: a final status of 400 or more is a failure, and its header gets no file. */
+  fail?: boolean;
   /** Opens one session; called once per job, when that job takes its first URL. */
   connect: () => Promise<HeadwireClient>;
+  /** -s hides the summary line, and the failure lines unless -S (default: both shown). */
+  shows?: { summary: boolean; errors: boolean };
   stdin?: NodeJS.ReadableStream;
   stdout?: NodeJS.WritableStream & { isTTY?: boolean };
   stderr?: NodeJS.WritableStream & { isTTY?: boolean };
@@ -62,7 +75,7 @@ export async function runBatch(options: BatchOptions): Promise<number> {
   const printer = new ResultPrinter({
     mode: options.mode,
     stdout,
-    errorLine: (text) => progress.log(text),
+    errorLine: options.shows?.errors === false ? () => undefined : (text) => progress.log(text),
     outStyle: styleFor(stdout),
     errStyle,
     quietSuccess: true,
@@ -124,7 +137,9 @@ export async function runBatch(options: BatchOptions): Promise<number> {
         });
         if (next.done || readFailure) break;
         let result: QueryResult;
-        if (next.value.overlong) result = overlongResult(next.value);
+        // An over-long line is not sent; nor is a URL the client can tell is malformed.
+        const checked = next.value.overlong ? overlongResult(next.value) : checkedUrl(next.value);
+        if (typeof checked !== "string") result = checked;
         else {
           client ??= await options.connect();
           // A lost session throws (a server's answer, even an error, comes back as a result): the
@@ -133,10 +148,12 @@ export async function runBatch(options: BatchOptions): Promise<number> {
           for (;;) {
             try {
               result = await client.query({
-                url: next.value.url,
+                url: checked,
                 options: options.queryOptions,
-                write: options.mode !== "print",
+                // With -f the status decides whether a file is written: after the answer.
+                write: options.mode !== "print" && !options.fail,
               });
+              if (options.fail) result = await failOrWrite(result, options.mode, client.config.outDir, stdout);
               // A stopping server answers a query it will not serve with SHUTTING_DOWN: not the
               // URL's failure, the session's end.
               const ended = result.error && SESSION_ENDINGS.has(result.error.code) ? result.error : undefined;
@@ -174,16 +191,17 @@ export async function runBatch(options: BatchOptions): Promise<number> {
     options.mode === "lines" ? styleFor(stdout) : errStyle,
   );
   // Standard output carries data with --json and --print; the summary then goes to standard error.
-  (options.mode === "lines" ? stdout : stderr).write(`${summary}\n`);
+  if (options.shows?.summary !== false) (options.mode === "lines" ? stdout : stderr).write(`${summary}\n`);
   if (readFailure) {
     stderr.write(`headwire client: --batch ${options.source}: reading failed: ${readFailure.message}\n`);
     if (!fatal) return BATCH_EXIT.usage;
   }
   if (fatal) {
-    stderr.write(`headwire client: ${visibleInLine(fatal.message)} (${fatal.code}) — ${fatal.advice}
+    if (options.shows?.errors !== false)
+      stderr.write(`headwire client: ${visibleInLine(fatal.message)} (${fatal.code}) — ${fatal.advice}
 `);
-    // PERSIST_FAILED comes after every answer (at TERMINATE): a failed step, not a lost session.
-    return fatal.code === "PERSIST_FAILED" ? BATCH_EXIT.queryFailed : BATCH_EXIT.sessionFailed;
+    // PERSIST_FAILED comes after every answer (at TERMINATE): a failed step (1), not a lost session (56).
+    return exitCodeFor(fatal.code);
   }
   if (interrupted) return BATCH_EXIT.interrupted;
   return tally.failed > 0 ? BATCH_EXIT.queryFailed : BATCH_EXIT.ok;
@@ -194,6 +212,28 @@ async function countUrls(path: string): Promise<number> {
   const lines = readUrlLines(createReadStream(path));
   while (!(await lines.next()).done) count++;
   return count;
+}
+
+/** -f in a batch: HTTP_FAILED for a status of 400 or more, else the file written (unless --print). */
+async function failOrWrite(
+  result: QueryResult,
+  mode: OutputMode,
+  outDir: string,
+  stdout: NodeJS.WritableStream,
+): Promise<QueryResult> {
+  if (failsWithF(result)) return httpFailed(result);
+  if (mode === "print" || result.error) return result;
+  return deliver(result, { print: false, outDir, fail: false }, stdout);
+}
+
+/** The URL to send (src/cli/url-check.ts), or its INVALID_URL result naming the line. */
+function checkedUrl(line: UrlLine): string | QueryResult {
+  try {
+    return checkUrl(line.url);
+  } catch (error) {
+    if (!(error instanceof HeadwireError)) throw error;
+    return { url: line.url, ms: 0, error: { code: error.code, message: `line ${line.lineNumber}: ${error.message}` } };
+  }
 }
 
 function overlongResult(line: UrlLine): QueryResult {

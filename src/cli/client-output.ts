@@ -6,6 +6,7 @@ import { once } from "node:events";
 import { ERROR_CODES, type ErrorCode } from "../errors.js";
 import type { QueryResult } from "../client/headwire-client.js";
 import type { CacheOutcome } from "../protocol/control.js";
+import { exitOfResult } from "./exit-codes.js";
 import { visible, type TerminalStyle } from "./terminal-style.js";
 
 export type OutputMode = "lines" | "json" | "print";
@@ -13,24 +14,28 @@ export type OutputMode = "lines" | "json" | "print";
 /** One `--json` line. Every field is always present, in this order; absent values are null. */
 export interface QueryRecord {
   url: string;
-  /** Path of the written file (as --out joined with the file name); null with --print or on error. */
+  /** Path of the written file (-o FILE, or --output-dir joined with the file name); null with --print or on error. */
   file: string | null;
+  /** The final status; on error null, but kept for HTTP_FAILED (-f: the status is the failure). */
   status: number | null;
   bytes: number | null;
   cache: CacheOutcome | null;
   ms: number;
   error: { code: ErrorCode; message: string } | null;
+  /** The exit status this query alone would give (src/cli/exit-codes.ts): 0, or curl's number for its failure. */
+  exit: number;
 }
 
 export function toRecord(result: QueryResult): QueryRecord {
   return {
     url: result.url,
     file: result.file ?? null,
-    status: result.error ? null : (result.status ?? null),
+    status: result.error && result.error.code !== "HTTP_FAILED" ? null : (result.status ?? null),
     bytes: result.error ? null : (result.bytes ?? null),
     cache: result.error ? null : (result.cache ?? null),
     ms: result.ms,
     error: result.error ? { code: result.error.code, message: result.error.message } : null,
+    exit: exitOfResult(result),
   };
 }
 

@@ -4,7 +4,6 @@
  */
 import { createHash } from "node:crypto";
 import type { Socket } from "node:dgram";
-import { mkdirSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { resolveClientConfig, type ClientConfig } from "../config.js";
@@ -15,6 +14,7 @@ import type { CacheOutcome, Delivery } from "../protocol/control.js";
 import { ControlConnection, type ClientTrace } from "./control-connection.js";
 import { DeliveryPolicy, fallbackNotice, isDeliveryMode, newTicketNotice } from "./delivery-policy.js";
 import { headerFileName } from "./file-name.js";
+import { writeHeaderFile } from "./header-file-writer.js";
 import { bindFreshPort, receiveHeader } from "./header-receiver.js";
 import { isTrustedUdpHost } from "./ticket-trust.js";
 
@@ -263,34 +263,13 @@ export class HeadwireClient {
   /**
    * Writes through a temporary file and a rename: a reader never sees half a header (rename(2) is
    * atomic within a directory). The directory is made once per process and directory, not per
-   * query. The writes are synchronous: a header is a few hundred bytes, and in a batch the event
-   * loop is busy anyway, so three thread-pool round trips per file (open+write+close, rename) cost
-   * more than the syscalls themselves (measured: docs/performance.md, the bulk phase).
+   * query; where the writes run is header-file-writer.ts's business (this thread, or one worker
+   * thread in a batch: measured, docs/performance.md, the bulk phase).
    */
   private async writeHeader(url: string, header: Buffer): Promise<string> {
     await outDirReady(this.config.outDir);
     const path = join(this.config.outDir, headerFileName(url));
-    // Unique within this process (a counter) and among processes (the pid): no two writers share
-    // a temporary file, and no random bytes are drawn per file.
-    const temporary = `${path}.${process.pid}-${(temporaryCounter++).toString(36)}.part`;
-    try {
-      try {
-        writeFileSync(temporary, header);
-      } catch (error) {
-        // The directory was removed since it was made (a long session): make it again, once.
-        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-        mkdirSync(this.config.outDir, { recursive: true });
-        writeFileSync(temporary, header);
-      }
-      renameSync(temporary, path);
-    } catch (error) {
-      try {
-        unlinkSync(temporary);
-      } catch {
-        // Nothing was created, or it is gone already.
-      }
-      throw error;
-    }
+    await writeHeaderFile(path, header);
     return path;
   }
 
@@ -302,8 +281,6 @@ export class HeadwireClient {
     this.connection.destroy();
   }
 }
-
-let temporaryCounter = 0;
 
 /** Output directories made (or being made) by this process: mkdir once, not per file. */
 const outDirs = new Map<string, Promise<void>>();

@@ -156,6 +156,20 @@ export const SERVER_SETTINGS = {
     default: 200,
     help: "cache file written this long after a change (batched)",
   },
+  /**
+   * While changes keep coming (a bulk batch of new URLs), each write of cache.txt waits twice as
+   * long as the one before, up to this: a write rewrites the whole file, so writing every
+   * persistDelayMs under a stream of new entries would cost the square of their number. An entry
+   * is on disk at most this long (plus the write itself) after it was stored; a quiet spell of
+   * persistMaxDelayMs brings the delay back to persistDelayMs.
+   */
+  persistMaxDelayMs: {
+    kind: "integer",
+    min: 0,
+    max: 600_000,
+    default: 2_000,
+    help: "while changes keep coming, writes of the cache file back off (doubling from --persist-delay-ms) up to this",
+  },
   /** Set it false when a proxy on this host forwards remote clients: they would all look local. */
   loopbackIsAdmin: {
     kind: "boolean",
@@ -584,9 +598,10 @@ export const CLIENT_SETTINGS = {
   outDir: {
     kind: "string",
     default: ".",
-    flag: "-o, --out <dir>",
+    // -o is curl's --output (one file); --output-dir is curl's name (7.73) for a directory.
+    flag: "--output-dir <dir>",
     env: false,
-    help: "directory the header files are written to (created if missing)",
+    help: "directory the header files are written to, one per URL (created if missing)",
   },
   connectTimeoutMs: {
     kind: "integer",

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { CacheFileOwnedError, CachePersistError } from "../../src/errors.js";
-import { FileCacheStore, type FileCacheStoreOptions } from "../../src/cache/file-cache-store.js";
+import { parseCache } from "../../src/cache/cache-file-format.js";
+import { FileCacheStore, persistDelay, type FileCacheStoreOptions } from "../../src/cache/file-cache-store.js";
 import { tempDir } from "../helpers.js";
 import { awkwardEntry, cacheStoreContract } from "./cache-store-contract.js";
 
@@ -182,4 +183,65 @@ test("file store: close() rejects when the last write fails, and releases the lo
   await breakCacheFile(path);
   await assert.rejects(store.close(), CachePersistError);
   assert.deepEqual(await readdir(dir), ["cache.txt"], "no lock, no temporary file (cache.txt is the directory)");
+});
+
+test("persist delay: doubles while changes keep coming, up to the maximum; back to the base after a quiet spell", () => {
+  // (last delay, since the last write started, base, max) → next delay
+  assert.equal(persistDelay(200, Infinity, 200, 2000), 200, "first change: the base delay");
+  assert.equal(persistDelay(200, 5, 200, 2000), 400, "a change during or just after a write: doubled");
+  assert.equal(persistDelay(400, 399, 200, 2000), 800);
+  assert.equal(persistDelay(1600, 10, 200, 2000), 2000, "capped at the maximum");
+  assert.equal(persistDelay(2000, 10, 200, 2000), 2000);
+  assert.equal(persistDelay(800, 1000, 200, 2000), 800, "neither soon nor quiet: kept");
+  assert.equal(persistDelay(2000, 2000, 200, 2000), 200, "quiet for the maximum: the base again");
+  assert.equal(persistDelay(200, 5, 200, 100), 200, "a maximum below the base: no back-off");
+  assert.equal(persistDelay(200, 5, 200, 200), 200);
+  assert.equal(persistDelay(0, 0, 0, 0), 0, "0 and 0: the next turn of the event loop, always");
+  assert.equal(persistDelay(0, 0, 0, 50), 1, "from 0, the back-off starts at 1 ms");
+  assert.equal(persistDelay(32, 1, 0, 50), 50);
+});
+
+/** Whether cache.txt, as it is on disk now, holds `key` (a file being replaced is read whole or not at all). */
+async function fileHolds(path: string, key: string): Promise<boolean> {
+  const data = await readFile(path).catch(() => undefined);
+  return data !== undefined && parseCache(data).some((entry) => entry.key === key);
+}
+
+test("file store: under a stream of changes, an entry is on disk within the back-off's bound", async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, "cache.txt");
+  let writes = 0;
+  const store = fileStore(path, {
+    maxEntries: 100_000,
+    maxTotalBytes: 100_000_000, // nothing is evicted: the count on disk is checked at the end
+    persistDelayMs: 5,
+    persistMaxDelayMs: 100,
+    onPersist: (ok) => void (ok && writes++),
+  });
+  t.after(() => store.close());
+  await store.open();
+  // The stream: a new entry every few milliseconds for as long as the test runs (load, not a clock).
+  let streamed = 0;
+  const stream = setInterval(() => {
+    if (streamed < 20_000) void store.set(awkwardEntry(`stream-${streamed++}`), 600_000);
+  }, 2);
+  try {
+    for (let round = 0; round < 3; round++) {
+      const key = `probe-${round}`;
+      await store.set(awkwardEntry(key), 600_000);
+      // Polled with a deadline far past the bound (100 ms plus the writes under way): a loaded
+      // machine may be slow, but a store that never wrote (or waited for the stream to stop) fails.
+      const deadline = Date.now() + 20_000;
+      while (!(await fileHolds(path, key))) {
+        assert.ok(Date.now() < deadline, `${key} is not in cache.txt 20 s after it was stored`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+  } finally {
+    clearInterval(stream);
+  }
+  assert.ok(streamed > 0 && writes > 0, `${streamed} streamed entries, ${writes} writes`);
+  await store.close();
+  const onDisk = parseCache(await readFile(path));
+  assert.equal(onDisk.length, streamed + 3, "close() writes every entry, the stream's last ones included");
 });

@@ -41,7 +41,7 @@ test("client: URL arguments are queried, then the session ends; a failed query m
   t.after(() => origin.close());
   const server = await startServer(dir, {}, t);
   const result = await run(
-    ["client", "-s", `127.0.0.1:${server.controlPort}`, `127.0.0.1:${origin.port}/google`, "ftp://nope/"],
+    ["client", "--server", `127.0.0.1:${server.controlPort}`, `127.0.0.1:${origin.port}/google`, "ftp://nope/"],
     { cwd: dir },
   );
   assert.equal(result.code, 1);
@@ -50,14 +50,14 @@ test("client: URL arguments are queried, then the session ends; a failed query m
   assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
 });
 
-test("client: a server that is down gives a clear message and exit code 3", async (t) => {
+test("client: a server that is down gives a clear message and exit code 7 (curl's COULDNT_CONNECT, as for a proxy)", async (t) => {
   const dir = await tempDir(t);
   const probe = createServer().listen(0, "127.0.0.1");
   await once(probe, "listening");
   const port = (probe.address() as { port: number }).port;
   await new Promise((resolve) => probe.close(resolve)); // nothing listens there now
   const result = await run(["client", "--server", `127.0.0.1:${port}`, "www.twitch.tv"], { cwd: dir });
-  assert.equal(result.code, 3);
+  assert.equal(result.code, 7);
   assert.match(result.stderr, /cannot reach 127\.0\.0\.1:\d+: ECONNREFUSED \(SERVER_UNREACHABLE\)/);
   assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
 });
@@ -83,7 +83,7 @@ test("client: a setting out of its bounds is bad usage (exit 2) with the setting
   );
 });
 
-test("client: a server that closes every session mid-query: asked again on new sessions (bounded, said), then exit code 3", async (t) => {
+test("client: a server that closes every session mid-query: asked again on new sessions (bounded, said), then exit code 56 (curl's RECV_ERROR)", async (t) => {
   const dir = await tempDir(t);
   // A server that greets, reads one query, and drops the connection.
   const rude = createServer((socket) => {
@@ -97,7 +97,7 @@ test("client: a server that closes every session mid-query: asked again on new s
     ["client", "--server", `127.0.0.1:${port}`, "--reconnect-attempts", "2", "--reconnect-backoff-ms", "10"],
     { cwd: dir, stdin: "www.twitch.tv\n" },
   );
-  assert.equal(result.code, 3);
+  assert.equal(result.code, 56);
   const lines = result.stderr.trimEnd().split("\n");
   assert.deepEqual(lines.slice(0, 4), [
     "* connection lost (the server closed the session); connecting again in 10 ms (attempt 1 of 2)",
@@ -114,7 +114,9 @@ test("server: SIGTERM persists the cache and exits 0; the ready line gives the p
   const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
   t.after(() => origin.close());
   const { child: server, port } = await spawnServer(dir, [], { HEADWIRE_CACHE_FILE: "my-cache.txt" });
-  const client = await run(["client", "-s", `127.0.0.1:${port}`, `127.0.0.1:${origin.port}/legacy`], { cwd: dir });
+  const client = await run(["client", "--server", `127.0.0.1:${port}`, `127.0.0.1:${origin.port}/legacy`], {
+    cwd: dir,
+  });
   assert.equal(client.code, 0, client.stderr);
   server.kill("SIGTERM");
   const [code] = await once(server, "close");
@@ -160,7 +162,7 @@ test("server: a query in flight at SIGTERM is still answered and collected, then
   origin.responseDelayMs = 300; // the origin is still answering when SIGTERM arrives
   t.after(() => origin.close());
   const { child: server, port } = await spawnServer(dir);
-  const client = run(["client", "-s", `127.0.0.1:${port}`, `127.0.0.1:${origin.port}/slow`], { cwd: dir });
+  const client = run(["client", "--server", `127.0.0.1:${port}`, `127.0.0.1:${origin.port}/slow`], { cwd: dir });
   await asked;
   server.kill("SIGTERM");
   const [code] = await once(server, "close");
@@ -193,11 +195,11 @@ test("relay: a client collects through `headwire relay` with 30% loss (--udp-via
   const result = await run(
     [
       "client",
-      "-s",
+      "--server",
       `127.0.0.1:${server.controlPort}`,
       "--udp-via",
       `127.0.0.1:${relayPort}`,
-      "-o",
+      "--output-dir",
       "out",
       ...paths.map((path) => `127.0.0.1:${origin.port}${path}`),
     ],
@@ -220,7 +222,7 @@ test("client: a server restarted while a pipe waits for input: the next line con
   t.after(() => {
     for (const server of servers) server.child.kill("SIGTERM");
   });
-  const client = spawn(process.execPath, [BIN, "client", "-s", `127.0.0.1:${first.port}`], {
+  const client = spawn(process.execPath, [BIN, "client", "--server", `127.0.0.1:${first.port}`], {
     cwd: dir,
     env: { ...process.env, NO_COLOR: "1" },
   });
@@ -282,13 +284,18 @@ test("headwire client: an origin's spoofed status line is escaped in the summary
   t.after(() => origin.close());
   const server = await startServer(dir, {}, t);
   const url = `127.0.0.1:${origin.port}/spoof`;
-  const lines = await runCli(["client", "-s", `127.0.0.1:${server.controlPort}`, "-o", "out", url], { cwd: dir });
+  const lines = await runCli(["client", "--server", `127.0.0.1:${server.controlPort}`, "--output-dir", "out", url], {
+    cwd: dir,
+  });
   assert.equal(lines.code, 0, lines.stderr);
   assert.match(lines.stdout, /^HTTP\/1\.1 500 Bad\\x0dHTTP\/1\.1 200 OK \| \d+ bytes \| MISS \|/);
   assert.doesNotMatch(lines.stdout.slice(0, -1), CONTROL_CHARACTER);
-  const json = await runCli(["client", "-s", `127.0.0.1:${server.controlPort}`, "-o", "out", "--json", url], {
-    cwd: dir,
-  });
+  const json = await runCli(
+    ["client", "--server", `127.0.0.1:${server.controlPort}`, "--output-dir", "out", "--json", url],
+    {
+      cwd: dir,
+    },
+  );
   assert.equal(json.code, 0, json.stderr);
   assert.doesNotMatch(json.stdout.slice(0, -1), CONTROL_CHARACTER);
   const record = JSON.parse(json.stdout) as { status: number; error: unknown };

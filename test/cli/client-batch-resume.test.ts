@@ -53,7 +53,20 @@ test("batch: a server restarted mid-batch; the sessions reconnect, no URL lost o
   const urls = Array.from({ length: URLS }, (_, i) => `127.0.0.1:${origin.port}/r/${i}`);
   const client = spawn(
     process.execPath,
-    [BIN, "client", "-s", `127.0.0.1:${first.port}`, "--batch", "-", "-j", "8", "-o", "out", "--json", "--no-progress"],
+    [
+      BIN,
+      "client",
+      "--server",
+      `127.0.0.1:${first.port}`,
+      "--batch",
+      "-",
+      "-j",
+      "8",
+      "--output-dir",
+      "out",
+      "--json",
+      "--no-progress",
+    ],
     { cwd: dir, env: { ...process.env, NO_COLOR: "1" } },
   );
   let stdout = "";

@@ -6,6 +6,7 @@ import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
+import { checkUrl } from "../../src/cli/url-check.js";
 import { headerFileName } from "../../src/client/file-name.js";
 import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/demo/crafted-origin.js";
 import { startServer, tempDir } from "../helpers.js";
@@ -77,7 +78,7 @@ test("batch: 10,000 URLs over 8 sessions; every file byte-exact, summary, progre
 
   const watch = watchProcess();
   const result = await runCli(
-    ["client", "-s", `127.0.0.1:${server.controlPort}`, "--batch", "urls.txt", "-j", "8", "-o", "out"],
+    ["client", "--server", `127.0.0.1:${server.controlPort}`, "--batch", "urls.txt", "-j", "8", "--output-dir", "out"],
     { cwd: dir, onSpawn: (pid) => watch.start(pid) },
   );
   const peak = watch.stop();
@@ -134,7 +135,18 @@ test("batch --json: one object a line, every field checked", async (t) => {
   origin.set("/big", { header: big });
   const input = [`${base}/twitch`, `${base}/google`, `${base}/legacy`, `${base}/big`, "ftp://nope/", `${base}/nowhere`];
   const result = await runCli(
-    ["client", "-s", `127.0.0.1:${server.controlPort}`, "--batch", "-", "--json", "-j", "3", "-o", "hdr"],
+    [
+      "client",
+      "--server",
+      `127.0.0.1:${server.controlPort}`,
+      "--batch",
+      "-",
+      "--json",
+      "-j",
+      "3",
+      "--output-dir",
+      "hdr",
+    ],
     { cwd: dir, stdin: `${input.join("\n")}\n` },
   );
   assert.equal(result.code, 1, result.stderr);
@@ -154,7 +166,7 @@ test("batch --json: one object a line, every field checked", async (t) => {
   for (const [url, want] of Object.entries(expectations)) {
     const record = byUrl.get(url);
     assert.ok(record, url);
-    assert.deepEqual(Object.keys(record), ["url", "file", "status", "bytes", "cache", "ms", "error"]);
+    assert.deepEqual(Object.keys(record), ["url", "file", "status", "bytes", "cache", "ms", "error", "exit"]);
     assert.equal(record.file, join("hdr", headerFileName(url)));
     assert.equal(record.status, want.status);
     assert.equal(record.cache, "MISS");
@@ -166,7 +178,7 @@ test("batch --json: one object a line, every field checked", async (t) => {
     if (want.header !== "") assert.deepEqual(written, Buffer.from(want.header as string));
   }
   const failed = byUrl.get("ftp://nope/")!;
-  assert.deepEqual(Object.keys(failed), ["url", "file", "status", "bytes", "cache", "ms", "error"]);
+  assert.deepEqual(Object.keys(failed), ["url", "file", "status", "bytes", "cache", "ms", "error", "exit"]);
   assert.deepEqual(
     { ...failed, ms: 0 },
     {
@@ -177,6 +189,7 @@ test("batch --json: one object a line, every field checked", async (t) => {
       cache: null,
       ms: 0,
       error: { code: "UNSUPPORTED_SCHEME", message: 'unsupported scheme "ftp": use http or https' },
+      exit: 1,
     },
   );
   // With --json standard output is data only; the summary and nothing else per query is on stderr.
@@ -192,7 +205,9 @@ test("--json with URL arguments: in order; HIT on the second ask", async (t) => 
   const header = "HTTP/1.1 200 OK\r\nCache-Control: max-age=3600\r\nContent-Length: 0\r\n\r\n";
   origin.set("/cacheable", { header });
   const url = `127.0.0.1:${origin.port}/cacheable`;
-  const result = await runCli(["client", "-s", `127.0.0.1:${server.controlPort}`, "--json", url, url], { cwd: dir });
+  const result = await runCli(["client", "--server", `127.0.0.1:${server.controlPort}`, "--json", url, url], {
+    cwd: dir,
+  });
   assert.equal(result.code, 0, result.stderr);
   const [first, second, ...rest] = result.stdout
     .trimEnd()
@@ -215,14 +230,14 @@ test("--print: the headers' raw bytes on stdout, in order (in a batch each after
   const server_ = `127.0.0.1:${server.controlPort}`;
   const cwd = join(dir, "client");
   await mkdir(cwd);
-  const single = await runCli(["client", "-s", server_, "--print", `${base}/legacy`, `${base}/twitch`], { cwd });
+  const single = await runCli(["client", "--server", server_, "--print", `${base}/legacy`, `${base}/twitch`], { cwd });
   assert.equal(single.code, 0, single.stderr);
   assert.deepEqual(
     single.stdoutBytes,
     Buffer.concat([REALISTIC_HEADERS["/legacy"]!.header as Buffer, Buffer.from(REALISTIC_HEADERS["/twitch"]!.header)]),
   );
   assert.equal(single.stderr, "");
-  const batch = await runCli(["client", "-s", server_, "--print", "-j", "1", "--batch", "-"], {
+  const batch = await runCli(["client", "--server", server_, "--print", "-j", "1", "--batch", "-"], {
     cwd,
     stdin: `${base}/twitch\nftp://x/\n${base}/google\n`,
   });
@@ -239,7 +254,7 @@ test("--print: the headers' raw bytes on stdout, in order (in a batch each after
   assert.deepEqual(await readdir(cwd), [], "--print writes no file");
 });
 
-test("hostile URLs: every file lands inside --out, with a safe name and the right bytes", async (t) => {
+test("hostile URLs: every file lands inside --output-dir, with a safe name and the right bytes", async (t) => {
   const dir = await tempDir(t);
   const origin = await CraftedOrigin.start({});
   t.after(() => origin.close());
@@ -260,17 +275,24 @@ test("hostile URLs: every file lands inside --out, with a safe name and the righ
   const nul = `${base}/nul\u0000byte`;
   const cwd = join(dir, "client");
   await mkdir(cwd);
-  const result = await runCli(["client", "-s", `127.0.0.1:${server.controlPort}`, "--batch", "-", "-o", "out"], {
-    cwd,
-    stdin: `${[...hostile, nul].join("\n")}\n`,
-  });
+  const result = await runCli(
+    ["client", "--server", `127.0.0.1:${server.controlPort}`, "--batch", "-", "--output-dir", "out"],
+    {
+      cwd,
+      stdin: `${[...hostile, nul].join("\n")}\n`,
+    },
+  );
   assert.equal(result.code, 1, result.stderr);
-  // The raw NUL never makes a file: the server refuses the line.
-  assert.match(result.stderr, /nul\\x00byte: error BAD_ENCODING: /);
-  assert.match(result.stdout, /^9 queries: 8 succeeded, 1 failed \(BAD_ENCODING 1\)/);
-  assert.deepEqual(await readdir(cwd), ["out"], "nothing is written outside --out");
+  // The raw NUL never makes a file, nor is it sent: the client refuses the line, saying where.
+  assert.match(
+    result.stderr,
+    /nul\\x00byte: error INVALID_URL: line 9: bad URL .*control character \\x00 \(column 20\)/,
+  );
+  assert.match(result.stdout, /^9 queries: 8 succeeded, 1 failed \(INVALID_URL 1\)/);
+  assert.deepEqual(await readdir(cwd), ["out"], "nothing is written outside --output-dir");
   const names = (await readdir(join(cwd, "out"))).sort();
-  assert.deepEqual(names, hostile.map((url) => headerFileName(url)).sort());
+  // Named after the URL as sent: "<" and ">" percent-encoded as browsers do (src/cli/url-check.ts).
+  assert.deepEqual(names, hostile.map((url) => headerFileName(checkUrl(url))).sort());
   for (const name of names) {
     assert.ok(Buffer.byteLength(name) <= 200, name);
     assert.match(name, /^[A-Za-z0-9._~-]+$/);
@@ -279,7 +301,7 @@ test("hostile URLs: every file lands inside --out, with a safe name and the righ
   assert.equal(await readFile(join(cwd, "out", headerFileName(`${base}/../../../../etc/passwd`)), "latin1"), header);
 });
 
-test("batch: an unreadable file is a usage error (2); a server that is down is exit 3", async (t) => {
+test("batch: an unreadable file is a usage error (2); a server that is down is exit 7", async (t) => {
   const dir = await tempDir(t);
   const missing = await runCli(["client", "--batch", "no-such-file.txt"], { cwd: dir });
   assert.equal(missing.code, 2);
@@ -287,8 +309,10 @@ test("batch: an unreadable file is a usage error (2); a server that is down is e
   const both = await runCli(["client", "--batch", "-", "www.example.com"], { cwd: dir });
   assert.equal(both.code, 2);
   await writeFile(join(dir, "urls.txt"), "a.example\nb.example\n");
-  const down = await runCli(["client", "-s", `127.0.0.1:${await closedPort()}`, "--batch", "urls.txt"], { cwd: dir });
-  assert.equal(down.code, 3);
+  const down = await runCli(["client", "--server", `127.0.0.1:${await closedPort()}`, "--batch", "urls.txt"], {
+    cwd: dir,
+  });
+  assert.equal(down.code, 7);
   assert.match(down.stderr, /cannot reach 127\.0\.0\.1:\d+: ECONNREFUSED \(SERVER_UNREACHABLE\)/);
   assert.doesNotMatch(down.stderr, /\n\s+at /, "no stack trace");
 });
@@ -300,7 +324,7 @@ test("batch: Ctrl-C (SIGINT) stops waiting for more URLs, prints the summary and
   const server = await startServer(dir, {}, t);
   const child = spawn(
     process.execPath,
-    [BIN, "client", "-s", `127.0.0.1:${server.controlPort}`, "--batch", "-", "--json"],
+    [BIN, "client", "--server", `127.0.0.1:${server.controlPort}`, "--batch", "-", "--json"],
     {
       cwd: dir,
       env: { ...process.env, NO_COLOR: "1" },

@@ -24,7 +24,7 @@ test("client: UDP blocked (a silent --udp-via port): one plain message on stderr
   const result = await runCli(
     [
       "client",
-      "-s",
+      "--server",
       `127.0.0.1:${server.controlPort}`,
       "--udp-via",
       `127.0.0.1:${udpPort}`,
@@ -33,7 +33,7 @@ test("client: UDP blocked (a silent --udp-via port): one plain message on stderr
       "20",
       "--delivery-retries",
       "0",
-      "-o",
+      "--output-dir",
       "out",
       `127.0.0.1:${origin.port}/twitch`,
       `127.0.0.1:${origin.port}/google`,

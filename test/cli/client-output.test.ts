@@ -32,6 +32,7 @@ test("--json record: every field, in order, null where absent", () => {
       ["cache", "HIT"],
       ["ms", 3],
       ["error", null],
+      ["exit", 0],
     ],
   );
   assert.deepEqual(toRecord({ url: "b", ms: 1, error: { code: "DNS_NOT_FOUND", message: "no such host" } }), {
@@ -42,6 +43,7 @@ test("--json record: every field, in order, null where absent", () => {
     cache: null,
     ms: 1,
     error: { code: "DNS_NOT_FOUND", message: "no such host" },
+    exit: 6,
   });
 });
 
@@ -134,7 +136,7 @@ test("property: a --json line holds no control character and parses back to the 
   );
   assert.equal(
     formatJsonLine({ url: "u", ms: 1, error: { code: "ORIGIN_ERROR", message: "\r\u009b31m\u007f" } }),
-    '{"url":"u","file":null,"status":null,"bytes":null,"cache":null,"ms":1,"error":{"code":"ORIGIN_ERROR","message":"\\r\\u009b31m\\u007f"}}\n',
+    '{"url":"u","file":null,"status":null,"bytes":null,"cache":null,"ms":1,"error":{"code":"ORIGIN_ERROR","message":"\\r\\u009b31m\\u007f"},"exit":7}\n',
   );
 });
 
@@ -160,6 +162,15 @@ test("notices (a new ticket, a fallback to TCP) go to standard error in every mo
     const out = String(stdout.read() ?? "");
     assert.ok(!out.includes("blocked"), `${mode}: not on standard output`);
     if (mode === "json")
-      assert.deepEqual(Object.keys(JSON.parse(out)), ["url", "file", "status", "bytes", "cache", "ms", "error"]);
+      assert.deepEqual(Object.keys(JSON.parse(out)), [
+        "url",
+        "file",
+        "status",
+        "bytes",
+        "cache",
+        "ms",
+        "error",
+        "exit",
+      ]);
   }
 });

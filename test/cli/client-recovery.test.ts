@@ -55,12 +55,12 @@ http { access_log off; client_body_temp_path ${dir}/tmp-body; proxy_temp_path ${
   }
 }
 
-test("the wrong port (nginx): NOT_HEADWIRE after the greeting timeout, saying so, exit 3 (server unreachable)", async (t) => {
+test("the wrong port (nginx): NOT_HEADWIRE after the greeting timeout, saying so, exit 7 (curl's COULDNT_CONNECT)", async (t) => {
   if (!NGINX) return t.skip("nginx not installed: apt-get install nginx");
   const dir = await tempDir(t);
   const port = await startNginx(t, dir);
-  const run = await runCli(["client", "-s", `127.0.0.1:${port}`, "www.example.com"], { cwd: dir });
-  assert.equal(run.code, 3);
+  const run = await runCli(["client", "--server", `127.0.0.1:${port}`, "www.example.com"], { cwd: dir });
+  assert.equal(run.code, 7);
   assert.equal(
     run.stderr,
     `headwire client: 127.0.0.1:${port} is not a headwire server: it sent nothing within 3 s of connecting ` +
@@ -71,7 +71,7 @@ test("the wrong port (nginx): NOT_HEADWIRE after the greeting timeout, saying so
   assert.equal(run.stdout, "");
 });
 
-test("the wrong port (an SSH banner): NOT_HEADWIRE at once, quoting it; --greeting-timeout-ms is not waited for", async (t) => {
+test("the wrong port (an SSH banner): NOT_HEADWIRE at once, quoting it, exit 7; --greeting-timeout-ms is not waited for", async (t) => {
   const dir = await tempDir(t);
   const sockets = new Set<Socket>();
   const ssh = createServer((socket) => {
@@ -85,10 +85,10 @@ test("the wrong port (an SSH banner): NOT_HEADWIRE at once, quoting it; --greeti
   });
   const port = (ssh.address() as { port: number }).port;
   const run = await runCli(
-    ["client", "-s", `127.0.0.1:${port}`, "--greeting-timeout-ms", "600000", "www.example.com"],
+    ["client", "--server", `127.0.0.1:${port}`, "--greeting-timeout-ms", "600000", "www.example.com"],
     { cwd: dir },
   );
-  assert.equal(run.code, 3);
+  assert.equal(run.code, 7);
   assert.equal(
     run.stderr,
     `headwire client: 127.0.0.1:${port} is not a headwire server: it answered "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3" ` +
@@ -122,9 +122,9 @@ test("--reply-timeout-ms: REPLY_TIMEOUT names the query and fails it alone; the 
   const run = await runCli(
     [
       "client",
-      "-s",
+      "--server",
       `127.0.0.1:${server.controlPort}`,
-      "-o",
+      "--output-dir",
       "out",
       "--reply-timeout-ms",
       "700",

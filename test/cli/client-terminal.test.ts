@@ -32,7 +32,7 @@ test("prompt in a real terminal: typing, editing, last, help, errors, history, C
   if (!tmuxPath()) return t.skip("tmux not installed: apt-get install tmux");
   const { dir, origin, server, base, history } = await setup(t);
   const pane = await TmuxPane.start(
-    [process.execPath, BIN, "client", "--server", `127.0.0.1:${server.controlPort}`, "-o", "out"],
+    [process.execPath, BIN, "client", "--server", `127.0.0.1:${server.controlPort}`, "--output-dir", "out"],
     { dir, cwd: dir, env: clientEnv(history, true) },
   );
   t.after(() => pane.kill());
@@ -87,7 +87,7 @@ test("prompt: history from an earlier run, Ctrl-C clears the line, NO_COLOR, ter
   const { dir, server, base, history } = await setup(t);
   await writeFile(history, `${base}/twitch\n${base}/marked\n`);
   const pane = await TmuxPane.start(
-    [process.execPath, BIN, "client", "--server", `127.0.0.1:${server.controlPort}`, "-o", "out"],
+    [process.execPath, BIN, "client", "--server", `127.0.0.1:${server.controlPort}`, "--output-dir", "out"],
     { dir, cwd: dir, env: clientEnv(history, false) },
   );
   t.after(() => pane.kill());
@@ -144,7 +144,7 @@ test("batch on a terminal: a progress bar while queries run, then the summary", 
   await writeFile(join(dir, "urls.txt"), `${urls.join("\n")}\n`);
 
   const pane = await TmuxPane.start(
-    [process.execPath, BIN, "client", "-s", `127.0.0.1:${server.controlPort}`, "--batch", "urls.txt", "-j", "2"],
+    [process.execPath, BIN, "client", "--server", `127.0.0.1:${server.controlPort}`, "--batch", "urls.txt", "-j", "2"],
     { dir, cwd: dir, env: clientEnv(history, true) },
   );
   t.after(() => pane.kill());
@@ -164,7 +164,7 @@ test("batch on a narrow terminal: a failure line above the bar wraps whole, neve
   await writeFile(join(dir, "urls.txt"), `ftp://a.example/long/path/to/be/wrapped\n${base}/marked?1\n${heldUrl}\n`);
 
   const pane = await TmuxPane.start(
-    [process.execPath, BIN, "client", "-s", `127.0.0.1:${server.controlPort}`, "--batch", "urls.txt", "-j", "1"],
+    [process.execPath, BIN, "client", "--server", `127.0.0.1:${server.controlPort}`, "--batch", "urls.txt", "-j", "1"],
     { dir, cwd: dir, env: clientEnv(history, false), width: 40 },
   );
   t.after(() => pane.kill());
@@ -184,7 +184,7 @@ test("prompt: the server restarted while the prompt is open; the next URL connec
   if (!tmuxPath()) return t.skip("tmux not installed: apt-get install tmux");
   const { dir, origin, server, base, history } = await setup(t);
   const pane = await TmuxPane.start(
-    [process.execPath, BIN, "client", "--server", `127.0.0.1:${server.controlPort}`, "-o", "out"],
+    [process.execPath, BIN, "client", "--server", `127.0.0.1:${server.controlPort}`, "--output-dir", "out"],
     { dir, cwd: dir, env: clientEnv(history, false) },
   );
   t.after(() => pane.kill());
@@ -231,7 +231,7 @@ test("prompt: idle longer than the server's idle timeout, it stays connected (PI
     if (seen.filter((line) => line === "in PING").length >= pingsWanted) enoughPings();
   });
   const pane = await TmuxPane.start(
-    [process.execPath, BIN, "client", "--server", `127.0.0.1:${server.controlPort}`, "-o", "out"],
+    [process.execPath, BIN, "client", "--server", `127.0.0.1:${server.controlPort}`, "--output-dir", "out"],
     { dir, cwd: dir, env: clientEnv(join(dir, "history"), false) },
   );
   t.after(() => pane.kill());

@@ -43,7 +43,7 @@ const RTT = String.raw`rtt (?:${NUMBER} ms|none yet), srtt (?:${NUMBER} ms|none 
 
 test("-v shows every control line and datagram on stderr, curl-style, and leaves stdout alone", async (t) => {
   const { dir, server, url } = await setup(t);
-  const args = ["client", "--server", `127.0.0.1:${server.controlPort}`, "-o", dir, url];
+  const args = ["client", "--server", `127.0.0.1:${server.controlPort}`, "--output-dir", dir, url];
   const plain = await runCli(args, { cwd: dir });
   const verbose = await runCli([...args.slice(0, 1), "-v", ...args.slice(1)], { cwd: dir });
   assert.equal(plain.code, 0, plain.stderr);

@@ -28,3 +28,19 @@ test("integer: whole numbers only", () => {
   assert.equal(integer("3600000"), 3_600_000);
   for (const bad of ["", "-1", "1.5", "1e3", " 1", "0x10"]) assert.throws(() => integer(bad), /must be a whole number/);
 });
+
+test("hostAndPort: a bare IPv6 address with a port is refused with the bracketed spelling; a bare address takes the default port", () => {
+  assert.throws(
+    () => hostAndPort("::1:50366", DEFAULT_CONTROL_PORT),
+    (error: Error) =>
+      error instanceof InvalidArgumentError &&
+      error.message.startsWith("use [::1]:50366 for an IPv6 address with a port"),
+  );
+  assert.throws(() => hostAndPort("2001:db8::1:99999", DEFAULT_CONTROL_PORT), /use \[2001:db8::1\]:99999/);
+  assert.throws(
+    () => hostAndPort("a:b:c", DEFAULT_CONTROL_PORT),
+    /not a host, host:port, IPv6 address or \[IPv6\]:port/,
+  );
+  assert.deepEqual(hostAndPort("::1", DEFAULT_CONTROL_PORT), { host: "::1", port: 50366 });
+  assert.deepEqual(hostAndPort("2001:db8::5", DEFAULT_CONTROL_PORT), { host: "2001:db8::5", port: 50366 });
+});

@@ -62,7 +62,7 @@ test("server: a persist that fails is PERSIST_FAILED at TERMINATE (client exits 
   // directory would not fail): a directory where cache.txt goes makes every write fail (the
   // rename of the temporary file over it is EISDIR), whoever the process runs as.
   await mkdir(join(dir, "cache.txt"));
-  const client = await runCli(["client", "-s", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
+  const client = await runCli(["client", "--server", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
     cwd: dir,
   });
   assert.match(client.stdout, /^HTTP\/1\.0 200 OK \|/, "the answer itself arrived");
@@ -87,14 +87,14 @@ test("server: SIGHUP flushes the cache and the server goes on serving", async (t
   t.after(() => origin.close());
   const server = await spawnServer(dir, ["--persist-delay-ms", "600000"]);
   reap(t, server.child);
-  const first = await runCli(["client", "-s", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
+  const first = await runCli(["client", "--server", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
     cwd: dir,
   });
   assert.equal(first.code, 0, first.stderr);
   server.child.kill("SIGHUP");
   await stderrShows(server.child, server.stderr, /SIGHUP: cache flushed; no --config to re-read/);
   assert.match(await readFile(join(dir, "cache.txt"), "latin1"), /end entries=1\n$/);
-  const again = await runCli(["client", "-s", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
+  const again = await runCli(["client", "--server", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
     cwd: dir,
   });
   assert.equal(again.code, 0, again.stderr);
@@ -113,7 +113,7 @@ test("server: SIGHUP re-reads --config: what can change applies, what cannot say
   const server = await spawnServerWith(dir, ["--config", file]);
   reap(t, server.child);
   const query = (path: string) =>
-    runCli(["client", "-s", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}${path}`], { cwd: dir });
+    runCli(["client", "--server", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}${path}`], { cwd: dir });
   const first = await query("/legacy");
   assert.equal(first.code, 0, first.stderr);
 
@@ -179,7 +179,7 @@ test("server: with its stdout and stderr pipes closed, SIGTERM still persists, r
   t.after(() => origin.close());
   const server = await spawnServer(dir, ["--persist-delay-ms", "600000"]);
   reap(t, server.child);
-  const client = await runCli(["client", "-s", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
+  const client = await runCli(["client", "--server", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
     cwd: dir,
   });
   assert.equal(client.code, 0, client.stderr);
@@ -240,7 +240,9 @@ test("server: a second SIGINT while stopping is acknowledged, not fatal: the sto
   origin.responseDelayMs = 500; // a query in flight keeps the stop going for a while
   const server = await spawnServer(dir);
   reap(t, server.child);
-  const client = runCli(["client", "-s", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], { cwd: dir });
+  const client = runCli(["client", "--server", `127.0.0.1:${server.port}`, `127.0.0.1:${origin.port}/legacy`], {
+    cwd: dir,
+  });
   await new Promise<void>((resolve) => {
     const check = () => ((origin.requests.get("/legacy") ?? 0) > 0 ? resolve() : setImmediate(check));
     check();
