@@ -23,11 +23,14 @@ const INTEGRATION_FILES = [
   "cli/cli.test.js", // the CLI as a process, servers
   "cli/client-batch.test.js", // the CLI as a process, a server
   "cli/client-batch-resume.test.js", // the CLI and the server as processes
+  "cli/closed-output.test.js", // the CLI as a process, bash and head
+  "cli/client-recovery.test.js", // the CLI as a process, a server, nginx
   "cli/client-curl-flags.test.js", // the CLI as a process, a server, origins, curl
   "cli/client-terminal.test.js", // tmux
   "cli/client-verbose.test.js", // the CLI as a process, a server
   "cli/dissector-command.test.js", // the CLI as a process
   "cli/server-command.test.js", // the server as a process
+  "client/reconnecting-session.test.js", // whole headwire servers, stopped and started again
   "cluster/workers.test.js", // the server as a primary and its worker processes
   "dissector/capture.test.js", // dumpcap and tshark, a whole headwire server
   "dissector/fuzz.test.js", // text2pcap and tshark

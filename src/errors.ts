@@ -43,7 +43,11 @@ export const WIRE_ERROR_CODES = {
 
 export const LOCAL_ERROR_CODES = {
   SERVER_UNREACHABLE: "The headwire server cannot be reached; check --server and that it runs.",
-  CONNECTION_LOST: "The headwire server closed the session.",
+  CONNECTION_LOST:
+    "The session with the headwire server ended (the server closed it, or the network lost it); connect again.",
+  NOT_HEADWIRE: "Whatever listens at --server is not a headwire server; check the host and the port.",
+  REPLY_TIMEOUT:
+    "The server did not answer in time (--reply-timeout-ms); it may be overloaded, or its origin slow: retry, or allow longer.",
   PROTOCOL_ERROR: "The peer sent something the protocol does not allow.",
   DELIVERY_FAILED: "The header did not arrive over UDP; check that UDP reaches the server, then retry.",
   UDP_SILENT: "No datagram arrived from the server's UDP port; UDP seems blocked on this path.",

@@ -2,7 +2,9 @@ import { connect } from "node:net";
 import { Command, Option } from "commander";
 import { FileCacheStore } from "../cache/file-cache-store.js";
 import { purge } from "../cache/purge.js";
-import { DEFAULT_CONTROL_PORT, DEFAULT_SERVER_CONFIG } from "../config.js";
+import { seconds } from "../client/control-connection.js";
+import { describeFirstBytes, sniffGreeting } from "../client/greeting-sniff.js";
+import { DEFAULT_CLIENT_CONFIG, DEFAULT_CONTROL_PORT, DEFAULT_SERVER_CONFIG } from "../config.js";
 import { CacheFileOwnedError, HeadwireError, toHeadwireError } from "../errors.js";
 import { GREETING_PREFIX, LineDecoder, parseServerMessage, type ServerMessage } from "../protocol/control.js";
 import { parseTarget } from "../url/target.js";
@@ -28,7 +30,8 @@ While a server owns the cache file (its lock), list and purge ask that server's 
 instead: --admin-http HOST:PORT (default ${DEFAULT_SERVER_CONFIG.adminHttp}, HEADWIRE_ADMIN_HTTP), with
 --token (HEADWIRE_ADMIN_TOKEN) when it needs one.
 
-Exit status: 0 done, 1 the server refused, 2 bad usage, 3 the server could not be reached.`,
+Exit status: 0 done, 1 the server refused, 2 bad usage, 3 the server could not be reached (or
+is not a headwire server: NOT_HEADWIRE). A closed output (| head -1) ends it quietly.`,
     );
   cache
     .command("list")
@@ -242,30 +245,52 @@ async function purgeOnline(url: string | undefined, opts: PurgeOptions): Promise
   } catch (error) {
     const failure = toHeadwireError(error, "CONNECTION_LOST");
     process.stderr.write(`headwire cache purge: ${failure.message} (${failure.code}) — ${failure.advice}\n`);
-    return failure.code === "SERVER_UNREACHABLE" ? 3 : 1;
+    return failure.code === "SERVER_UNREACHABLE" || failure.code === "NOT_HEADWIRE" ? 3 : 1;
   }
 }
 
-/** Sends lines on one control session and returns the replies after the greeting. */
+/**
+ * Sends lines on one control session and returns the replies after the greeting. A peer that is
+ * not a headwire server (it says something else first, or nothing within the greeting timeout)
+ * is NOT_HEADWIRE, with what it said: the lines go out at once, so an HTTP server answers them.
+ */
 function converse(host: string, port: number, lines: string[]): Promise<string[]> {
+  const peer = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  const greetingTimeoutMs = DEFAULT_CLIENT_CONFIG.greetingTimeoutMs;
   return new Promise((resolve, reject) => {
     const socket = connect({ host, port });
     const decoder = new LineDecoder(8192);
     const replies: string[] = [];
+    let firstBytes = Buffer.alloc(0);
+    const silence = setTimeout(() => {
+      const said = `it sent nothing within ${seconds(greetingTimeoutMs)} of connecting`;
+      reject(new HeadwireError("NOT_HEADWIRE", `${peer} is not a headwire server: ${said}`));
+      socket.destroy();
+    }, greetingTimeoutMs);
     socket.on("connect", () => socket.write(lines.map((line) => `${line}\n`).join("")));
     socket.on("data", (chunk: Buffer) => {
+      clearTimeout(silence);
+      if (firstBytes.length < 256) firstBytes = Buffer.concat([firstBytes, chunk]).subarray(0, 256);
       for (const event of decoder.push(chunk)) if (event.kind === "line") replies.push(event.text);
     });
     socket.on("error", (error: NodeJS.ErrnoException) =>
-      reject(new HeadwireError("SERVER_UNREACHABLE", `cannot reach ${host}:${port}: ${error.code ?? error.message}`)),
+      reject(new HeadwireError("SERVER_UNREACHABLE", `cannot reach ${peer}: ${error.code ?? error.message}`)),
     );
     socket.on("close", () => {
+      clearTimeout(silence);
+      if (sniffGreeting(firstBytes) !== "headwire") {
+        const said =
+          firstBytes.length > 0
+            ? `it answered ${describeFirstBytes(firstBytes)}`
+            : "it closed the connection without a greeting";
+        return reject(new HeadwireError("NOT_HEADWIRE", `${peer} is not a headwire server: ${said}`));
+      }
       // The first line must be the greeting; a server that refuses the session says why instead.
       const [greeting, ...rest] = replies;
       if (greeting === undefined || !greeting.startsWith(GREETING_PREFIX)) {
         const refusal = greeting === undefined ? undefined : safeParse(greeting);
         if (refusal?.kind === "error") return reject(new HeadwireError(refusal.code, refusal.message));
-        return reject(new HeadwireError("PROTOCOL_ERROR", `no greeting from ${host}:${port}`));
+        return reject(new HeadwireError("PROTOCOL_ERROR", `no greeting from ${peer}`));
       }
       resolve(rest);
     });

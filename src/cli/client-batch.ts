@@ -8,6 +8,9 @@ import { stat } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { HeadwireError, toHeadwireError } from "../errors.js";
 import type { HeadwireClient, QueryResult } from "../client/headwire-client.js";
+// How a session may end without the batch's fault (each is worth a new session), shared with the
+// prompt's session; a REPLY_TIMEOUT fails its URL, and the next one is asked on a new session.
+import { RECONNECT_WAIT_CAP_MS, SESSION_ENDINGS } from "../client/reconnecting-session.js";
 import type { QueryOptions } from "../http/query-options.js";
 import { BatchTally } from "./batch-tally.js";
 import { createProgress } from "./batch-progress.js";
@@ -203,11 +206,6 @@ export async function runBatch(options: BatchOptions): Promise<number> {
   if (interrupted) return BATCH_EXIT.interrupted;
   return tally.failed > 0 ? BATCH_EXIT.queryFailed : BATCH_EXIT.ok;
 }
-
-/** How a session may end under a batch without the batch's fault: each is worth a new session. */
-const SESSION_ENDINGS: ReadonlySet<string> = new Set(["CONNECTION_LOST", "IDLE_TIMEOUT", "SHUTTING_DOWN"]);
-/** The longest wait between two attempts to connect again (unless reconnectBackoffMs is longer). */
-const RECONNECT_WAIT_CAP_MS = 5000;
 
 async function countUrls(path: string): Promise<number> {
   let count = 0;

@@ -11,6 +11,7 @@ import {
 type ClientSettings = typeof CLIENT_SETTINGS;
 import { ConfigError, HeadwireError, toHeadwireError } from "../errors.js";
 import { HeadwireClient } from "../client/headwire-client.js";
+import { ReconnectingSession } from "../client/reconnecting-session.js";
 import { VERSION } from "../version.js";
 import type { QueryResult } from "../client/headwire-client.js";
 import { runBatch } from "./client-batch.js";
@@ -175,6 +176,22 @@ PROMPT
   between runs in ~/.headwire_history (HEADWIRE_HISTORY). Ctrl-C clears the line; twice on an
   empty line it ends the session.
 
+SESSIONS THAT RECOVER
+  The prompt, a pipe and URL arguments keep their session: after IDLE_TIMEOUT, SHUTTING_DOWN
+  (a server restarting) or a lost connection the client connects again, with back-off
+  (--reconnect-attempts, --reconnect-backoff-ms), says each attempt on standard error and asks
+  the query that was in flight again:
+    * connection lost (the server is shutting down or restarting); connecting again in 0.2 s (attempt 1 of 8)
+    * connected again to headwire/0.1.0
+  Only when every attempt fails does it give up: the prompt says so and stays (the next URL
+  tries again); a pipe or URL arguments stop (exit status 7 or 56). While it waits for input
+  it sends PING, a third of the server's idle timeout apart (its greeting says it), or
+  --keep-alive-ms.
+  A reply that does not come within --reply-timeout-ms fails its query (REPLY_TIMEOUT) and
+  closes the session, as a late reply would be taken for the next query's; the next query
+  connects again. A peer that is not a headwire server (no greeting within
+  --greeting-timeout-ms, or another protocol's first bytes) ends at once with NOT_HEADWIRE.
+
 BATCH
   --batch FILE reads FILE as it goes (never whole into memory): one URL a line; blank lines and
   lines starting with # are skipped. The URLs are shared among --jobs sessions (8 by default),
@@ -195,7 +212,7 @@ VERBOSE
   "* " notes. Control lines as they are; datagrams with their sizes, addresses (local → remote),
   chunk ranges, retransmissions and the round-trip estimate. Standard output does not change.
     * TCP connected 127.0.0.1:57701 → 127.0.0.1:50366
-    < HEADWIRE/2 READY headwire/0.1.0
+    < HEADWIRE/2 READY headwire/0.1.0 idle=300000
     > QUERY www.twitch.tv
     < TICKET token=9f… udp=127.0.0.1:50367 bytes=713 chunks=1 cache=MISS status=301 sha256=…
     > UDP REQUEST 1 chunks 0 (36 B, 127.0.0.1:64484 → 127.0.0.1:50367, window 10, rtt none yet, …)
@@ -207,13 +224,17 @@ ENVIRONMENT
                      [::1]:50366; a bare ::1 means port 50366)
   HEADWIRE_HISTORY   the prompt's history file (default ~/.headwire_history); empty: none kept
   NO_COLOR           when set and not empty, no colours
+  HEADWIRE_DEBUG     1: an unexpected error also shows its stack (it is one line otherwise)
 
 EXIT STATUS
   Numbered as curl numbers the same classes (src/cli/exit-codes.ts). With one URL argument the
   status is that query's; with several URLs, standard input, the prompt or --batch it is 1 when
   any query failed (each --json record's "exit" says which class). A server that cannot be
   reached is 7 and a lost session 56, in every mode, as curl's for a proxy (the server stands
-  where curl's proxy would).
+  where curl's proxy would); a server that is not a headwire server (NOT_HEADWIRE) is 7 too,
+  and a lost session only once every attempt to connect again failed. A closed standard output
+  (headwire client --json ... | head -1) ends the client quietly; a bug in headwire is one
+  line with its code and exit status 70 (HEADWIRE_DEBUG=1 shows the stack).
 ${exitStatusHelp()}
 
 EXAMPLES
@@ -296,7 +317,6 @@ async function runClient(
   const trace = opts.verbose ? verboseTrace((text) => process.stderr.write(text)) : undefined;
   const connect = () => HeadwireClient.connect(config, trace, udpVia);
   const queryOptions = { ...queryOptionsOf(opts), chain: opts.chain };
-  exitQuietlyOnClosedStdout();
 
   if (opts.batch !== undefined) {
     const print = headersOnStdout(target);
@@ -307,9 +327,13 @@ async function runClient(
     return runBatch({ source: opts.batch, jobs: opts.jobs, mode, progress, queryOptions, connect, shows, fail });
   }
 
-  let client: HeadwireClient;
+  // URL arguments, a pipe, the prompt: one session that connects again when it ends; PINGs keep
+  // it open while it waits for input.
+  const interactive = urls.length === 0;
+  let client: ReconnectingSession;
   try {
-    client = await connect();
+    const notice = (text: string) => void process.stderr.write(styleFor(process.stderr).dim(text));
+    client = await ReconnectingSession.start({ connect, notice, keepAlive: interactive });
   } catch (error) {
     const failure = toHeadwireError(error, "SERVER_UNREACHABLE");
     if (errorsShown) reportFatal(failure);
@@ -343,35 +367,21 @@ async function runClient(
     last = result;
     return result;
   };
-  let ending = false;
-  // Reading the user's input, the session may end under us: that is a lost session.
-  let endedWhileReading = false;
-  void client.closed.then(() => {
-    if (!ending && urls.length === 0) endedWhileReading = true;
-  });
   try {
     if (urls.length > 0) {
       for (const url of urls) await runQuery(url);
     } else if (process.stdin.isTTY && process.stdout.isTTY) {
       await runPrompt({ client, runQuery, style: styleFor(process.stdout), historyFile: historyFilePath() });
     } else {
+      // A server that goes away while we wait for input is no news: the next line connects again.
       const lines = createInterface({ input: process.stdin, terminal: false });
-      // A server that goes away while we wait for input ends the session at once: each wait for
-      // the next line races the session's end (closing readline from outside while its iterator
-      // is between two lines is not a reliable way to stop it).
-      const input = lines[Symbol.asyncIterator]();
-      const sessionOver = client.closed.then(() => ({ done: true as const, value: undefined }));
-      for (;;) {
-        const next = await Promise.race([input.next(), sessionOver]);
-        if (next.done) break;
-        const line = next.value.trim();
+      for await (const raw of lines) {
+        const line = raw.trim();
         if (END_WORDS.has(line.toLowerCase())) break;
         if (line !== "") await runQuery(line);
       }
       lines.close();
     }
-    ending = true;
-    if (endedWhileReading && client.lost) throw client.lost;
     await client.terminate();
   } catch (error) {
     const failure = toHeadwireError(error, "CONNECTION_LOST");
@@ -391,12 +401,4 @@ function reportFatal(error: HeadwireError): void {
   process.stderr.write(
     `headwire client: ${visibleInLine(error.message)} (${style.red(error.code)}) ${style.dim(`— ${error.advice}`)}\n`,
   );
-}
-
-/** `headwire client --json ... | head` closes our standard output early: stop without a stack trace. */
-function exitQuietlyOnClosedStdout(): void {
-  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code === "EPIPE") process.exit(CLIENT_EXIT.ok);
-    throw error;
-  });
 }

@@ -8,7 +8,8 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { ReadStream } from "node:tty";
-import type { HeadwireClient, QueryResult } from "../client/headwire-client.js";
+import type { QueryResult } from "../client/headwire-client.js";
+import { HeadwireError } from "../errors.js";
 import { headerForStream, visibleInLine } from "./client-output.js";
 import { KeyByKey } from "./key-by-key.js";
 import type { TerminalStyle } from "./terminal-style.js";
@@ -45,7 +46,8 @@ function saveHistory(path: string, newestFirst: readonly string[]): void {
 }
 
 export interface PromptOptions {
-  client: HeadwireClient;
+  /** The session (it connects again by itself when the server ends it: ReconnectingSession). */
+  client: { readonly serverName: string };
   runQuery: (url: string) => Promise<QueryResult>;
   style: TerminalStyle;
   historyFile: string | undefined;
@@ -105,11 +107,6 @@ export async function runPrompt(options: PromptOptions): Promise<void> {
   say(
     `connected to ${style.bold(visibleInLine(client.serverName))}; type a URL, ${style.bold("help")}, or ${style.bold("terminate")} to end\n`,
   );
-  // A server that goes away while we wait for input ends the prompt at once.
-  let ended = false;
-  void client.closed.then(() => {
-    if (!ended) lines.close();
-  });
   lines.prompt();
   for await (const raw of lines) {
     armed = false;
@@ -120,13 +117,19 @@ export async function runPrompt(options: PromptOptions): Promise<void> {
     else if (word === "last") say(lastHeader(last, output, style));
     else if (line !== "") {
       busy = true;
-      const result = await options.runQuery(line);
-      busy = false;
-      if (result.header) last = result;
+      try {
+        const result = await options.runQuery(line);
+        if (result.header) last = result;
+      } catch (error) {
+        // Every attempt to connect again failed: said, and the prompt stays (the next URL tries again).
+        if (!(error instanceof HeadwireError)) throw error;
+        warn(`${visibleInLine(error.message)} (${error.code}); the next URL tries again`);
+      } finally {
+        busy = false;
+      }
     }
     lines.prompt();
   }
-  ended = true;
   lines.close();
   keys?.release();
 }

@@ -79,8 +79,8 @@ export const EXIT_CLASSES: readonly ExitClass[] = [
   {
     exit: 7,
     curl: "COULDNT_CONNECT",
-    meaning: "the origin refused or failed the connection; or the headwire server cannot be reached",
-    codes: ["CONNECTION_REFUSED", "ORIGIN_ERROR", "SERVER_UNREACHABLE"],
+    meaning: "the origin refused or failed the connection; or the headwire server cannot be reached, or is not one",
+    codes: ["CONNECTION_REFUSED", "ORIGIN_ERROR", "SERVER_UNREACHABLE", "NOT_HEADWIRE"],
   },
   {
     exit: 8,
@@ -109,8 +109,8 @@ export const EXIT_CLASSES: readonly ExitClass[] = [
   {
     exit: 28,
     curl: "OPERATION_TIMEDOUT",
-    meaning: "the origin did not connect, or send its header, in time",
-    codes: ["CONNECT_TIMEOUT", "HEADER_TIMEOUT"],
+    meaning: "the origin did not connect, or send its header, in time; or the server did not reply in time",
+    codes: ["CONNECT_TIMEOUT", "HEADER_TIMEOUT", "REPLY_TIMEOUT"],
   },
   { exit: 35, curl: "SSL_CONNECT_ERROR", meaning: "the TLS handshake with the origin failed", codes: ["TLS_FAILURE"] },
   { exit: 47, curl: "TOO_MANY_REDIRECTS", meaning: "-L hit --max-redirs", codes: ["TOO_MANY_REDIRECTS"] },

@@ -1,5 +1,6 @@
 import { Command, type CommanderError } from "commander";
 import { VERSION } from "../version.js";
+import { guardProcess, reportUncaught } from "./process-guard.js";
 
 /**
  * Each command's module, loaded only when needed: the server's modules (pino, the cluster, the
@@ -14,6 +15,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: async () => (await import("./demo-command.js")).demoCommand(),
   dissector: async () => (await import("./dissector-command.js")).dissectorCommand(),
 };
+
+// Before anything writes: a closed output (| head) and an uncaught error end quietly, in one line.
+guardProcess();
 
 /** Usage errors exit 2 (as documented); --help and --version exit 0. */
 const exitOnUsageError = (error: CommanderError) => process.exit(error.exitCode === 0 ? 0 : 2);
@@ -35,8 +39,10 @@ Examples:
   headwire cache purge --all             # empty a stopped server's cache file
   headwire dissector > ~/.local/lib/wireshark/plugins/headwire.lua   # see it in Wireshark
 
-Exit status: 0 success, 1 a query or step failed, 2 bad usage, 3 server unreachable or
-session lost (client). "headwire <command> --help" tells more; docs/ has the protocol.`,
+Exit status: 0 success, 1 a query or step failed, 2 bad usage; the client numbers its own
+as curl does (headwire client --help, EXIT STATUS); 70 a bug in headwire (one line with its
+code; HEADWIRE_DEBUG=1 adds the stack). A closed standard output (headwire cache list | head -1)
+ends a command quietly with the status it had so far. "headwire <command> --help" tells more; docs/ has the protocol.`,
   )
   .showHelpAfterError()
   .exitOverride(exitOnUsageError);
@@ -49,4 +55,8 @@ for (const command of await Promise.all(needed.map((name) => COMMANDS[name]!()))
   program.addCommand(command.copyInheritedSettings(program).exitOverride(exitOnUsageError));
 }
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  reportUncaught(error);
+}

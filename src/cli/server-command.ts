@@ -6,6 +6,7 @@ import type { HeadwireServerOptions } from "../server/headwire-server.js";
 import { Command, Option } from "commander";
 import { ConfigError, SERVER_SETTINGS } from "../config.js";
 import { HeadwireServer } from "../server/headwire-server.js";
+import { keepRunningWhenOutputCloses } from "./process-guard.js";
 import { loadServerSettings } from "./server-settings.js";
 import { addSettingOptions } from "./setting-options.js";
 import type { ServerConfig } from "../config.js";
@@ -89,7 +90,7 @@ or error (a pipe whose reader has gone) changes nothing: the lines are dropped.`
       ),
     )
     .action(async (opts: { config?: string }, self: Command) => {
-      ignoreClosedOutput();
+      keepRunningWhenOutputCloses();
       const given = readSettings(self);
       let server: HeadwireServer;
       let overridden: string[];
@@ -288,18 +289,4 @@ function serverLogger(config: ServerConfig): ServerLogger {
 /** The one line written before the log exists (bad configuration). */
 function say(text: string): void {
   process.stderr.write(text);
-}
-
-/**
- * `headwire server 2>&1 | tee log`, then Ctrl-C: tee dies first, and the server's next line meets
- * a closed pipe (EPIPE). Unhandled, that error would end the process in the middle of its
- * shutdown (exit 1, a temporary file and the lock left). The log is only a witness: lines that
- * cannot be written are dropped, and the server stops as it would have.
- */
-function ignoreClosedOutput(): void {
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on("error", (error: NodeJS.ErrnoException) => {
-      if (error.code !== "EPIPE") throw error;
-    });
-  }
 }

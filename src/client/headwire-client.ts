@@ -100,6 +100,16 @@ export class HeadwireClient {
     return this.connection.lost;
   }
 
+  /** The server's idle timeout, when its greeting tells it: a session waiting on its user PINGs within it. */
+  get idleTimeoutMs(): number | undefined {
+    return this.connection.idleTimeoutMs;
+  }
+
+  /** PING and its PONG: the session stays open while its user is idle (docs/protocol.md). */
+  ping(): Promise<void> {
+    return this.connection.ping();
+  }
+
   /** Resolves when the server has closed the session. */
   get closed(): Promise<void> {
     return this.connection.closed;
@@ -117,7 +127,21 @@ export class HeadwireClient {
     const notices: string[] = [];
     for (let ticketsTried = 1; ; ticketsTried++) {
       const delivery = this.policy.delivery;
-      const attempt = delivery === "tcp" ? await this.overTcp(request) : await this.overUdp(request);
+      let attempt: Attempt;
+      try {
+        attempt = delivery === "tcp" ? await this.overTcp(request) : await this.overUdp(request);
+      } catch (error) {
+        // No reply in time: this query failed, and the session is closed (a late reply would be
+        // taken for the next query's); a caller that goes on connects again.
+        if (!(error instanceof HeadwireError) || error.code !== "REPLY_TIMEOUT") throw error;
+        return {
+          url: request.url,
+          ms: elapsed(),
+          error: { code: error.code, message: error.message },
+          delivery,
+          notices,
+        };
+      }
       if (attempt.kind === "header") return this.delivered(request, attempt, delivery, notices, elapsed);
       if (attempt.kind === "udp-failed") {
         const { error, udpHost, udpPort } = attempt;

@@ -611,6 +611,17 @@ export const CLIENT_SETTINGS = {
     flag: false,
     help: "time allowed to open the control connection",
   },
+  /**
+   * A headwire server greets at once on connect; a wrong port (an HTTP or TLS server, which waits
+   * for its client to speak first) would otherwise hold the client until --reply-timeout-ms.
+   */
+  greetingTimeoutMs: {
+    kind: "integer",
+    min: 1,
+    max: 600_000,
+    default: 3_000,
+    help: "wait for the server's greeting after connecting; past it the peer is not a headwire server (NOT_HEADWIRE)",
+  },
   /** The server may fetch from the origin meanwhile. */
   replyTimeoutMs: {
     kind: "integer",
@@ -713,15 +724,16 @@ export const CLIENT_SETTINGS = {
       DELIVERY_MODES.includes(mode) ? undefined : `must be udp, tcp or auto, got ${JSON.stringify(mode)}`,
   },
   /**
-   * A batch outlives its server: after IDLE_TIMEOUT, SHUTTING_DOWN or a lost connection each
-   * session connects again (a restart takes seconds) and the batch goes on where it was.
+   * A session outlives its server: after IDLE_TIMEOUT, SHUTTING_DOWN or a lost connection the
+   * client connects again (a restart takes seconds) and goes on where it was: a batch, the
+   * prompt, a pipe or the URL arguments (the query in flight is asked again).
    */
   reconnectAttempts: {
     kind: "integer",
     min: 0,
     max: 100,
     default: 8,
-    help: "with --batch: new connections tried after a session is lost, before the batch stops (0: none)",
+    help: "new connections tried after a session is lost (IDLE_TIMEOUT, SHUTTING_DOWN, a lost connection), before giving up (0: none)",
   },
   /** The first wait before connecting again; each further attempt waits twice as long, up to 5 s. */
   reconnectBackoffMs: {
@@ -729,7 +741,19 @@ export const CLIENT_SETTINGS = {
     min: 1,
     max: 60_000,
     default: 200,
-    help: "with --batch: wait before the first new connection after a lost session (doubles each attempt, at most 5 s)",
+    help: "wait before the first new connection after a lost session (doubles each attempt, at most 5 s)",
+  },
+  /**
+   * A session waiting on its user (the prompt, a pipe) sends PING so the server does not close it
+   * as idle. A server's greeting names its idle timeout (idle=), and a third of that is used when
+   * shorter; this is the interval when the greeting does not say (older servers, 300 s by default).
+   */
+  keepAliveMs: {
+    kind: "integer",
+    min: 100,
+    max: 86_400_000,
+    default: 60_000,
+    help: "at the prompt or reading a pipe: PING this often while waiting for input (at most a third of the server's idle timeout)",
   },
   /** A ticket whose delivery failed is not the last word: a new ticket has a fresh budget. */
   deliveryRetries: {

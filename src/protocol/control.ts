@@ -231,7 +231,8 @@ export interface TcpTicket {
 }
 
 export type ServerMessage =
-  | { kind: "greeting"; server: string }
+  /** idleTimeoutMs: how long the server lets a session sit without a line (absent from older servers). */
+  | { kind: "greeting"; server: string; idleTimeoutMs?: number }
   | { kind: "ticket"; ticket: Ticket }
   /** Only the line: its header's bytes follow in the stream (ReplyDecoder reads them). */
   | { kind: "tcp-ticket"; ticket: TcpTicket }
@@ -241,8 +242,29 @@ export type ServerMessage =
   | { kind: "purged"; count: number }
   | { kind: "authorized" };
 
-export function formatGreeting(serverName: string): string {
-  return `${GREETING_PREFIX} READY ${serverName}\n`;
+/**
+ * `HEADWIRE/2 READY headwire/0.1.0 idle=300000`: the name, then fields a client may use. idle= is
+ * the session's idle timeout in ms, so a client waiting on its user sends PING in time. A client
+ * that knows no fields reads them as part of the name, and goes on working (backward compatible).
+ */
+export function formatGreeting(serverName: string, idleTimeoutMs?: number): string {
+  return `${GREETING_PREFIX} READY ${serverName}${idleTimeoutMs === undefined ? "" : ` idle=${idleTimeoutMs}`}\n`;
+}
+
+/** The greeting after READY: the server's name, then key=value fields (unknown ones are ignored). */
+function parseGreeting(rest: string): Extract<ServerMessage, { kind: "greeting" }> {
+  const words = rest.trim().split(" ");
+  const fields = new Map<string, string>();
+  // Fields come after the name: trailing words of the form key=value.
+  while (words.length > 1 && /^[a-z]+=\S*$/.test(words[words.length - 1]!)) {
+    const [key = "", value = ""] = words.pop()!.split("=");
+    fields.set(key, value);
+  }
+  const server = words.join(" ").trim();
+  const idle = fields.get("idle");
+  // An idle= this client cannot read is ignored: it is advice for the client, not a rule.
+  if (idle === undefined || !/^[1-9]\d{0,9}$/.test(idle)) return { kind: "greeting", server };
+  return { kind: "greeting", server, idleTimeoutMs: Number(idle) };
 }
 
 export function formatTicket(t: Ticket): string {
@@ -304,7 +326,7 @@ export function parseServerMessage(line: string): ServerMessage {
   const rest = space === -1 ? "" : line.slice(space + 1);
   if (head === GREETING_PREFIX) {
     if (!rest.startsWith("READY")) throw protocolError("bad greeting", line);
-    return { kind: "greeting", server: rest.slice(5).trim() };
+    return parseGreeting(rest.slice(5));
   }
   if (head.startsWith("HEADWIRE/")) {
     throw protocolError(`the server speaks ${head}, this client ${GREETING_PREFIX}: upgrade the older one`, line);

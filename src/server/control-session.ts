@@ -159,7 +159,8 @@ export class ControlSession {
       this.countBufferedReplies(0);
       handler.closed(this.context);
     });
-    const greeting = formatGreeting(serverName);
+    // The idle timeout is told, so a client waiting on its user knows how often to PING.
+    const greeting = formatGreeting(serverName, limits.idleTimeoutMs);
     if (limits.events?.tracing) this.traceOut(greeting);
     socket.write(greeting);
   }

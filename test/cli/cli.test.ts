@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/demo/crafted-origin.js";
 import { startServer, tempDir } from "../helpers.js";
-import { BIN, runCli, spawnServer } from "./run-cli.js";
+import { BIN, runCli, spawnServer, spawnServerWith } from "./run-cli.js";
 
 const run = runCli;
 
@@ -83,7 +83,7 @@ test("client: a setting out of its bounds is bad usage (exit 2) with the setting
   );
 });
 
-test("client: a server that closes mid-session gives a clear message and exit code 56 (curl's RECV_ERROR)", async (t) => {
+test("client: a server that closes every session mid-query: asked again on new sessions (bounded, said), then exit code 56 (curl's RECV_ERROR)", async (t) => {
   const dir = await tempDir(t);
   // A server that greets, reads one query, and drops the connection.
   const rude = createServer((socket) => {
@@ -93,10 +93,20 @@ test("client: a server that closes mid-session gives a clear message and exit co
   await once(rude, "listening");
   t.after(() => new Promise<void>((resolve) => rude.close(() => resolve())));
   const port = (rude.address() as { port: number }).port;
-  const result = await run(["client", "--server", `127.0.0.1:${port}`], { cwd: dir, stdin: "www.twitch.tv\n" });
+  const result = await run(
+    ["client", "--server", `127.0.0.1:${port}`, "--reconnect-attempts", "2", "--reconnect-backoff-ms", "10"],
+    { cwd: dir, stdin: "www.twitch.tv\n" },
+  );
   assert.equal(result.code, 56);
-  assert.match(result.stderr, /\(CONNECTION_LOST\)/);
-  assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
+  const lines = result.stderr.trimEnd().split("\n");
+  assert.deepEqual(lines.slice(0, 4), [
+    "* connection lost (the server closed the session); connecting again in 10 ms (attempt 1 of 2)",
+    "* connected again to rude/0",
+    "* connection lost (the server closed the session); connecting again in 10 ms (attempt 1 of 2)",
+    "* connected again to rude/0",
+  ]);
+  assert.match(lines[4]!, /^headwire client: the server closed the session \(CONNECTION_LOST\) — /);
+  assert.equal(lines.length, 5);
 });
 
 test("server: SIGTERM persists the cache and exits 0; the ready line gives the ports", async (t) => {
@@ -203,12 +213,16 @@ test("relay: a client collects through `headwire relay` with 30% loss (--udp-via
   assert.ok(stats.toClient.received > 0, out);
 });
 
-test("client: a server that stops while the client waits for input: a clear message and exit code 56", async (t) => {
+test("client: a server restarted while a pipe waits for input: the next line connects again and is answered", async (t) => {
   const dir = await tempDir(t);
   const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
   t.after(() => origin.close());
-  const server = await startServer(dir);
-  const client = spawn(process.execPath, [BIN, "client", "--server", `127.0.0.1:${server.controlPort}`], {
+  const first = await spawnServer(dir, ["--cache", "memory"]);
+  const servers = [first];
+  t.after(() => {
+    for (const server of servers) server.child.kill("SIGTERM");
+  });
+  const client = spawn(process.execPath, [BIN, "client", "--server", `127.0.0.1:${first.port}`], {
     cwd: dir,
     env: { ...process.env, NO_COLOR: "1" },
   });
@@ -216,21 +230,46 @@ test("client: a server that stops while the client waits for input: a clear mess
   let stderr = "";
   client.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
   client.stdout.setEncoding("utf8");
-  const answered = new Promise<void>((resolve) =>
-    client.stdout.on("data", (text: string) => {
-      stdout += text;
-      if (stdout.includes("\n")) resolve();
-    }),
-  );
-  client.stdin.write(`127.0.0.1:${origin.port}/twitch\n`); // and stdin stays open: the client waits
-  await answered;
-  // Listen before stopping: the client may well exit while stop() is still persisting the cache.
+  const lineCount = (count: number) =>
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (stdout.split("\n").length > count) resolve();
+      };
+      client.stdout.on("data", (text: string) => {
+        stdout += text;
+        check();
+      });
+      check();
+    });
   const exited = once(client, "close");
-  await server.stop();
+  const firstAnswer = lineCount(1);
+  client.stdin.write(`127.0.0.1:${origin.port}/twitch\n`); // and stdin stays open: the client waits
+  await firstAnswer;
+  const stopped = once(first.child, "exit");
+  first.child.kill("SIGTERM");
+  await stopped;
+  const second = await spawnServerWith(dir, [
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(first.port),
+    "--data-port",
+    "0",
+    "--allow-private",
+    "--cache",
+    "memory",
+  ]);
+  servers.push(second);
+  client.stdin.end(`127.0.0.1:${origin.port}/legacy\n`);
   const [code] = await exited;
-  assert.equal(code, 56);
-  assert.match(stderr, /\(SHUTTING_DOWN\)/);
-  assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
+  assert.equal(code, 0, stderr);
+  const lines = stdout.trimEnd().split("\n");
+  assert.equal(lines.length, 2, stdout);
+  assert.match(lines[1]!, /^HTTP\/1\.\d \d{3} .* \| MISS \|/, "answered by the new server (its cache is empty)");
+  assert.match(
+    stderr,
+    /^\* connection lost \((the server is shutting down or restarting|the server closed the session)\); connecting again in [\d.]+ m?s \(attempt 1 of 8\)\n\* connected again to headwire\/\S+\n$/,
+  );
 });
 
 /** An origin status line with a bare CR: on a terminal it would display as a 200. */

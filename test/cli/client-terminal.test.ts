@@ -179,3 +179,78 @@ test("batch on a narrow terminal: a failure line above the bar wraps whole, neve
   release();
   assert.equal(await pane.waitForExit(), 1);
 });
+
+test("prompt: the server restarted while the prompt is open; the next URL connects again, said on the terminal", async (t) => {
+  if (!tmuxPath()) return t.skip("tmux not installed: apt-get install tmux");
+  const { dir, origin, server, base, history } = await setup(t);
+  const pane = await TmuxPane.start(
+    [process.execPath, BIN, "client", "--server", `127.0.0.1:${server.controlPort}`, "--output-dir", "out"],
+    { dir, cwd: dir, env: clientEnv(history, false) },
+  );
+  t.after(() => pane.kill());
+  await pane.waitFor(/headwire> $/m, "the prompt");
+  await pane.type(`${base}/marked`);
+  await pane.press("Enter");
+  await pane.waitFor(/^HTTP\/1\.1 200 OK \| .* \| MISS \|/m, "the first answer");
+
+  // The server stops (the idle session gets SHUTTING_DOWN) and a new one, its cache empty, takes the port.
+  const port = server.controlPort;
+  await server.stop();
+  await startServer(dir, { controlPort: port, cacheFile: join(dir, "second-cache.txt") }, t);
+  await pane.type(`${base}/marked`);
+  await pane.press("Enter");
+  const screen = await pane.waitFor(
+    /^\* connected again to headwire\/\S+\n.*\| MISS \|/m,
+    "the reconnection and the answer",
+  );
+  assert.match(
+    screen,
+    /^\* connection lost \(the server is shutting down or restarting\); connecting again in \d+ ms \(attempt 1 of 8\)$/m,
+  );
+  assert.equal(origin.requests.get("/marked"), 2, "asked of the new server, once");
+  await pane.type("terminate");
+  await pane.press("Enter");
+  assert.equal(await pane.waitForExit(), 0, "the prompt stayed, and every query succeeded");
+});
+
+test("prompt: idle longer than the server's idle timeout, it stays connected (PINGs seen by the server)", async (t) => {
+  if (!tmuxPath()) return t.skip("tmux not installed: apt-get install tmux");
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start({ "/marked": { header: MARKED } });
+  t.after(() => origin.close());
+  const idleTimeoutMs = 1500;
+  const server = await startServer(dir, { idleTimeoutMs }, t);
+  const seen: string[] = [];
+  let enoughPings: () => void;
+  // Pings spanning more than two idle timeouts: the session would have been closed twice over.
+  const pingsWanted = 2 * PINGS_PER_TIMEOUT_SEEN + 1;
+  const pinged = new Promise<void>((resolve) => (enoughPings = resolve));
+  server.events.onTrace((event) => {
+    if (event.type !== "line") return;
+    seen.push(`${event.direction} ${event.text}`);
+    if (seen.filter((line) => line === "in PING").length >= pingsWanted) enoughPings();
+  });
+  const pane = await TmuxPane.start(
+    [process.execPath, BIN, "client", "--server", `127.0.0.1:${server.controlPort}`, "--output-dir", "out"],
+    { dir, cwd: dir, env: clientEnv(join(dir, "history"), false) },
+  );
+  t.after(() => pane.kill());
+  await pane.waitFor(/headwire> $/m, "the prompt");
+  let bound: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    bound = setTimeout(() => reject(new Error(`fewer than ${pingsWanted} PINGs in 60 s: ${seen.join(", ")}`)), 60_000);
+  });
+  await Promise.race([pinged, deadline]).finally(() => clearTimeout(bound));
+  await pane.type(`127.0.0.1:${origin.port}/marked`);
+  await pane.press("Enter");
+  const screen = await pane.waitFor(/^HTTP\/1\.1 200 OK \| .* \| MISS \|/m, "the answer");
+  assert.doesNotMatch(screen, /connecting again|connection lost|IDLE_TIMEOUT/, "no reconnection");
+  assert.ok(!seen.some((line) => line.startsWith("out ERROR IDLE_TIMEOUT")), "never closed as idle");
+  assert.ok(seen.includes("out PONG"));
+  await pane.type("terminate");
+  await pane.press("Enter");
+  assert.equal(await pane.waitForExit(), 0);
+});
+
+/** The client PINGs three times per idle timeout (src/client/reconnecting-session.ts). */
+const PINGS_PER_TIMEOUT_SEEN = 3;

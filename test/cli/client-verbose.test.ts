@@ -60,7 +60,7 @@ test("-v shows every control line and datagram on stderr, curl-style, and leaves
   const d = server.dataPort;
   const expected: RegExp[] = [
     new RegExp(String.raw`^\* TCP connected 127\.0\.0\.1:\d+ → 127\.0\.0\.1:${c}$`),
-    /^< HEADWIRE\/2 READY headwire\/\S+$/,
+    /^< HEADWIRE\/2 READY headwire\/\S+ idle=\d+$/,
     new RegExp(String.raw`^> QUERY ${url.replace(/\./g, "\\.")}$`),
     new RegExp(
       String.raw`^< TICKET token=[0-9a-f]{32} udp=127\.0\.0\.1:${d} bytes=${BIG.length} chunks=4 cache=HIT status=200 sha256=[0-9a-f]{64} ttl=\d+$`,

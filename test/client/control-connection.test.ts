@@ -13,7 +13,7 @@ import { LinePeer } from "../line-peer.js";
 
 type Hooks = { after: (fn: () => void | Promise<void>) => void };
 
-const TIMEOUTS = { connectTimeoutMs: 5000, replyTimeoutMs: 5000 };
+const TIMEOUTS = { connectTimeoutMs: 5000, greetingTimeoutMs: 5000, replyTimeoutMs: 5000 };
 
 /** A server on 127.0.0.1 port 0 whose sessions `script` plays; the port and the sessions it saw. */
 async function scriptedServer(
@@ -188,10 +188,10 @@ test("terminate answered by ERROR PERSIST_FAILED: the session ends, and terminat
 });
 
 for (const [what, greeting, code] of [
-  ["a garbage greeting", "HELLO THERE\n", "PROTOCOL_ERROR"],
+  ["a garbage greeting", "HELLO THERE\n", "NOT_HEADWIRE"],
   ["another protocol version", "HEADWIRE/3 READY future/9\n", "PROTOCOL_ERROR"],
   ["a greeting without READY", "HEADWIRE/2 BUSY\n", "PROTOCOL_ERROR"],
-  ["a reply that is not a greeting", "PONG\n", "PROTOCOL_ERROR"],
+  ["a reply that is not a greeting", "PONG\n", "NOT_HEADWIRE"],
   ["bytes that are not UTF-8", "HEADWIRE/2 READY \xff\xfe\n", "PROTOCOL_ERROR"],
   ["a greeting longer than a reply may be", `HEADWIRE/2 READY ${"x".repeat(9000)}\n`, "PROTOCOL_ERROR"],
   ["an ERROR instead of a greeting", "ERROR SERVER_BUSY too many sessions\n", "SERVER_BUSY"],
@@ -216,24 +216,86 @@ test("a reply line that is not a server message fails the session with PROTOCOL_
   assert.equal(connection.lost?.code, "PROTOCOL_ERROR");
 });
 
-test("reply timeout: no answer within replyTimeoutMs fails the query and drops the session", async (t) => {
+test("reply timeout: no answer within replyTimeoutMs fails the query with REPLY_TIMEOUT and closes the session", async (t) => {
   const { port, sessions } = await scriptedServer(t, (side) => side.write(GREETING));
-  const connection = await ControlConnection.open("127.0.0.1", port, { connectTimeoutMs: 5000, replyTimeoutMs: 50 });
+  const connection = await ControlConnection.open("127.0.0.1", port, { ...TIMEOUTS, replyTimeoutMs: 50 });
   const started = performance.now();
   await assert.rejects(connection.query("a.example/"), {
-    code: "CONNECTION_LOST",
-    message: "no reply within 50 ms",
+    code: "REPLY_TIMEOUT",
+    message:
+      "no reply to QUERY a.example/ within 50 ms (--reply-timeout-ms); the session was closed, " +
+      "since a late reply would be taken for the next query's",
   });
   assert.ok(performance.now() - started >= 49);
-  await sessions[0]!.closed; // the client closed the connection
+  // Replies carry no request id: the client closed the session rather than risk a late reply.
+  await sessions[0]!.closed;
   await connection.closed;
+  assert.equal(connection.lost?.code, "REPLY_TIMEOUT");
 });
 
-test("a server that accepts but never greets: open fails after replyTimeoutMs", async (t) => {
+test("PING gets its PONG; a query asked while it is on its way gets its own reply after it", async (t) => {
+  const { port } = await scriptedServer(t, async (side) => {
+    side.write(GREETING);
+    assert.equal(await side.next(), "PING");
+    assert.equal(await side.next(), "QUERY a.example/");
+    side.write("PONG\n");
+    side.write("ERROR DNS_NOT_FOUND a.example does not resolve\n");
+  });
+  const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS);
+  t.after(() => connection.destroy());
+  const [pong, reply] = await Promise.all([connection.ping(), connection.query("a.example/")]);
+  assert.equal(pong, undefined);
+  assert.deepEqual(reply, { kind: "error", code: "DNS_NOT_FOUND", message: "a.example does not resolve" });
+});
+
+test("the greeting's idle= field is the server's idle timeout; the name is the rest", async (t) => {
+  const { port } = await scriptedServer(t, (side) => side.write("HEADWIRE/2 READY in-test/0.0.1 idle=1500\n"));
+  const connection = await ControlConnection.open("127.0.0.1", port, TIMEOUTS);
+  t.after(() => connection.destroy());
+  assert.equal(connection.serverName, "in-test/0.0.1");
+  assert.equal(connection.idleTimeoutMs, 1500);
+});
+
+test("a peer that accepts but never speaks (an HTTP server, nginx): NOT_HEADWIRE within greetingTimeoutMs", async (t) => {
   const { port } = await scriptedServer(t, () => {});
-  await assert.rejects(ControlConnection.open("127.0.0.1", port, { connectTimeoutMs: 5000, replyTimeoutMs: 50 }), {
-    code: "CONNECTION_LOST",
-    message: "no reply within 50 ms",
+  const started = performance.now();
+  await assert.rejects(
+    ControlConnection.open("127.0.0.1", port, { ...TIMEOUTS, greetingTimeoutMs: 300, replyTimeoutMs: 60_000 }),
+    {
+      code: "NOT_HEADWIRE",
+      message:
+        `127.0.0.1:${port} is not a headwire server: it sent nothing within 0.3 s of connecting (a headwire ` +
+        "server greets at once; an HTTP or TLS server waits for its client to speak; headwire listens on 50366 by default)",
+    },
+  );
+  assert.ok(performance.now() - started < 30_000, "the greeting timeout, not the reply timeout");
+});
+
+for (const [what, first, said] of [
+  ["an SSH server", "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", 'it answered "SSH-2.0-OpenSSH_9.2p1 Debian-2"'],
+  ["an SMTP server", "220 mail.example ESMTP Postfix\r\n", 'it answered "220 mail.example ESMTP Postfix"'],
+  ["an HTTP answer", "HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n\r\n", 'it answered "HTTP/1.1 400 Bad Request"'],
+  [
+    "TLS bytes",
+    "\x15\x03\x03\x00\x02\x02\x46",
+    "it answered TLS bytes (15 03 03 00 02 02 46): it expects a TLS client",
+  ],
+  ["binary bytes", "\x00\x01\x02\xff", "it answered bytes that are not text (00 01 02 ff)"],
+] as const) {
+  test(`${what} first: NOT_HEADWIRE at once, saying what it sent`, async (t) => {
+    const { port } = await scriptedServer(t, (side) => void side.socket.write(Buffer.from(first, "latin1")));
+    await assert.rejects(ControlConnection.open("127.0.0.1", port, { ...TIMEOUTS, greetingTimeoutMs: 60_000 }), {
+      code: "NOT_HEADWIRE",
+      message: `127.0.0.1:${port} is not a headwire server: ${said}`,
+    });
+  });
+}
+
+test("a peer that closes before a greeting: NOT_HEADWIRE, not 'the server closed the session'", async (t) => {
+  const { port } = await scriptedServer(t, (side) => void side.socket.end());
+  await assert.rejects(ControlConnection.open("127.0.0.1", port, TIMEOUTS), {
+    code: "NOT_HEADWIRE",
+    message: `127.0.0.1:${port} is not a headwire server: it closed the connection without a greeting`,
   });
 });
 

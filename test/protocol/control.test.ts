@@ -383,6 +383,28 @@ test("parseServerMessage: greeting, BYE, PONG and the unknown", () => {
   assertCode(() => parseServerMessage(""), "PROTOCOL_ERROR");
 });
 
+test("the greeting's idle= field: written by formatGreeting, read apart from the name; absent or unreadable, no idle timeout", () => {
+  assert.equal(formatGreeting("headwire/0.1.0", 300_000), "HEADWIRE/2 READY headwire/0.1.0 idle=300000\n");
+  assert.deepEqual(parseServerMessage("HEADWIRE/2 READY headwire/0.1.0 idle=1500"), {
+    kind: "greeting",
+    server: "headwire/0.1.0",
+    idleTimeoutMs: 1500,
+  });
+  // An older server says nothing; a newer one may add fields this client does not know.
+  assert.deepEqual(parseServerMessage("HEADWIRE/2 READY headwire/0.1.0"), {
+    kind: "greeting",
+    server: "headwire/0.1.0",
+  });
+  assert.deepEqual(parseServerMessage("HEADWIRE/2 READY headwire/0.3.0 idle=9000 zone=eu"), {
+    kind: "greeting",
+    server: "headwire/0.3.0",
+    idleTimeoutMs: 9000,
+  });
+  for (const bad of ["idle=", "idle=0", "idle=-5", "idle=1e3", "idle=99999999999"]) {
+    assert.deepEqual(parseServerMessage(`HEADWIRE/2 READY x/1 ${bad}`), { kind: "greeting", server: "x/1" }, bad);
+  }
+});
+
 test("every error code is known to isErrorCode, and nothing else is", () => {
   for (const code of Object.keys(ERROR_CODES)) assert.ok(isErrorCode(code));
   assert.ok(!isErrorCode("toString"));

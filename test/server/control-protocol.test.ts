@@ -5,7 +5,7 @@ import { RawSession, startServer, tempDir } from "../helpers.js";
 
 async function greeted(port: number): Promise<RawSession> {
   const session = await RawSession.open(port);
-  assert.match((await session.next()) ?? "", /^HEADWIRE\/2 READY headwire\/\d+\.\d+\.\d+$/);
+  assert.match((await session.next()) ?? "", /^HEADWIRE\/2 READY headwire\/\d+\.\d+\.\d+ idle=\d+$/);
   return session;
 }
 

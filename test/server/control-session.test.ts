@@ -133,7 +133,8 @@ async function openSession(
     server.close();
     await once(server, "close");
   });
-  assert.equal(await peer.next(), "HEADWIRE/2 READY unit/1");
+  // The greeting tells the session's idle timeout, so a client waiting on its user PINGs in time.
+  assert.equal(await peer.next(), `HEADWIRE/2 READY unit/1 idle=${limits.idleTimeoutMs ?? LIMITS.idleTimeoutMs}`);
   return { session, peer, handler, serverSocket, serverClosed };
 }
 
