@@ -16,6 +16,7 @@ import { runBatch } from "./client-batch.js";
 import { ResultPrinter, visibleInLine, type OutputMode } from "./client-output.js";
 import { END_WORDS, historyFilePath, runPrompt } from "./client-prompt.js";
 import { hostAndPort, integer } from "./parse.js";
+import { addQueryFlags, QUERY_FLAGS_HELP, queryOptionsFromFlags, type QueryFlagValues } from "./query-flags.js";
 import { addSettingOptions, type GivenSettings } from "./setting-options.js";
 import { styleFor } from "./terminal-style.js";
 import { verboseTrace } from "./verbose-trace.js";
@@ -60,7 +61,7 @@ export function clientCommand(): Command {
     );
   // The client's settings that have a flag (src/config/settings.ts): --out and the timeouts.
   const readSettings = addSettingOptions(command, CLIENT_SETTINGS);
-  return command
+  return addQueryFlags(command)
     .option("-b, --batch <file>", "query every URL in FILE, one a line (- reads standard input)")
     .addOption(
       new Option("-j, --jobs <n>", `with --batch: sessions querying at once (1-${MAX_JOBS})`)
@@ -85,7 +86,7 @@ export function clientCommand(): Command {
     )
     .option("-v, --verbose", "show every control line and datagram on standard error, as curl -v does")
     .version(VERSION, "-V, --version", "print the version and exit")
-    .addHelpText("after", CLIENT_HELP)
+    .addHelpText("after", QUERY_FLAGS_HELP + CLIENT_HELP)
     .action(async (urls: string[], opts: ClientOptions, self: Command) => {
       process.exitCode = await runClient(urls, opts, readSettings(self));
     });
@@ -189,7 +190,7 @@ SEE ALSO
   headwire server --help; docs/protocol.md for the protocol and its error codes.`;
 
 /** The options that are not client settings; those are read from CLIENT_SETTINGS. */
-interface ClientOptions {
+interface ClientOptions extends QueryFlagValues {
   server: string;
   batch?: string;
   jobs: number;
@@ -241,7 +242,12 @@ async function runClient(
   const mode: OutputMode = opts.json ? "json" : opts.print ? "print" : "lines";
   const trace = opts.verbose ? verboseTrace((text) => process.stderr.write(text)) : undefined;
   const connect = () => HeadwireClient.connect(config, trace, udpVia);
-  const queryOptions = { method: opts.method, redirects: opts.redirects, chain: opts.chain };
+  const queryOptions = {
+    method: opts.method,
+    redirects: opts.redirects,
+    chain: opts.chain,
+    ...queryOptionsFromFlags(opts),
+  };
   exitQuietlyOnClosedStdout();
 
   if (opts.batch !== undefined) {
