@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { promises as dns } from "node:dns";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http2 from "node:http2";
 import https from "node:https";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -279,3 +280,38 @@ async function originPair(): Promise<{ port: number; requests: Record<4 | 6, num
   }
   return undefined;
 }
+
+test("an HTTP/2 origin's header, stored, read back after a restart on the same cache file: HIT, byte-exact", async (t) => {
+  const pki = selfSigned();
+  if (pki === undefined) return t.skip("openssl not installed");
+  const origin = http2.createSecureServer({ key: pki.key, cert: pki.cert, allowHTTP1: false });
+  let requests = 0;
+  origin.on("stream", (stream) => {
+    requests++;
+    stream.respond({ ":status": 200, "cache-control": "max-age=600", etag: '"h2"', "x-proto": "two" });
+    stream.end();
+  });
+  await new Promise<void>((resolve) => origin.listen(0, "127.0.0.1", resolve));
+  t.after(() => origin.close());
+  const url = `https://127.0.0.1:${(origin.address() as net.AddressInfo).port}/two`;
+  const dir = await tempDir(t);
+  const first = await startServer(dir, { insecureTls: true });
+  const client = await HeadwireClient.connect({ serverPort: first.controlPort, outDir: dir });
+  const fetched = await client.query({ url });
+  assert.equal(fetched.cache, "MISS", JSON.stringify(fetched.error));
+  assert.match(fetched.header!.toString("latin1"), /^HTTP\/2 200 \r\n/, "as curl writes it");
+  const hit = await client.query({ url });
+  assert.equal(hit.cache, "HIT", JSON.stringify(hit.error));
+  await client.terminate();
+  await first.stop();
+
+  const second = await startServer(dir, { insecureTls: true }, t);
+  const again = await HeadwireClient.connect({ serverPort: second.controlPort, outDir: dir });
+  t.after(() => again.destroy());
+  const reloaded = await again.query({ url });
+  assert.equal(reloaded.cache, "HIT", JSON.stringify(reloaded.error));
+  assert.deepEqual(reloaded.header, fetched.header, "byte for byte the header first fetched");
+  const refreshed = await again.query({ url, options: { cache: "refresh" } });
+  assert.equal(refreshed.cache, "MISS", "the h2 origin ignores If-None-Match here: a full response");
+  assert.equal(requests, 2);
+});
