@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { cacheKeyFor, cacheKeyVariants, isKeyOf } from "../../src/cache/cache-key.js";
 import { DEFAULT_QUERY_OPTIONS, type QueryOptions } from "../../src/http/query-options.js";
 import { parseTarget } from "../../src/url/target.js";
+import { MemoryCacheStore } from "../../src/cache/memory-cache-store.js";
+import { purge } from "../../src/cache/purge.js";
 
 const target = parseTarget("http://a.test/x");
 const key = (options: Partial<QueryOptions>): string => cacheKeyFor(target, { ...DEFAULT_QUERY_OPTIONS, ...options });
@@ -75,4 +77,22 @@ test("purge variants cover insecure and ip; isKeyOf finds keys with request fiel
   assert.ok(isKeyOf("http://a.test/x", target));
   assert.ok(!isKeyOf("http://a.test/xy", target));
   assert.ok(!isKeyOf("http://a.test/xy#ip=4", target));
+});
+
+test("PURGE <url> drops the URL's variants with request fields too, and nothing of another URL", async () => {
+  const store = new MemoryCacheStore({ maxEntries: 100, maxTotalBytes: 1_000_000, now: () => 0 });
+  const other = parseTarget("http://a.test/xy");
+  const keys = [
+    key({}),
+    key({ ip: "4" }),
+    key({ headers: [{ name: "Accept", value: "text/html" }] }),
+    cacheKeyFor(other, { ...DEFAULT_QUERY_OPTIONS, headers: [{ name: "Accept", value: "a" }] }),
+  ];
+  for (const k of keys)
+    await store.set({ key: k, header: Buffer.from("HTTP/1.1 200 OK\r\n\r\n"), status: 200, storedAtMs: 0 }, 60_000);
+  assert.equal(await purge(store, "http://a.test/x"), 3);
+  assert.deepEqual(
+    (await store.list()).map((e) => e.key),
+    [keys[3]],
+  );
 });
