@@ -556,12 +556,24 @@ test("https: an untrusted or mismatched certificate is TLS_FAILURE; insecureTls 
   if (keys === undefined) return t.skip("openssl not installed: apt-get install openssl");
   const origin = await startOrigin(reply("HTTP/1.1 200 OK\r\n\r\n"), { tls: keys });
   const untrusted = makeFetcher({ lookup: TLS_NAMES });
-  await assertFailsWith(fetchUrl(`https://origin.test:${origin.port}/`, {}, untrusted), "TLS_FAILURE");
+  const unknownCa = await assertFailsWith(
+    fetchUrl(`https://origin.test:${origin.port}/`, {}, untrusted),
+    "TLS_FAILURE",
+  );
+  assert.equal(
+    unknownCa.message,
+    `the certificate of origin.test:${origin.port} is signed by a CA this server does not know (or ` +
+      `origin.test:${origin.port} sent an incomplete chain); -k (insecure=1) skips the check where the server ` +
+      "runs with --allow-insecure-queries",
+  );
   const trusted = makeFetcher({ ca: keys.ca, lookup: TLS_NAMES });
-  await assertFailsWith(fetchUrl(`https://other.test:${origin.port}/`, {}, trusted), "TLS_FAILURE");
+  const mismatch = await assertFailsWith(fetchUrl(`https://other.test:${origin.port}/`, {}, trusted), "TLS_FAILURE");
+  assert.match(mismatch.message, /^the certificate is for origin\.test, 127\.0\.0\.1, not other\.test; -k/);
   const insecure = makeFetcher({ insecureTls: true, lookup: TLS_NAMES });
   assert.equal((await fetchUrl(`https://other.test:${origin.port}/`, {}, insecure)).status, 200);
-  assert.equal(origin.requests.length, 1);
+  // A query's insecure=1 does the same on a verifying fetcher (the server checks it may ask).
+  assert.equal((await fetchUrl(`https://other.test:${origin.port}/`, { insecure: true }, trusted)).status, 200);
+  assert.equal(origin.requests.length, 2);
 });
 
 test("https to a plain-HTTP origin is TLS_FAILURE; a stalled handshake is CONNECT_TIMEOUT", async () => {
@@ -570,7 +582,8 @@ test("https to a plain-HTTP origin is TLS_FAILURE; a stalled handshake is CONNEC
   await new Promise<void>((resolve) => plainText.listen(0, "127.0.0.1", resolve));
   try {
     const port = (plainText.address() as net.AddressInfo).port;
-    await assertFailsWith(fetchUrl(`https://127.0.0.1:${port}/`), "TLS_FAILURE");
+    const plainError = await assertFailsWith(fetchUrl(`https://127.0.0.1:${port}/`), "TLS_FAILURE");
+    assert.equal(plainError.message, `127.0.0.1:${port} did not answer with TLS: is it plain http:// on that port?`);
   } finally {
     plainText.close();
   }
