@@ -286,8 +286,10 @@ test("an HTTP/2 origin's header, stored, read back after a restart on the same c
   if (pki === undefined) return t.skip("openssl not installed");
   const origin = http2.createSecureServer({ key: pki.key, cert: pki.cert, allowHTTP1: false });
   let requests = 0;
-  origin.on("stream", (stream) => {
+  let lastHeaders: http2.IncomingHttpHeaders = {};
+  origin.on("stream", (stream, headers) => {
     requests++;
+    lastHeaders = headers;
     stream.respond({ ":status": 200, "cache-control": "max-age=600", etag: '"h2"', "x-proto": "two" });
     stream.end();
   });
@@ -314,4 +316,14 @@ test("an HTTP/2 origin's header, stored, read back after a restart on the same c
   const refreshed = await again.query({ url, options: { cache: "refresh" } });
   assert.equal(refreshed.cache, "MISS", "the h2 origin ignores If-None-Match here: a full response");
   assert.equal(requests, 2);
+  // Request fields over HTTP/2: lowercase names, an emptied default not sent.
+  const fields = [
+    { name: "Accept-Language", value: "fr" },
+    { name: "Accept", value: "" },
+  ];
+  const withFields = await again.query({ url, options: { headers: fields } });
+  assert.equal(withFields.cache, "MISS", JSON.stringify(withFields.error));
+  assert.equal(lastHeaders["accept-language"], "fr");
+  assert.equal(lastHeaders.accept, undefined);
+  assert.match(String(lastHeaders["user-agent"]), /^headwire\//);
 });
