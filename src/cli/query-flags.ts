@@ -68,10 +68,15 @@ export function addQueryFlags(command: Command): Command {
         "'Name: value' sent to the origin, repeatable; 'Name:' drops a default",
       ).argParser(header),
     )
-    .addOption(new Option("-A, --user-agent <ua>", "the User-Agent sent to the origin"));
+    .addOption(
+      new Option("-A, --user-agent <ua>", "the User-Agent sent to the origin").argParser((value: string) => {
+        header(`User-Agent: ${value}`, undefined); // checked here: a bad one is a usage error
+        return value;
+      }),
+    );
 }
 
-/** The query options these flags ask for; throws InvalidArgumentError for a bad -A. */
+/** The query options these flags ask for (each flag's value was checked as it was parsed). */
 export function queryOptionsFromFlags(values: QueryFlagValues): Partial<QueryOptions> {
   const options: Partial<QueryOptions> = {};
   if (values.insecure) options.insecure = true;

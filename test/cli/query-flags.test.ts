@@ -41,4 +41,5 @@ test("-H repeats in order, -A sets User-Agent unless an -H did, 'Name:' drops a 
   assert.throws(() => parse("-H", "Host: evil.test"), /header Host cannot be set/);
   assert.throws(() => parse("-H", "no colon"), /write it as 'Name: value'/);
   assert.throws(() => parse("-H", "Bad Name: x"), /is not a token/);
+  assert.throws(() => parse("-A", "a\u0001b"), /not field-content/);
 });
