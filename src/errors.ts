@@ -21,6 +21,8 @@ export const WIRE_ERROR_CODES = {
   FORBIDDEN: "Admin commands need a session from loopback, or AUTH with the server's admin token.",
   SESSION_LIMIT: "Too many sessions from your address at once; close one, or retry later.",
   RATE_LIMITED: "Too many queries from your address; slow down and retry in a second.",
+  FORBIDDEN_OPTION:
+    "The query asks for an option this server does not allow; the message names the switch that allows it.",
   TOO_MANY_ERRORS: "The session sent too many bad lines and is closed; fix the client, then reconnect.",
   ORIGIN_BUSY: "The server is already sending this origin as many requests as it allows; retry later.",
   STORE_UNAVAILABLE: "The server's shared cache store cannot be reached; retry later.",

@@ -22,6 +22,7 @@ import { EXIT, exitCodeFor, exitOfResult, exitStatusHelp } from "./exit-codes.js
 import { deliver, headersOnStdout, targetProblem } from "./output-target.js";
 import { checkUrl } from "./url-check.js";
 import { hostAndPort, integer } from "./parse.js";
+import { addQueryFlags, QUERY_FLAGS_HELP, queryOptionsFromFlags, type QueryFlagValues } from "./query-flags.js";
 import { addSettingOptions, type GivenSettings } from "./setting-options.js";
 import { styleFor } from "./terminal-style.js";
 import { verboseTrace } from "./verbose-trace.js";
@@ -74,7 +75,7 @@ export function clientCommand(): Command {
   // The client's settings that have a flag (src/config/settings.ts): --output-dir and the timeouts.
   const readSettings = addSettingOptions(command, CLIENT_SETTINGS);
   addCurlOptions(command);
-  return command
+  return addQueryFlags(command)
     .option("-b, --batch <file>", "query every URL in FILE, one a line (- reads standard input)")
     .addOption(
       new Option("-j, --jobs <n>", `with --batch: sessions querying at once (1-${MAX_JOBS})`)
@@ -95,7 +96,7 @@ export function clientCommand(): Command {
     )
     .option("-v, --verbose", "show every control line and datagram on standard error, as curl -v does")
     .version(VERSION, "-V, --version", "print the version and exit")
-    .addHelpText("after", CLIENT_HELP)
+    .addHelpText("after", QUERY_FLAGS_HELP + CLIENT_HELP)
     .action(async (urls: string[], opts: ClientOptions, self: Command) => {
       process.exitCode = await runClient(urls, opts, readSettings(self));
     });
@@ -254,7 +255,7 @@ SEE ALSO
   headwire server --help; docs/protocol.md for the protocol and its error codes.`;
 
 /** The options that are not client settings; those are read from CLIENT_SETTINGS. */
-interface ClientOptions extends CurlFlags {
+interface ClientOptions extends CurlFlags, QueryFlagValues {
   server: string;
   batch?: string;
   jobs: number;
@@ -316,7 +317,7 @@ async function runClient(
   const errorsShown = showsErrors(opts);
   const trace = opts.verbose ? verboseTrace((text) => process.stderr.write(text)) : undefined;
   const connect = () => HeadwireClient.connect(config, trace, udpVia);
-  const queryOptions = { ...queryOptionsOf(opts), chain: opts.chain };
+  const queryOptions = { ...queryOptionsOf(opts), chain: opts.chain, ...queryOptionsFromFlags(opts) };
 
   if (opts.batch !== undefined) {
     const print = headersOnStdout(target);

@@ -301,6 +301,36 @@ export const SERVER_SETTINGS = {
     default: 400,
     help: "queries one client address may send at once before queriesPerSecondPerAddress applies",
   },
+  /** cache=refresh (client --fresh) always costs an origin request: its own, lower, limit. */
+  refreshesPerSecondPerAddress: {
+    kind: "integer",
+    min: 0,
+    max: 1_000_000,
+    default: 2,
+    help: "cache=refresh queries (client --fresh) per second from one client address (0: no limit); more get RATE_LIMITED",
+  },
+  refreshBurstPerAddress: {
+    kind: "integer",
+    min: 1,
+    max: 1_000_000,
+    default: 10,
+    help: "cache=refresh queries one client address may send at once before refreshesPerSecondPerAddress applies",
+  },
+  /** A query's own request fields (header=, client -H/-A): part of its cache key, so bounded. */
+  maxRequestHeaders: {
+    kind: "integer",
+    min: 0,
+    max: 100,
+    default: 16,
+    help: "most header= request fields one query may send the origin (client -H, -A)",
+  },
+  maxRequestHeaderBytes: {
+    kind: "integer",
+    min: 0,
+    max: 65_536,
+    default: 4096,
+    help: "bytes of one query's header= request fields together, each counted as `name: value`",
+  },
   linesPerSecondPerSession: {
     kind: "integer",
     reload: "new sessions",
@@ -482,6 +512,13 @@ export const SERVER_SETTINGS = {
     flag: "--insecure",
     env: false,
     help: "do not verify origins' TLS certificates",
+  },
+  /** Per query, not for every query as --insecure: an unverified answer is cached apart (insecure=1 in its key). */
+  allowInsecureQueries: {
+    kind: "boolean",
+    default: false,
+    env: false,
+    help: "let a query skip TLS certificate checks with insecure=1 (client -k); refused with FORBIDDEN_OPTION otherwise",
   },
   /** Added to the system's trusted CAs, not in their place. */
   caFile: {

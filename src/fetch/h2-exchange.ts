@@ -52,6 +52,8 @@ export function h2RequestHeaders(
   if (!own.has("user-agent")) out["user-agent"] = userAgent;
   if (!own.has("accept")) out.accept = "*/*";
   for (const { name, value } of headers) {
+    // An empty value drops the default of that name and sends nothing (curl -H 'Accept:').
+    if (value === "") continue;
     const key = name.toLowerCase();
     const before = out[key];
     out[key] = before === undefined ? value : [...(Array.isArray(before) ? before : [String(before)]), value];
@@ -81,7 +83,8 @@ export function exchangeH2(socket: tls.TLSSocket, request: H2Request): Promise<H
       else reject(error);
     };
     const timer = setTimeout(() => {
-      settle(new HeadwireError("HEADER_TIMEOUT", `the header did not arrive within ${headerTimeoutMs} ms`));
+      const what = `the header from ${target.hostHeader} timed out after ${headerTimeoutMs} ms`;
+      settle(new HeadwireError("HEADER_TIMEOUT", what));
     }, headerTimeoutMs);
     const add = (raw: RawHeaderList): { text: Buffer; status: number } => {
       const block = renderH2Block(raw);

@@ -9,6 +9,7 @@
  *
  * Time limits per hop: connectTimeoutMs covers name resolution, TCP and the TLS handshake;
  * headerTimeoutMs covers the whole header after that, so an origin dripping a byte a second fails.
+ * A query may ask for shorter ones (connect-timeout-ms=, max-time-ms=), never longer.
  *
  * Only the I/O is here: the request bytes, the redirect rules and where the header ends are pure
  * modules in http/.
@@ -20,12 +21,13 @@ import type { OriginGate } from "./origin-gate.js";
 import { ConfigError, HeadwireError, toHeadwireError, type ErrorCode } from "../errors.js";
 import type { ConditionalFields } from "../http/conditional.js";
 import { HeaderBlockScanner } from "../http/header-block.js";
-import type { HttpMethod, HttpVersion, HttpVersionChoice, QueryOptions } from "../http/query-options.js";
+import type { HttpVersion, HttpVersionChoice, IpFamilyChoice, QueryOptions } from "../http/query-options.js";
 import { redirectLocation, redirectTarget } from "../http/redirect.js";
 import { buildRequest, isSendableFieldValue } from "../http/request.js";
 import type { FetchTarget } from "../url/target.js";
 import type { OutboundGuard } from "./outbound-guard.js";
 import { exchangeH2 } from "./h2-exchange.js";
+import { tlsFailure } from "./tls-errors.js";
 
 export interface ResolvedAddress {
   address: string;
@@ -114,7 +116,7 @@ export class OriginFetcher {
       const leave = this.options.gate?.enter(current.host);
       let hop: HopResult;
       try {
-        hop = await this.fetchHop(current, query.method, query.http, budget, hops === 1 ? conditional : {});
+        hop = await this.fetchHop(current, query, budget, hops === 1 ? conditional : {});
       } finally {
         leave?.();
       }
@@ -132,16 +134,26 @@ export class OriginFetcher {
     }
   }
 
+  /** The time limits of one hop: the server's, or the query's where it asks for less. */
+  private limitsFor(query: QueryOptions): HopLimits {
+    return {
+      connectTimeoutMs: Math.min(query.connectTimeoutMs ?? Infinity, this.options.connectTimeoutMs),
+      headerTimeoutMs: Math.min(query.maxTimeMs ?? Infinity, this.options.headerTimeoutMs),
+    };
+  }
+
   /** One request and its response header. */
   private async fetchHop(
     target: FetchTarget,
-    method: HttpMethod,
-    http: HttpVersionChoice,
+    query: QueryOptions,
     maxHeaderBytes: number,
     conditional: ConditionalFields,
   ): Promise<HopResult> {
-    const { userAgent, headerTimeoutMs } = this.options;
-    const request = buildRequest(target, method, userAgent, conditional);
+    const { userAgent } = this.options;
+    const { method, http, headers } = query;
+    const limits = this.limitsFor(query);
+    const { headerTimeoutMs } = limits;
+    const request = buildRequest(target, method, userAgent, conditional, headers);
     if (http === "2" && target.scheme === "http") {
       // RFC 9113 §3.3: HTTP/2 over cleartext needs prior knowledge; curl without it speaks 1.1.
       throw new HeadwireError(
@@ -149,9 +161,9 @@ export class OriginFetcher {
         `${target.hostHeader} is plain http://, and HTTP/2 (http=2) is only negotiated over https`,
       );
     }
-    const deadline = Date.now() + this.options.connectTimeoutMs;
-    const addresses = await this.resolveChecked(target, deadline);
-    const socket = await this.connect(target, addresses, deadline, http);
+    const deadline = { atMs: Date.now() + limits.connectTimeoutMs, ms: limits.connectTimeoutMs };
+    const addresses = await this.resolveChecked(target, deadline, query.ip);
+    const socket = await this.connect(target, addresses, deadline, http, query.insecure);
     if (socket instanceof tls.TLSSocket && socket.alpnProtocol === "h2") {
       try {
         const h2 = await exchangeH2(socket, {
@@ -159,7 +171,7 @@ export class OriginFetcher {
           method,
           userAgent,
           conditional,
-          headers: [],
+          headers,
           maxHeaderBytes,
           headerTimeoutMs,
         });
@@ -177,7 +189,7 @@ export class OriginFetcher {
     }
     try {
       const scanner = new HeaderBlockScanner(maxHeaderBytes);
-      await readHeader(socket, request, scanner, this.options.headerTimeoutMs);
+      await readHeader(socket, request, scanner, headerTimeoutMs, target);
       const scan = scanner.result();
       const header = scanner.header();
       const final = scan.blocks.at(-1)!;
@@ -187,26 +199,32 @@ export class OriginFetcher {
     }
   }
 
-  /** Every address the host resolves to; all of them must pass the guard. */
-  private async resolveChecked(target: FetchTarget, deadline: number): Promise<string[]> {
-    const addresses = net.isIP(target.host) !== 0 ? [target.host] : await this.resolve(target.host, deadline);
+  /**
+   * Every address the host resolves to, of the family the query asks for (ip=4|6, as curl -4/-6
+   * resolves); all of them must pass the guard.
+   */
+  private async resolveChecked(target: FetchTarget, deadline: Deadline, ip: IpFamilyChoice): Promise<string[]> {
+    const resolved = net.isIP(target.host) !== 0 ? [target.host] : await this.resolve(target.host, deadline);
+    const addresses = ip === "any" ? resolved : resolved.filter((address) => net.isIP(address) === Number(ip));
+    if (addresses.length === 0) {
+      const what =
+        net.isIP(target.host) !== 0
+          ? `${target.host} is not an IPv${ip} address`
+          : `${target.host} has no IPv${ip} address`;
+      throw new HeadwireError("DNS_NOT_FOUND", `${what} (the query asked for ip=${ip})`);
+    }
     for (const address of addresses) {
-      try {
-        if (net.isIP(address) === 0) throw new HeadwireError("BLOCKED_ADDRESS", `${address} is not an IP address`);
-        this.options.guard.check(address);
-      } catch (error) {
-        const via = address === target.host ? "" : `${target.host} resolves to `;
-        throw new HeadwireError("BLOCKED_ADDRESS", `${via}${(error as Error).message}`, { cause: error });
-      }
+      if (net.isIP(address) === 0) throw new HeadwireError("BLOCKED_ADDRESS", `${address} is not an IP address`);
+      this.options.guard.check(address, address === target.host ? undefined : target.host);
     }
     return addresses;
   }
 
-  private async resolve(host: string, deadline: number): Promise<string[]> {
+  private async resolve(host: string, deadline: Deadline): Promise<string[]> {
     let results: ResolvedAddress[];
     try {
-      results = await withTimeout(this.options.lookup(host), deadline - Date.now(), () => {
-        return new HeadwireError("DNS_NOT_FOUND", `${host} did not resolve within ${this.options.connectTimeoutMs} ms`);
+      results = await withTimeout(this.options.lookup(host), deadline.atMs - Date.now(), () => {
+        return new HeadwireError("CONNECT_TIMEOUT", `resolving ${host} timed out after ${deadline.ms} ms`);
       });
     } catch (error) {
       if (error instanceof HeadwireError) throw error;
@@ -224,14 +242,15 @@ export class OriginFetcher {
   private async connect(
     target: FetchTarget,
     addresses: string[],
-    deadline: number,
+    deadline: Deadline,
     http: HttpVersionChoice,
+    insecure: boolean,
   ): Promise<net.Socket> {
     let lastError: HeadwireError | undefined;
     for (const address of addresses) {
       try {
         const socket = await connectTcp(address, target.port, deadline);
-        return target.scheme === "https" ? await this.startTls(socket, target, deadline, http) : socket;
+        return target.scheme === "https" ? await this.startTls(socket, target, deadline, http, insecure) : socket;
       } catch (error) {
         lastError = toHeadwireError(error, "ORIGIN_ERROR");
         // A timeout spent the whole deadline; a TLS failure would repeat on the next address.
@@ -244,10 +263,13 @@ export class OriginFetcher {
   private startTls(
     socket: net.Socket,
     target: FetchTarget,
-    deadline: number,
+    deadline: Deadline,
     http: HttpVersionChoice,
+    insecure: boolean,
   ): Promise<tls.TLSSocket> {
-    const { insecureTls, ca } = this.options;
+    const { ca } = this.options;
+    // The server's --insecure, or the query's insecure=1 (the query handler checked it may ask).
+    const insecureTls = this.options.insecureTls || insecure;
     const tlsSocket = tls.connect({
       socket,
       // RFC 6066 §3: SNI carries host names only, never IP literals.
@@ -260,23 +282,38 @@ export class OriginFetcher {
       checkServerIdentity: (_hostname, cert) => tls.checkServerIdentity(target.host, cert),
     });
     tlsSocket.on("error", ignoreLateError);
-    return settleOnce<tls.TLSSocket>(tlsSocket, deadline - Date.now(), {
+    return settleOnce<tls.TLSSocket>(tlsSocket, deadline.atMs - Date.now(), {
       readyEvent: "secureConnect",
-      onTimeout: () => new HeadwireError("CONNECT_TIMEOUT", `TLS handshake with ${target.hostHeader} timed out`),
-      onError: (error) => tlsError(error, target),
+      onTimeout: () =>
+        new HeadwireError(
+          "CONNECT_TIMEOUT",
+          `the TLS handshake with ${target.hostHeader} timed out after ${deadline.ms} ms`,
+        ),
+      onError: (error) => tlsFailure(error, target.hostHeader, tlsSocket),
       onClose: () =>
         new HeadwireError("TLS_FAILURE", `${target.hostHeader} closed the connection during the TLS handshake`),
     });
   }
 }
 
-function connectTcp(address: string, port: number, deadline: number): Promise<net.Socket> {
+/** When the connect phase (DNS, TCP, TLS) must be over, and its length for messages. */
+interface Deadline {
+  atMs: number;
+  ms: number;
+}
+
+interface HopLimits {
+  connectTimeoutMs: number;
+  headerTimeoutMs: number;
+}
+
+function connectTcp(address: string, port: number, deadline: Deadline): Promise<net.Socket> {
   const where = net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
   const socket = net.connect({ host: address, port, noDelay: true });
   socket.on("error", ignoreLateError);
-  return settleOnce<net.Socket>(socket, deadline - Date.now(), {
+  return settleOnce<net.Socket>(socket, deadline.atMs - Date.now(), {
     readyEvent: "connect",
-    onTimeout: () => new HeadwireError("CONNECT_TIMEOUT", `connecting to ${where} timed out`),
+    onTimeout: () => new HeadwireError("CONNECT_TIMEOUT", `connecting to ${where} timed out after ${deadline.ms} ms`),
     onError: (error) => connectError(error, where),
     onClose: () => new HeadwireError("ORIGIN_ERROR", `connection to ${where} closed while connecting`),
   });
@@ -329,6 +366,7 @@ function readHeader(
   request: Buffer,
   scanner: HeaderBlockScanner,
   timeoutMs: number,
+  target: FetchTarget,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const settle = (error?: unknown): void => {
@@ -355,7 +393,8 @@ function readHeader(
     };
     const onError = (error: Error): void => settle(readError(error));
     const timer = setTimeout(() => {
-      settle(new HeadwireError("HEADER_TIMEOUT", `the header did not arrive within ${timeoutMs} ms`));
+      const what = `the header from ${target.hostHeader} timed out after ${timeoutMs} ms`;
+      settle(new HeadwireError("HEADER_TIMEOUT", what));
     }, timeoutMs);
     socket.on("data", onData).once("end", onEnd).once("close", onEnd).once("error", onError);
     socket.write(request);
@@ -375,10 +414,6 @@ function connectError(error: Error, where: string): HeadwireError {
   const mapped: ErrorCode =
     code === "ECONNREFUSED" ? "CONNECTION_REFUSED" : code === "ETIMEDOUT" ? "CONNECT_TIMEOUT" : "ORIGIN_ERROR";
   return new HeadwireError(mapped, `connecting to ${where} failed: ${error.message}`, { cause: error });
-}
-
-function tlsError(error: Error, target: FetchTarget): HeadwireError {
-  return new HeadwireError("TLS_FAILURE", `TLS with ${target.hostHeader} failed: ${error.message}`, { cause: error });
 }
 
 function readError(error: Error): HeadwireError {

@@ -40,28 +40,80 @@ export class OutboundGuard {
     this.allowed = options.allow.map((cidr, index) => parseAllowedCidr(cidr, index));
   }
 
-  /** Throws BLOCKED_ADDRESS unless the address may be connected to. */
-  check(address: string): void {
+  /**
+   * Throws BLOCKED_ADDRESS unless the address may be connected to. `host`: the name that
+   * resolved to it, for the message ("localhost resolves to 127.0.0.1, a loopback address: …").
+   */
+  check(address: string, host?: string): void {
     const verdict = this.judge(address);
-    if (verdict !== undefined) throw new HeadwireError("BLOCKED_ADDRESS", verdict);
+    if (verdict !== undefined) throw new HeadwireError("BLOCKED_ADDRESS", refusalSentence(verdict, host));
   }
 
   isAllowed(address: string): boolean {
     return this.judge(address) === undefined;
   }
 
-  /** undefined when allowed, else why not. */
-  private judge(address: string): string | undefined {
+  /** undefined when allowed, else what the address is. */
+  private judge(address: string): Verdict | undefined {
     const parsed = parseAddress(address);
-    if (parsed === undefined) return `${JSON.stringify(address)} is not an IP address`;
+    if (parsed === undefined) return { shown: JSON.stringify(address), range: undefined, cidr: undefined };
     if (this.allowPrivate) return undefined;
     const effective = embeddedIPv4(parsed) ?? parsed;
     if (this.allowed.some((cidr) => matches(parsed, cidr) || matches(effective, cidr))) return undefined;
     const range = effective.range();
     if (range === ALLOWED_RANGE) return undefined;
     const shown = effective === parsed ? address : `${address} (${effective.toString()})`;
-    return `${shown} is a ${range} address, refused by the outbound guard`;
+    return { shown, range, cidr: rangeCidr(effective, range) };
   }
+}
+
+/** What a refused address is: as shown, its ipaddr.js range, and the CIDR of that range holding it. */
+interface Verdict {
+  shown: string;
+  range: string | undefined;
+  cidr: string | undefined;
+}
+
+/** ipaddr.js range names, as words. */
+const RANGE_WORDS: Readonly<Record<string, string>> = {
+  linkLocal: "link-local",
+  carrierGradeNat: "carrier-grade NAT",
+  uniqueLocal: "unique-local",
+  ipv4Mapped: "IPv4-mapped",
+  deprecatedSiteLocal: "deprecated site-local",
+  rfc6145: "RFC 6145 translation",
+  rfc6052: "RFC 6052 (NAT64)",
+  "6to4": "6to4",
+  teredo: "Teredo",
+  as112: "AS112",
+  as112v6: "AS112",
+  amt: "AMT",
+};
+
+/**
+ * One sentence that says what the address is and which switch opens it, e.g. `localhost
+ * resolves to 127.0.0.1, a loopback address: origins there are refused unless the server runs
+ * with --allow-private (or --allow 127.0.0.0/8)`.
+ */
+function refusalSentence(verdict: Verdict, host: string | undefined): string {
+  const subject = host === undefined ? verdict.shown : `${host} resolves to ${verdict.shown}`;
+  if (verdict.range === undefined) return `${subject}, which is not an IP address`;
+  const word = RANGE_WORDS[verdict.range] ?? verdict.range;
+  const article = /^[aeiou8]/i.test(word) ? "an" : "a";
+  const narrower = verdict.cidr === undefined ? "" : ` (or --allow ${verdict.cidr})`;
+  return (
+    `${subject}, ${article} ${word} address: origins there are refused unless the server runs with ` +
+    `--allow-private${narrower}`
+  );
+}
+
+/** The special range of ipaddr.js that holds the address, as CIDR text (e.g. 127.0.0.0/8). */
+function rangeCidr(address: Address, range: string): string | undefined {
+  const table = (address as unknown as { SpecialRanges: Record<string, unknown> }).SpecialRanges[range];
+  if (!Array.isArray(table)) return undefined;
+  const cidrs = (table.length === 2 && typeof table[1] === "number" ? [table] : table) as Cidr[];
+  const found = cidrs.find((cidr) => matches(address, cidr));
+  return found === undefined ? undefined : `${found[0].toString()}/${found[1]}`;
 }
 
 function parseAddress(address: string): Address | undefined {

@@ -14,10 +14,12 @@
  */
 import { HeadwireError } from "../errors.js";
 import {
+  HTTP1_FORM,
   HTTP1_STATUS_CHECKED_BYTES,
-  HTTP1_STATUS_MIN_BYTES,
-  http1StatusByteValid,
   parseStatusLine,
+  RENDERED_H2_FORM,
+  statusByteValid,
+  type StatusForm,
 } from "./status-line.js";
 
 /** One header section: a status line, its field lines and the empty line, as stream offsets. */
@@ -65,8 +67,24 @@ export class HeaderBlockScanner {
   /** First byte of the line being read, or -1 while it is empty. */
   private lineFirstByte = -1;
   private finalEnd = -1;
+  /** The status-line forms the current status line may still be. */
+  private forms: readonly StatusForm[];
 
-  constructor(private readonly maxHeaderBytes: number = Number.POSITIVE_INFINITY) {}
+  /**
+   * `stored`: the bytes are a header headwire stored or delivered, whose status lines may also
+   * have the form HTTP/2 responses are rendered in ("HTTP/2 200"); from an origin's socket only
+   * HTTP/1.x is accepted.
+   */
+  constructor(
+    private readonly maxHeaderBytes: number = Number.POSITIVE_INFINITY,
+    private readonly stored = false,
+  ) {
+    this.forms = this.allForms();
+  }
+
+  private allForms(): readonly StatusForm[] {
+    return this.stored ? [HTTP1_FORM, RENDERED_H2_FORM] : [HTTP1_FORM];
+  }
 
   get done(): boolean {
     return this.finalEnd !== -1;
@@ -124,7 +142,9 @@ export class HeaderBlockScanner {
     if (this.lineFirstByte === -1) this.lineFirstByte = bytes[from]!;
     for (let i = from; this.inStatusLine && i < to && this.statusBytes.length < HTTP1_STATUS_CHECKED_BYTES; i++) {
       this.statusBytes.push(bytes[i]!);
-      if (!http1StatusByteValid(this.statusBytes.length - 1, bytes[i]!)) throw notHttp(this.statusBytes);
+      const index = this.statusBytes.length - 1;
+      this.forms = this.forms.filter((form) => index >= form.checkedBytes || statusByteValid(form, index, bytes[i]!));
+      if (this.forms.length === 0) throw notHttp(this.statusBytes);
     }
   }
 
@@ -134,7 +154,7 @@ export class HeaderBlockScanner {
     this.lineFirstByte = -1;
     if (this.inStatusLine) {
       this.inStatusLine = false;
-      if (this.statusBytes.length < HTTP1_STATUS_MIN_BYTES) throw notHttp(this.statusBytes);
+      if (!this.forms.some((form) => this.statusBytes.length >= form.minBytes)) throw notHttp(this.statusBytes);
       return;
     }
     if (first !== -1 && first !== CR) return; // a field line
@@ -144,6 +164,7 @@ export class HeaderBlockScanner {
       this.blockStart = next;
       this.inStatusLine = true;
       this.statusBytes = [];
+      this.forms = this.allForms();
     } else {
       this.finalEnd = next;
     }
@@ -159,7 +180,8 @@ export class HeaderBlockScanner {
 
 /** One-shot form: the scan of a complete buffer, or undefined when the header has not ended yet. */
 export function scanHeaderBlocks(bytes: Uint8Array, maxHeaderBytes?: number): HeaderScan | undefined {
-  const scanner = new HeaderBlockScanner(maxHeaderBytes);
+  // A complete buffer is a stored header (freshness, a reloaded cache file, Redis): HTTP/2 too.
+  const scanner = new HeaderBlockScanner(maxHeaderBytes, true);
   return scanner.push(bytes) ? scanner.result() : undefined;
 }
 

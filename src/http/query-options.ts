@@ -1,8 +1,11 @@
 /**
- * What a query asks of the origin: the request method and how redirects are followed. The
- * control channel carries these as `method=`, `redirects=` and `chain=` (docs/protocol.md); the
- * fetcher acts on them; the cache key includes every value that differs from the default.
+ * What a query asks of the origin: the request method, how redirects are followed, the HTTP
+ * version, TLS verification, the address family, time limits, its own request fields and whether
+ * the cache may answer. The control channel carries these as `option=value` words on the QUERY
+ * line (docs/protocol.md); the fetcher acts on them; the cache key includes every value that
+ * changes what the origin sends (src/cache/cache-key.ts), never the time limits or cache=refresh.
  */
+import type { RequestHeader } from "./request.js";
 
 /** Only methods whose response header is the point: HEAD for the header alone, GET as browsers ask. */
 export type HttpMethod = "GET" | "HEAD";
@@ -20,6 +23,12 @@ export type HttpVersionChoice = "auto" | "1.1" | "2";
 /** The version a response was fetched over. */
 export type HttpVersion = "1.1" | "2";
 
+/** Which addresses to connect to (`ip=`): any, IPv4 only (curl -4), IPv6 only (curl -6). */
+export type IpFamilyChoice = "any" | "4" | "6";
+
+/** `cache=refresh`: revalidate or refetch whatever the cache holds (client --fresh). */
+export type CacheChoice = "use" | "refresh";
+
 export interface QueryOptions {
   method: HttpMethod;
   /** Redirects to follow; 0 delivers the first response as it is. */
@@ -28,9 +37,35 @@ export interface QueryOptions {
   chain: RedirectChain;
   /** HTTP version to offer or require. */
   http: HttpVersionChoice;
+  /** Skip TLS certificate checks (curl -k); honoured only on a server run with --allow-insecure-queries. */
+  insecure: boolean;
+  /** Address family to resolve and connect over. */
+  ip: IpFamilyChoice;
+  /** Whether a fresh cached entry may answer, or the origin must be asked again. */
+  cache: CacheChoice;
+  /** At most this long to connect (resolve, TCP, TLS), in ms; the server's own limit when lower or undefined. */
+  connectTimeoutMs: number | undefined;
+  /** At most this long for the header after connecting, in ms; the server's own limit when lower or undefined. */
+  maxTimeMs: number | undefined;
+  /** Request fields of the query's own (`header=`), in the order given; an empty value drops a default field. */
+  headers: readonly RequestHeader[];
 }
 
-export const DEFAULT_QUERY_OPTIONS: QueryOptions = { method: "GET", redirects: 0, chain: "all", http: "auto" };
+export const DEFAULT_QUERY_OPTIONS: QueryOptions = {
+  method: "GET",
+  redirects: 0,
+  chain: "all",
+  http: "auto",
+  insecure: false,
+  ip: "any",
+  cache: "use",
+  connectTimeoutMs: undefined,
+  maxTimeMs: undefined,
+  headers: [],
+};
 
 /** Most redirects a query may ask to follow. */
 export const MAX_REDIRECTS = 20;
+
+/** Longest per-query time limit (`connect-timeout-ms=`, `max-time-ms=`): the servers' own limits stop at it too. */
+export const MAX_QUERY_TIMEOUT_MS = 600_000;

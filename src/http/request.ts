@@ -34,7 +34,7 @@ export function isFieldValueBytes(text: string): boolean {
   return FIELD_VALUE_BYTES.test(text);
 }
 
-/** A request field a query asked for (`header=`), checked by parseRequestHeader. */
+/** A request field a query asked for (`header=`), checked by checkRequestHeader (request-headers.ts). */
 export interface RequestHeader {
   name: string;
   value: string;
@@ -65,7 +65,8 @@ export function buildRequest(
   const lines = [`${method} ${target.path} HTTP/1.1`, `Host: ${target.hostHeader}`];
   if (!own.has("user-agent")) lines.push(`User-Agent: ${userAgent}`);
   if (!own.has("accept")) lines.push("Accept: */*");
-  for (const { name, value } of headers) lines.push(`${name}: ${value}`);
+  // An empty value drops the default of that name and sends nothing (curl -H 'Accept:').
+  for (const { name, value } of headers) if (value !== "") lines.push(`${name}: ${value}`);
   for (const [name, value] of Object.entries(conditional)) {
     if (value === undefined) continue;
     // A validator is sent back exactly as the origin gave it (RFC 9110 §13.1): never re-encoded.

@@ -59,6 +59,46 @@ export function http1StatusByteValid(index: number, byte: number): boolean {
   }
 }
 
+/**
+ * The form curl writes for HTTP/2 and HTTP/3, as headwire renders an HTTP/2 response
+ * (src/http/h2-header-block.ts): "HTTP/2 200", no minor version. Never on the wire from an
+ * origin (HTTP/2 has no status line, RFC 9113 §8.3.2), only in stored and delivered headers.
+ */
+const RENDERED_TEMPLATE = "HTTP/d sdd";
+
+/** A status line's checked shape: its template, how many bytes are checked, the fewest it may have. */
+export interface StatusForm {
+  template: string;
+  minBytes: number;
+  checkedBytes: number;
+}
+
+export const HTTP1_FORM: StatusForm = {
+  template: HTTP1_TEMPLATE,
+  minBytes: HTTP1_STATUS_MIN_BYTES,
+  checkedBytes: HTTP1_STATUS_CHECKED_BYTES,
+};
+
+export const RENDERED_H2_FORM: StatusForm = {
+  template: RENDERED_TEMPLATE,
+  minBytes: RENDERED_TEMPLATE.length,
+  checkedBytes: RENDERED_TEMPLATE.length + 1,
+};
+
+/** Whether `byte` may stand at `index` (below form.checkedBytes) of a status line of that form. */
+export function statusByteValid(form: StatusForm, index: number, byte: number): boolean {
+  const template = form.template;
+  if (index === template.length) return byte === SP || byte === CR;
+  switch (template[index]) {
+    case "d":
+      return isDigit(byte);
+    case "s":
+      return byte >= 0x31 && byte <= 0x39;
+    default:
+      return byte === template.charCodeAt(index);
+  }
+}
+
 function isDigit(byte: number): boolean {
   return byte >= 0x30 && byte <= 0x39;
 }

@@ -3,7 +3,14 @@
  * dropped), at most `maxLineBytes` bytes. Pure: no sockets here. docs/protocol.md is the reference.
  */
 import { ERROR_CODES, HeadwireError, isErrorCode, isWireErrorCode, type WireErrorCode } from "../errors.js";
-import { DEFAULT_QUERY_OPTIONS, MAX_REDIRECTS, type QueryOptions } from "../http/query-options.js";
+import {
+  DEFAULT_QUERY_OPTIONS,
+  MAX_QUERY_TIMEOUT_MS,
+  MAX_REDIRECTS,
+  type QueryOptions,
+} from "../http/query-options.js";
+import type { RequestHeader } from "../http/request.js";
+import { formatHeaderOption, parseHeaderOption } from "../http/request-headers.js";
 
 /**
  * 2: datagrams carry request numbers (datagram version 2), and a query may ask for delivery=tcp.
@@ -166,7 +173,8 @@ export function parseClientMessage(line: string): ClientMessage {
 }
 
 function parseQueryOptions(words: string[]): { options: QueryOptions; delivery: Delivery } {
-  const options = { ...DEFAULT_QUERY_OPTIONS };
+  const options: QueryOptions = { ...DEFAULT_QUERY_OPTIONS };
+  const headers: RequestHeader[] = [];
   let delivery = DEFAULT_DELIVERY;
   for (const word of words) {
     const eq = word.indexOf("=");
@@ -178,9 +186,21 @@ function parseQueryOptions(words: string[]): { options: QueryOptions; delivery: 
     } else if (key === "chain" && (value === "all" || value === "last")) options.chain = value;
     else if (key === "http" && (value === "auto" || value === "1.1" || value === "2")) options.http = value;
     else if (key === "delivery" && (value === "udp" || value === "tcp")) delivery = value;
+    else if (key === "insecure" && (value === "0" || value === "1")) options.insecure = value === "1";
+    else if (key === "ip" && (value === "any" || value === "4" || value === "6")) options.ip = value;
+    else if (key === "cache" && (value === "use" || value === "refresh")) options.cache = value;
+    else if (key === "connect-timeout-ms" && isQueryTimeout(value)) options.connectTimeoutMs = Number(value);
+    else if (key === "max-time-ms" && isQueryTimeout(value)) options.maxTimeMs = Number(value);
+    else if (key === "header" && eq !== -1) headers.push(parseHeaderOption(value));
     else throw new HeadwireError("BAD_REQUEST", `bad query option ${JSON.stringify(truncate(word, 40))}`);
   }
+  if (headers.length > 0) options.headers = headers;
   return { options, delivery };
+}
+
+/** A per-query time limit: a whole number of ms from 1 to MAX_QUERY_TIMEOUT_MS. */
+function isQueryTimeout(value: string): boolean {
+  return /^[1-9]\d{0,8}$/.test(value) && Number(value) <= MAX_QUERY_TIMEOUT_MS;
 }
 
 export function formatQuery(
@@ -194,6 +214,12 @@ export function formatQuery(
   if (all.redirects !== DEFAULT_QUERY_OPTIONS.redirects) line += ` redirects=${all.redirects}`;
   if (all.chain !== DEFAULT_QUERY_OPTIONS.chain) line += ` chain=${all.chain}`;
   if (all.http !== DEFAULT_QUERY_OPTIONS.http) line += ` http=${all.http}`;
+  if (all.insecure) line += " insecure=1";
+  if (all.ip !== DEFAULT_QUERY_OPTIONS.ip) line += ` ip=${all.ip}`;
+  if (all.cache !== DEFAULT_QUERY_OPTIONS.cache) line += ` cache=${all.cache}`;
+  if (all.connectTimeoutMs !== undefined) line += ` connect-timeout-ms=${all.connectTimeoutMs}`;
+  if (all.maxTimeMs !== undefined) line += ` max-time-ms=${all.maxTimeMs}`;
+  for (const header of all.headers) line += ` ${formatHeaderOption(header)}`;
   if (delivery !== DEFAULT_DELIVERY) line += ` delivery=${delivery}`;
   return `${line}\n`;
 }

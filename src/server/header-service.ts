@@ -72,6 +72,7 @@ export class HeaderService {
 
   async answer(target: FetchTarget, query: QueryOptions): Promise<HeaderAnswer> {
     const key = cacheKeyFor(target, query);
+    if (query.cache === "refresh") return this.answerRefresh(key, target, query);
     const failure = this.failures.get(key);
     if (failure && failure.untilMs > this.options.now()) throw failure.error;
     const cached = await this.storeGet(key);
@@ -81,8 +82,7 @@ export class HeaderService {
     let pending = this.inFlight.get(key);
     if (pending) this.coalescedWaits++;
     else {
-      pending = this.refresh(key, target, query, cached.entry).finally(() => this.inFlight.delete(key));
-      this.inFlight.set(key, pending);
+      pending = this.track(key, this.refresh(key, target, query, cached.entry));
     }
     const answer = await pending;
     return cached.unavailable ? { ...answer, storeUnavailable: true } : answer;
@@ -108,6 +108,32 @@ export class HeaderService {
     if (!entry || !freshness.assess(entry).fresh) return undefined;
     this.storeWorks();
     return entry;
+  }
+
+  /** Registers a fetch for its key, so queries arriving meanwhile join it; forgotten when it ends. */
+  private track(key: string, fetching: Promise<HeaderAnswer>): Promise<HeaderAnswer> {
+    const pending: Promise<HeaderAnswer> = fetching.finally(() => {
+      // A refresh may have replaced this fetch as the one to join: only its own entry is removed.
+      if (this.inFlight.get(key) === pending) this.inFlight.delete(key);
+    });
+    this.inFlight.set(key, pending);
+    return pending;
+  }
+
+  /**
+   * cache=refresh, as a request's Cache-Control: no-cache (RFC 9111 §5.2.1.4): whatever is
+   * stored, fresh or not, is revalidated with its validators (REVALIDATED on a 304) or fetched
+   * anew (MISS), then stored. It never joins a fetch already in flight (that one may have begun
+   * before the change the client wants to see); queries arriving after it join it instead. No
+   * fleet-wide claim is waited for, for the same reason. A failure is the query's own: nothing
+   * stale is served in its place (no-cache forbids it) and nothing is remembered against the
+   * key, whose stored entry still answers plain queries.
+   */
+  private async answerRefresh(key: string, target: FetchTarget, query: QueryOptions): Promise<HeaderAnswer> {
+    const stored = await this.storeGet(key);
+    const assessment = stored.entry ? this.options.freshness.assess(stored.entry) : undefined;
+    const answer = await this.track(key, this.fetchAndStore(key, target, query, stored.entry, assessment));
+    return stored.unavailable ? { ...answer, storeUnavailable: true } : answer;
   }
 
   /** Revalidates or refetches a missing or stale entry; serves it stale if the origin fails. */

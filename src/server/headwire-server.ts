@@ -31,6 +31,7 @@ import { parseAdminAddress } from "../config/admin-address.js";
 import { ServerMetrics } from "../observe/metrics.js";
 import { StatusBoard } from "../observe/status-board.js";
 import { QueryHandler } from "./query-handler.js";
+import { queryPolicyOptions } from "./query-policy.js";
 import { eventText, ServerEvents, type NoticeEvent } from "./server-events.js";
 import { canonicalAddress, TicketRegistry } from "./ticket-registry.js";
 
@@ -211,6 +212,7 @@ export class HeadwireServer {
       queriesPerSecondPerAddress: this.config.queriesPerSecondPerAddress,
       queryBurstPerAddress: this.config.queryBurstPerAddress,
       now,
+      policy: queryPolicyOptions(this.config, now),
       events: this.events,
     });
     if (this.config.adminHttp !== "off") {

@@ -28,6 +28,8 @@ import type { HeaderService } from "./header-service.js";
 import type { QueryEvent, ServerEvents } from "./server-events.js";
 import type { TicketRegistry } from "./ticket-registry.js";
 import { KeyedTokenBuckets } from "../limits/token-bucket.js";
+import { SERVER_SETTINGS } from "../config/settings.js";
+import { QueryPolicy, queryPolicyOptions, type QueryPolicyOptions, type QueryPolicySettings } from "./query-policy.js";
 
 export interface QueryHandlerOptions {
   service: HeaderService;
@@ -50,6 +52,8 @@ export interface QueryHandlerOptions {
   queriesPerSecondPerAddress: number;
   queryBurstPerAddress: number;
   now: () => number;
+  /** What a query may ask for (src/server/query-policy.ts); omitted: no insecure=1, default limits. */
+  policy?: QueryPolicyOptions;
   /** Where queries, limit hits and internal errors are reported (src/server/server-events.ts). */
   events: ServerEvents;
 }
@@ -61,6 +65,7 @@ export class QueryHandler implements SessionHandler {
    */
   private readonly targets: LRUCache<string, FetchTarget>;
   private readonly queryRate: KeyedTokenBuckets;
+  private readonly policy: QueryPolicy;
   /** The advertised host and port, checked at start; null: the session's address and the bound port. */
   private readonly advertised: AdvertisedAddress | null;
   /** Queries refused by an abuse limit, by error code. */
@@ -84,6 +89,7 @@ export class QueryHandler implements SessionHandler {
       options.queryBurstPerAddress,
       options.now,
     );
+    this.policy = new QueryPolicy(options.policy ?? defaultPolicy(options.now));
   }
 
   /** New limits and admin token (a reloaded config), for the queries and AUTHs from now on. */
@@ -151,6 +157,12 @@ export class QueryHandler implements SessionHandler {
   ): Promise<SessionReply> {
     // Checked before anything else is spent on the query: one address's rate, all its sessions together.
     if (!this.queryRate.take(session.peerAddress)) return this.rateLimited(event, started, session);
+    const refused = this.policy.refusal(options, session.peerAddress);
+    if (refused) {
+      if (refused.limit) this.countLimitHit(refused.error.code, refused.limit, session);
+      if (event) event.outcome = refused.error.code as QueryEvent["outcome"];
+      return this.done(event, started, session, formatError(toWireError(refused.error, "BAD_REQUEST")));
+    }
     try {
       const target = this.target(url);
       if (event) event.url = target.url;
@@ -186,6 +198,9 @@ export class QueryHandler implements SessionHandler {
    */
   queryNow(url: string, options: QueryOptions, session: SessionContext, delivery: Delivery): SessionReply | undefined {
     if (delivery !== "udp") return undefined;
+    // cache=refresh must reach the origin, and insecure=1 must meet the policy (query() checks it,
+    // and takes a refresh token once: checking here too would take two).
+    if (options.cache === "refresh" || options.insecure) return undefined;
     let target: FetchTarget;
     try {
       target = this.target(url);
@@ -456,6 +471,12 @@ interface TicketShape {
 }
 
 const ticketShapes = new WeakMap<Buffer, TicketShape>();
+
+/** The policy of a handler built without one (tests): the settings' defaults. */
+function defaultPolicy(now: () => number): QueryPolicyOptions {
+  const defaults = Object.fromEntries(Object.entries(SERVER_SETTINGS).map(([name, s]) => [name, s.default]));
+  return queryPolicyOptions(defaults as unknown as QueryPolicySettings, now);
+}
 
 /** SHA-256 of a header, computed once per cached header buffer (entries are immutable). */
 const digests = new WeakMap<Buffer, Buffer>();

@@ -39,7 +39,14 @@ test("every server setting has a flag, and only the guard and TLS switches (and 
     assert.ok(flagsOf(key, setting), key);
     if (envOf(key, setting) === undefined) withoutEnv.push(key);
   }
-  assert.deepEqual(withoutEnv.sort(), ["allow", "allowPrivate", "caFile", "insecureTls", "loopbackIsAdmin"]);
+  assert.deepEqual(withoutEnv.sort(), [
+    "allow",
+    "allowInsecureQueries",
+    "allowPrivate",
+    "caFile",
+    "insecureTls",
+    "loopbackIsAdmin",
+  ]);
 });
 
 test("the documented flags and variables keep their names", () => {

@@ -9,6 +9,7 @@ import { once } from "node:events";
 import { createServer, connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
+import { DEFAULT_QUERY_OPTIONS } from "../../src/http/query-options.js";
 import { HeadwireClient, type QueryResult } from "../../src/client/headwire-client.js";
 import { receiveHeader } from "../../src/client/header-receiver.js";
 import type { CacheStore } from "../../src/cache/cache-store.js";
@@ -442,7 +443,7 @@ test("a fill that completes between another server's miss and its claim is not f
       log: () => {},
     });
   const target = parseTarget("127.0.0.1:1/race");
-  const query = { method: "GET", redirects: 0, chain: "all", http: "auto" } as const;
+  const query = DEFAULT_QUERY_OPTIONS;
   const early = service(stores[0]!);
   // The late server's store runs the early server's whole fill just before its own claim.
   const lateStore = stores[1]!;

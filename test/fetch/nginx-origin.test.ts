@@ -53,6 +53,7 @@ http {
     location = /moved { return 301 /index.html; }
     location = /cached { add_header Cache-Control "public, max-age=600"; add_header X-Custom "a"; add_header X-Custom "b"; try_files /index.html =404; }
     location = /teapot { return 418; }
+    location = /echo { add_header X-UA "$http_user_agent"; add_header X-Lang "$http_accept_language"; add_header X-Accept "[$http_accept]"; return 204; }
   }
 }
 `,
@@ -103,6 +104,41 @@ test("nginx as an origin: headwire delivers exactly what curl records", async (t
         assert.equal(ours.header!.toString("latin1"), curl.toString("latin1"), path);
         break;
       }
+    }
+  }
+});
+
+test("-H and -A as curl sends them: nginx answers headwire and curl with the same bytes", async (t) => {
+  if (!NGINX) return t.skip("nginx not installed: apt-get install nginx");
+  if (spawnSync("curl", ["--version"]).error) return t.skip("curl not installed: apt-get install curl");
+  const dir = await tempDir(t);
+  const port = await startNginx(t, join(dir, "nginx"));
+  const server = await startServer(dir, {}, t);
+  const client = await HeadwireClient.connect({ serverPort: server.controlPort, outDir: join(dir, "out") });
+  t.after(() => client.destroy());
+  const url = `http://127.0.0.1:${port}/echo`;
+  const flags = ["-A", "curl-alike/1.0", "-H", "Accept-Language: fr, en;q=0.5", "-H", "Accept:"];
+  const headers = [
+    { name: "User-Agent", value: "curl-alike/1.0" },
+    { name: "Accept-Language", value: "fr, en;q=0.5" },
+    { name: "Accept", value: "" },
+  ];
+  for (let attempt = 0; ; attempt++) {
+    const { stdout: curl } = await execFileAsync(
+      "curl",
+      ["-q", "--noproxy", "*", "-s", ...flags, "-D", "-", "-o", "/dev/null", url],
+      { encoding: "buffer" },
+    );
+    await server.purge(url);
+    const ours = await client.query({ url, options: { headers }, write: false });
+    assert.equal(ours.error, undefined, JSON.stringify(ours.error));
+    const text = ours.header!.toString("latin1");
+    assert.match(text, /\r\nX-UA: curl-alike\/1\.0\r\n/);
+    assert.match(text, /\r\nX-Lang: fr, en;q=0\.5\r\n/);
+    assert.match(text, /\r\nX-Accept: \[\]\r\n/, "no Accept sent, as curl -H 'Accept:'");
+    if (ours.header!.equals(curl) || attempt === 2) {
+      assert.equal(text, curl.toString("latin1"));
+      break;
     }
   }
 });

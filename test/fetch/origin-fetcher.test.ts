@@ -12,7 +12,7 @@ import { promisify } from "node:util";
 import { HeadwireError } from "../../src/errors.js";
 import { OriginFetcher, type OriginFetcherOptions, type ResolvedAddress } from "../../src/fetch/origin-fetcher.js";
 import { OutboundGuard } from "../../src/fetch/outbound-guard.js";
-import type { QueryOptions } from "../../src/http/query-options.js";
+import { DEFAULT_QUERY_OPTIONS, type QueryOptions } from "../../src/http/query-options.js";
 import { parseTarget } from "../../src/url/target.js";
 
 // ---- local origins ----
@@ -113,7 +113,7 @@ async function startOrigin(
 
 const LOOPBACK_ONLY = new OutboundGuard({ allowPrivate: false, allow: ["127.0.0.1/32"] });
 const STRICT = new OutboundGuard({ allowPrivate: false, allow: [] });
-const GET: QueryOptions = { method: "GET", redirects: 0, chain: "all", http: "auto" };
+const GET: QueryOptions = DEFAULT_QUERY_OPTIONS;
 
 function makeFetcher(overrides: Partial<OriginFetcherOptions> = {}): OriginFetcher {
   return new OriginFetcher({
@@ -317,7 +317,7 @@ test("a refused connection is CONNECTION_REFUSED", async () => {
   await assertFailsWith(fetchUrl(`http://127.0.0.1:${port}/`), "CONNECTION_REFUSED");
 });
 
-test("name resolution failures are DNS_NOT_FOUND", async () => {
+test("name resolution failures are DNS_NOT_FOUND; a resolver that hangs is CONNECT_TIMEOUT, in ms", async () => {
   const failing = (code: string) => async (): Promise<ResolvedAddress[]> => {
     throw Object.assign(new Error(`getaddrinfo ${code} nowhere.test`), { code });
   };
@@ -330,7 +330,8 @@ test("name resolution failures are DNS_NOT_FOUND", async () => {
   const empty = makeFetcher({ lookup: async () => [] });
   await assertFailsWith(fetchUrl("http://nowhere.test/", {}, empty), "DNS_NOT_FOUND");
   const hanging = makeFetcher({ lookup: () => new Promise(() => {}), connectTimeoutMs: 200 });
-  await assertFailsWith(fetchUrl("http://nowhere.test/", {}, hanging), "DNS_NOT_FOUND");
+  const slow = await assertFailsWith(fetchUrl("http://nowhere.test/", {}, hanging), "CONNECT_TIMEOUT");
+  assert.equal(slow.message, "resolving nowhere.test timed out after 200 ms");
 });
 
 test("options are checked at construction", () => {
@@ -438,7 +439,11 @@ test("a name is refused when any of its addresses is blocked", async () => {
   const guard = new OutboundGuard({ allowPrivate: false, allow: ["127.0.0.2/32"] });
   const mixed = makeFetcher({ guard, lookup: lookupTable({ "mixed.test": ["127.0.0.2", "127.0.0.1"] }) });
   const error = await assertFailsWith(fetchUrl(`http://mixed.test:${origin.port}/`, {}, mixed), "BLOCKED_ADDRESS");
-  assert.match(error.message, /mixed\.test resolves to 127\.0\.0\.1 is a loopback address/);
+  assert.equal(
+    error.message,
+    "mixed.test resolves to 127.0.0.1, a loopback address: origins there are refused unless the server runs " +
+      "with --allow-private (or --allow 127.0.0.0/8)",
+  );
   const garbage = makeFetcher({ guard, lookup: lookupTable({ "weird.test": ["127.1"] }) });
   await assertFailsWith(fetchUrl(`http://weird.test:${origin.port}/`, {}, garbage), "BLOCKED_ADDRESS");
   assert.equal(origin.connections, 0);
@@ -551,12 +556,24 @@ test("https: an untrusted or mismatched certificate is TLS_FAILURE; insecureTls 
   if (keys === undefined) return t.skip("openssl not installed: apt-get install openssl");
   const origin = await startOrigin(reply("HTTP/1.1 200 OK\r\n\r\n"), { tls: keys });
   const untrusted = makeFetcher({ lookup: TLS_NAMES });
-  await assertFailsWith(fetchUrl(`https://origin.test:${origin.port}/`, {}, untrusted), "TLS_FAILURE");
+  const unknownCa = await assertFailsWith(
+    fetchUrl(`https://origin.test:${origin.port}/`, {}, untrusted),
+    "TLS_FAILURE",
+  );
+  assert.equal(
+    unknownCa.message,
+    `the certificate of origin.test:${origin.port} is signed by a CA this server does not know (or ` +
+      `origin.test:${origin.port} sent an incomplete chain); -k (insecure=1) skips the check where the server ` +
+      "runs with --allow-insecure-queries",
+  );
   const trusted = makeFetcher({ ca: keys.ca, lookup: TLS_NAMES });
-  await assertFailsWith(fetchUrl(`https://other.test:${origin.port}/`, {}, trusted), "TLS_FAILURE");
+  const mismatch = await assertFailsWith(fetchUrl(`https://other.test:${origin.port}/`, {}, trusted), "TLS_FAILURE");
+  assert.match(mismatch.message, /^the certificate is for origin\.test, 127\.0\.0\.1, not other\.test; -k/);
   const insecure = makeFetcher({ insecureTls: true, lookup: TLS_NAMES });
   assert.equal((await fetchUrl(`https://other.test:${origin.port}/`, {}, insecure)).status, 200);
-  assert.equal(origin.requests.length, 1);
+  // A query's insecure=1 does the same on a verifying fetcher (the server checks it may ask).
+  assert.equal((await fetchUrl(`https://other.test:${origin.port}/`, { insecure: true }, trusted)).status, 200);
+  assert.equal(origin.requests.length, 2);
 });
 
 test("https to a plain-HTTP origin is TLS_FAILURE; a stalled handshake is CONNECT_TIMEOUT", async () => {
@@ -565,7 +582,8 @@ test("https to a plain-HTTP origin is TLS_FAILURE; a stalled handshake is CONNEC
   await new Promise<void>((resolve) => plainText.listen(0, "127.0.0.1", resolve));
   try {
     const port = (plainText.address() as net.AddressInfo).port;
-    await assertFailsWith(fetchUrl(`https://127.0.0.1:${port}/`), "TLS_FAILURE");
+    const plainError = await assertFailsWith(fetchUrl(`https://127.0.0.1:${port}/`), "TLS_FAILURE");
+    assert.equal(plainError.message, `127.0.0.1:${port} did not answer with TLS: is it plain http:// on that port?`);
   } finally {
     plainText.close();
   }

@@ -67,9 +67,22 @@ test("public unicast addresses pass", () => {
   }
 });
 
-test("the refusal names the address and its range", () => {
-  assert.throws(() => strict.check("::ffff:169.254.169.254"), /169\.254\.169\.254.*linkLocal/);
-  assert.throws(() => strict.check("10.1.2.3"), /10\.1\.2\.3 is a private address/);
+test("the refusal names the address, its range and the switches that open it, in one sentence", () => {
+  assert.throws(() => strict.check("::ffff:169.254.169.254"), {
+    message: new RegExp(
+      "^::ffff:169\\.254\\.169\\.254 \\(169\\.254\\.169\\.254\\), a link-local address: origins there are " +
+        "refused unless the server runs with --allow-private \\(or --allow 169\\.254\\.0\\.0/16\\)$",
+    ),
+  });
+  assert.throws(() => strict.check("10.1.2.3"), {
+    message:
+      "10.1.2.3, a private address: origins there are refused unless the server runs with --allow-private (or --allow 10.0.0.0/8)",
+  });
+  assert.throws(() => strict.check("::1", "localhost"), {
+    message:
+      "localhost resolves to ::1, a loopback address: origins there are refused unless the server runs with --allow-private (or --allow ::1/128)",
+  });
+  assert.throws(() => strict.check("0.0.0.0"), { message: /^0\.0\.0\.0, an unspecified address: .*--allow-private/ });
 });
 
 test("allowPrivate lifts the block", () => {

@@ -96,7 +96,9 @@ test("bytes that cannot start an HTTP/1.x status line are NOT_HTTP, detected at 
     "<html>hello</html>",
     "\x16\x03\x01\x00",
   ]) {
-    assertCode(() => scanHeaderBlocks(bytes(input)), "NOT_HTTP");
+    // From an origin's socket only HTTP/1.x is HTTP.
+    assertCode(() => new HeaderBlockScanner().push(bytes(input)), "NOT_HTTP");
+    if (!input.startsWith("HTTP/2 ")) assertCode(() => scanHeaderBlocks(bytes(input)), "NOT_HTTP");
   }
   assertCode(() => new HeaderBlockScanner().push(bytes("S")), "NOT_HTTP");
   assertCode(() => new HeaderBlockScanner().push(bytes("HTTP/1.1 103 Early\r\n\r\ngarbage")), "NOT_HTTP");
@@ -186,4 +188,18 @@ test("property: any split of the stream yields the same header, exactly the inte
     ),
     { numRuns: 500 },
   );
+});
+
+test("a stored header may have HTTP/2's rendered status lines (HTTP/2 200), interim ones included", () => {
+  const scan = scanHeaderBlocks(bytes('HTTP/2 103\r\nlink: </a>\r\n\r\nHTTP/2 200\r\netag: "x"\r\n\r\n'));
+  assert.ok(scan);
+  assert.deepEqual(
+    scan.blocks.map((b) => b.status),
+    [103, 200],
+  );
+  assert.equal(scanHeaderBlocks(bytes("HTTP/2 304\r\n\r\n"))?.status, 304);
+  for (const bad of ["HTTP/22 200\r\n\r\n", "HTTP/2 20\r\n\r\n", "HTTP/2 2000\r\n\r\n", "HTTP/2  200\r\n\r\n"]) {
+    assertCode(() => scanHeaderBlocks(bytes(bad)), "NOT_HTTP");
+  }
+  assertCode(() => new HeaderBlockScanner().push(bytes("HTTP/2 200\r\n\r\n")), "NOT_HTTP");
 });

@@ -176,7 +176,7 @@ test("parseClientMessage: query options", () => {
   assert.deepEqual(parseClientMessage("QUERY a method=HEAD redirects=5 chain=last http=2"), {
     kind: "query",
     url: "a",
-    options: { method: "HEAD", redirects: 5, chain: "last", http: "2" },
+    options: { ...DEFAULT_QUERY_OPTIONS, method: "HEAD", redirects: 5, chain: "last", http: "2" },
     delivery: "udp",
   });
   const options = (line: string): unknown => {
@@ -206,9 +206,106 @@ test("parseClientMessage: query options", () => {
     "QUERY a delivery=TCP",
     "QUERY a delivery=",
     "QUERY a delivery=quic",
+    "QUERY a insecure=yes",
+    "QUERY a insecure=",
+    "QUERY a ip=5",
+    "QUERY a ip=v4",
+    "QUERY a cache=bypass",
+    "QUERY a connect-timeout-ms=0",
+    "QUERY a connect-timeout-ms=1.5",
+    "QUERY a connect-timeout-ms=600001",
+    "QUERY a max-time-ms=-1",
+    "QUERY a max-time-ms=",
+    "QUERY a header",
+    "QUERY a header=",
+    "QUERY a header=NoColon",
+    "QUERY a header=:value",
+    "QUERY a header=X-A:%zz",
   ]) {
     assertCode(() => parseClientMessage(bad), "BAD_REQUEST", bad);
   }
+});
+
+test("parseClientMessage: insecure, ip, cache, time limits and header= options", () => {
+  const options = (line: string): unknown => {
+    const message = parseClientMessage(line);
+    return message.kind === "query" ? message.options : undefined;
+  };
+  assert.deepEqual(options("QUERY a insecure=1 ip=6 cache=refresh connect-timeout-ms=1500 max-time-ms=600000"), {
+    ...DEFAULT_QUERY_OPTIONS,
+    insecure: true,
+    ip: "6",
+    cache: "refresh",
+    connectTimeoutMs: 1500,
+    maxTimeMs: 600_000,
+  });
+  assert.deepEqual(options("QUERY a insecure=0 ip=any cache=use"), DEFAULT_QUERY_OPTIONS);
+  assert.deepEqual(options("QUERY a header=User-Agent:curl/8.5.0 header=Accept: header=X-Two:a%20b%2C%20%E9"), {
+    ...DEFAULT_QUERY_OPTIONS,
+    headers: [
+      { name: "User-Agent", value: "curl/8.5.0" },
+      { name: "Accept", value: "" },
+      { name: "X-Two", value: "a b, \u00e9" },
+    ],
+  });
+  // Literal UTF-8 on the line is sent as its bytes, one char per byte.
+  assert.deepEqual(options("QUERY a header=X-Word:café"), {
+    ...DEFAULT_QUERY_OPTIONS,
+    headers: [{ name: "X-Word", value: "caf\u00c3\u00a9" }],
+  });
+});
+
+test("parseClientMessage: header= refuses the connection's fields and what is not field syntax, saying why", () => {
+  const reason = (line: string): string => {
+    try {
+      parseClientMessage(line);
+    } catch (error) {
+      assert.equal((error as HeadwireError).code, "BAD_REQUEST", line);
+      return (error as Error).message;
+    }
+    assert.fail(`${line} was accepted`);
+  };
+  for (const name of ["Host", "connection", "Content-Length", "Transfer-Encoding", "TE", "Upgrade", "Keep-Alive"]) {
+    assert.match(reason(`QUERY a header=${name}:x`), new RegExp(`^header ${name} cannot be set: `), name);
+  }
+  assert.match(reason("QUERY a header=Proxy-Authorization:x"), /Proxy-Authorization is for proxies/);
+  assert.match(reason("QUERY a header=If-None-Match:%22x%22"), /conditional fields are the cache's own/);
+  assert.match(reason("QUERY a header=Bad%20Name:x"), /is not a token \(RFC 9110 §5\.1\)/);
+  assert.match(reason("QUERY a header=X%28:x"), /is not a token/);
+  for (const bad of ["%0D%0AEvil:%201", "%0A", "%00", "a%01b", "a%7Fb"]) {
+    assert.match(reason(`QUERY a header=X-A:${bad}`), /not field-content \(RFC 9110 §5\.5\)/, bad);
+  }
+  // Surrounding whitespace is not part of a value (RFC 9110 §5.5), a tab inside is.
+  const message = parseClientMessage("QUERY a header=X-A:%20%09a%09b%20");
+  assert.deepEqual(message.kind === "query" && message.options.headers, [{ name: "X-A", value: "a\tb" }]);
+});
+
+test("formatQuery writes every option back as parseClientMessage reads it", () => {
+  const options = {
+    ...DEFAULT_QUERY_OPTIONS,
+    insecure: true,
+    ip: "4" as const,
+    cache: "refresh" as const,
+    connectTimeoutMs: 250,
+    maxTimeMs: 9000,
+    headers: [
+      { name: "Accept", value: "" },
+      { name: "X-Odd", value: "100% a,b #c\t\u00ff" },
+    ],
+  };
+  const line = formatQuery("http://a.test/", options, "tcp");
+  assert.equal(
+    line,
+    "QUERY http://a.test/ insecure=1 ip=4 cache=refresh connect-timeout-ms=250 max-time-ms=9000 " +
+      "header=Accept: header=X-Odd:100%25%20a%2Cb%20%23c%09%FF delivery=tcp\n",
+  );
+  assert.deepEqual(parseClientMessage(line.trimEnd()), {
+    kind: "query",
+    url: "http://a.test/",
+    options,
+    delivery: "tcp",
+  });
+  assert.equal(formatQuery("a", DEFAULT_QUERY_OPTIONS), "QUERY a\n");
 });
 
 test("parseClientMessage: errors carry the protocol's codes", () => {

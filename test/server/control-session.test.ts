@@ -8,7 +8,7 @@ import { once } from "node:events";
 import { connect, createServer, type Socket } from "node:net";
 import { test } from "node:test";
 import { ERROR_CODES, HeadwireError } from "../../src/errors.js";
-import type { QueryOptions } from "../../src/http/query-options.js";
+import { DEFAULT_QUERY_OPTIONS, type QueryOptions } from "../../src/http/query-options.js";
 import {
   ControlSession,
   type SessionContext,
@@ -168,7 +168,13 @@ test("replies go out in the order of the requests, even when a later answer is r
     handler.queries.map((q) => q.url),
     ["a.example/", "b.example/", "c.example/"],
   );
-  assert.deepEqual(handler.queries[1]!.options, { method: "HEAD", redirects: 2, chain: "last", http: "auto" });
+  assert.deepEqual(handler.queries[1]!.options, {
+    ...DEFAULT_QUERY_OPTIONS,
+    method: "HEAD",
+    redirects: 2,
+    chain: "last",
+    http: "auto",
+  });
   // c and b are answered before a: nothing may be written until a's answer is.
   handler.queries[2]!.answer.resolve("ERROR INVALID_URL c\n");
   handler.queries[1]!.answer.resolve("ERROR INVALID_URL b\n");

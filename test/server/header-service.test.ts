@@ -259,3 +259,67 @@ test("a merge past cacheMaxEntryBytes is delivered, not stored, and the old entr
   assert.equal((await service.answer(TARGET, GET)).cache, "MISS");
   assert.equal(fetcher.asked[2], undefined, "the next query fetches afresh, without validators");
 });
+
+// ---- cache=refresh ----
+
+const REFRESH = { ...GET, cache: "refresh" as const };
+
+test("cache=refresh revalidates a fresh entry that has validators (REVALIDATED) and stores the merge", async () => {
+  const { service, fetcher } = setup([
+    ok('Cache-Control: max-age=60\r\nETag: "v1"\r\n'),
+    ok('Cache-Control: max-age=120\r\nETag: "v1"\r\n', 304),
+  ]);
+  assert.equal((await service.answer(TARGET, GET)).cache, "MISS");
+  assert.equal((await service.answer(TARGET, GET)).cache, "HIT", "fresh: a plain query does not ask");
+  const refreshed = await service.answer(TARGET, REFRESH);
+  assert.equal(refreshed.cache, "REVALIDATED");
+  assert.deepEqual(fetcher.asked, [undefined, { "If-None-Match": '"v1"' }]);
+  assert.match(refreshed.entry.header.toString("latin1"), /max-age=120/);
+  assert.equal((await service.answer(TARGET, GET)).cache, "HIT");
+  assert.match((await service.answer(TARGET, GET)).entry.header.toString("latin1"), /max-age=120/);
+});
+
+test("cache=refresh refetches a fresh entry without validators (MISS), and a miss too", async () => {
+  const { service, fetcher } = setup([
+    ok("Cache-Control: max-age=60\r\nX-V: 1\r\n"),
+    ok("Cache-Control: max-age=60\r\nX-V: 2\r\n"),
+  ]);
+  assert.equal((await service.answer(TARGET, REFRESH)).cache, "MISS", "nothing stored: fetched");
+  const again = await service.answer(TARGET, REFRESH);
+  assert.equal(again.cache, "MISS");
+  assert.match(again.entry.header.toString("latin1"), /X-V: 2/);
+  assert.equal(fetcher.asked.length, 2);
+  assert.match((await service.answer(TARGET, GET)).entry.header.toString("latin1"), /X-V: 2/, "stored");
+});
+
+test("cache=refresh does not join a fetch in flight before it; later plain queries join the refresh", async () => {
+  const releases: Array<(result: FetchResult) => void> = [];
+  const fetcher: HeaderFetcher = {
+    fetch: () => new Promise<FetchResult>((resolve) => releases.push(resolve)),
+  };
+  const { service } = setup([]);
+  // The same service, with an origin that answers when the test says.
+  (service as unknown as { options: { fetcher: HeaderFetcher } }).options.fetcher = fetcher;
+  const early = service.answer(TARGET, GET);
+  await waitFor(() => releases.length === 1);
+  const refresh = service.answer(TARGET, REFRESH);
+  await waitFor(() => releases.length === 2);
+  const late = service.answer(TARGET, GET);
+  releases[1]!(ok("Cache-Control: max-age=60\r\nX-V: new\r\n"));
+  releases[0]!(ok("Cache-Control: max-age=60\r\nX-V: old\r\n"));
+  assert.match((await refresh).entry.header.toString("latin1"), /X-V: new/);
+  assert.match((await late).entry.header.toString("latin1"), /X-V: new/, "joined the refresh, not the early fetch");
+  assert.match((await early).entry.header.toString("latin1"), /X-V: old/);
+  assert.equal(releases.length, 2, "the late query asked the origin nothing of its own");
+});
+
+test("cache=refresh that fails reports the failure: nothing stale instead, nothing remembered", async () => {
+  const { service } = setup([ok("Cache-Control: max-age=60\r\n"), new HeadwireError("CONNECTION_REFUSED", "refused")]);
+  await service.answer(TARGET, GET);
+  await assert.rejects(service.answer(TARGET, REFRESH), { code: "CONNECTION_REFUSED" });
+  assert.equal((await service.answer(TARGET, GET)).cache, "HIT", "the stored entry still answers plain queries");
+});
+
+async function waitFor(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+}
