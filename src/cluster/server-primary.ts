@@ -131,6 +131,8 @@ export class ServerPrimary {
     const worker = cluster.fork({ [WORKER_INDEX_VARIABLE]: String(index) });
     const slot: Slot = { worker, ready: false, exited: false, dataPort: 0, acked: 0, ackWaiters: [] };
     this.slots[index] = slot;
+    // A worker that has gone holds no copy: no change waits for it any more.
+    worker.once("disconnect", () => this.settleAcks(slot, Infinity));
     worker.once("exit", () => this.settleAcks(slot, Infinity));
     worker.on("message", (message: unknown) => {
       if (isCacheAck(message)) this.settleAcks(slot, message.seq);
