@@ -224,7 +224,12 @@ function workerSettings(
     advertiseHost: workerAdvertise(config.advertiseHost, index),
     ...(config.cacheUrl.startsWith("redis")
       ? {}
-      : { store: new IpcCacheStore(process as never, config.cacheUrl === "memory" ? "memory" : "file") }),
+      : {
+          store: new IpcCacheStore(process as never, config.cacheUrl === "memory" ? "memory" : "file", {
+            maxEntries: config.cacheMaxEntries,
+            maxTotalBytes: config.cacheMaxBytes,
+          }),
+        }),
   };
 }
 

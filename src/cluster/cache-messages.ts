@@ -22,6 +22,31 @@ export interface CacheAnswer {
   ok: boolean;
   /** The result when ok; the error's message otherwise. */
   value: unknown;
+  /**
+   * The primary's change sequence number this answer reflects: for get, the number before the
+   * store was read; for set, delete, deleteMany and clear, the number of that change. A worker
+   * keeps a copy of an entry only if no invalidation after it has already arrived
+   * (answerIsCurrent in worker-cache-copy.ts).
+   */
+  seq: number;
+}
+
+/**
+ * The primary's broadcast after each change to the store (set, delete, deleteMany, clear):
+ * every worker drops its copies of `keys` (all of them when null) and acknowledges with a
+ * CacheAck of the same seq. The change's own answer goes out only after every ready worker
+ * has acknowledged, so once a PURGE or a refresh has been answered no worker still serves the
+ * old entry from its copy.
+ */
+export interface CacheInvalidation {
+  headwire: "cache-invalidate";
+  seq: number;
+  keys: string[] | null;
+}
+
+export interface CacheAck {
+  headwire: "cache-ack";
+  seq: number;
 }
 
 export function isCacheRequest(message: unknown): message is CacheRequest {
@@ -31,6 +56,20 @@ export function isCacheRequest(message: unknown): message is CacheRequest {
 export function isCacheAnswer(message: unknown): message is CacheAnswer {
   return (
     typeof message === "object" && message !== null && (message as { headwire?: unknown }).headwire === "cache-answer"
+  );
+}
+
+export function isCacheInvalidation(message: unknown): message is CacheInvalidation {
+  return (
+    typeof message === "object" &&
+    message !== null &&
+    (message as { headwire?: unknown }).headwire === "cache-invalidate"
+  );
+}
+
+export function isCacheAck(message: unknown): message is CacheAck {
+  return (
+    typeof message === "object" && message !== null && (message as { headwire?: unknown }).headwire === "cache-ack"
   );
 }
 

@@ -20,7 +20,7 @@ import type { CacheStore } from "../cache/cache-store.js";
 import { createCacheStore } from "../cache/create-cache-store.js";
 import { Freshness } from "../cache/freshness.js";
 import type { ServerConfig } from "../config.js";
-import { isCacheRequest } from "./cache-messages.js";
+import { isCacheAck, isCacheRequest, type CacheInvalidation } from "./cache-messages.js";
 import { SharedCacheHost } from "./shared-cache-host.js";
 
 /** The variable that tells a forked process it is worker i, and which ports are its own. */
@@ -59,6 +59,10 @@ interface Slot {
   ready: boolean;
   exited: boolean;
   dataPort: number;
+  /** The highest invalidation seq the worker has acknowledged. */
+  acked: number;
+  /** Changes waiting for this worker's ack of their seq; resolved on the ack or when it exits. */
+  ackWaiters: { seq: number; resolve: () => void }[];
 }
 
 export class ServerPrimary {
@@ -83,7 +87,7 @@ export class ServerPrimary {
         log: options.log,
         retentionMs: (entry) => freshness.retentionMs(entry),
       });
-      this.host = new SharedCacheHost(this.store);
+      this.host = new SharedCacheHost(this.store, Date.now, (invalidation) => this.broadcast(invalidation));
     }
   }
 
@@ -125,10 +129,14 @@ export class ServerPrimary {
   /** Forks worker `index` and resolves when it listens; rejects when it exits first. */
   private fork(index: number): Promise<void> {
     const worker = cluster.fork({ [WORKER_INDEX_VARIABLE]: String(index) });
-    const slot: Slot = { worker, ready: false, exited: false, dataPort: 0 };
+    const slot: Slot = { worker, ready: false, exited: false, dataPort: 0, acked: 0, ackWaiters: [] };
     this.slots[index] = slot;
+    // A worker that has gone holds no copy: no change waits for it any more.
+    worker.once("disconnect", () => this.settleAcks(slot, Infinity));
+    worker.once("exit", () => this.settleAcks(slot, Infinity));
     worker.on("message", (message: unknown) => {
-      if (isCacheRequest(message)) {
+      if (isCacheAck(message)) this.settleAcks(slot, message.seq);
+      else if (isCacheRequest(message)) {
         if (!this.host) return;
         void this.host.answer(message).then((answer) => {
           if (worker.isConnected()) worker.send(answer);
@@ -153,6 +161,32 @@ export class ServerPrimary {
         this.replace(index);
       });
     });
+  }
+
+  /**
+   * Sends a change's invalidation to every worker and resolves once each ready one has dropped
+   * its copies (its ack), or has exited. A worker not yet ready gets it too but is not waited
+   * for: it serves no lookup before it is ready, and its copy starts empty. Without the wait a
+   * PURGE through worker A could be answered while worker B, its invalidation still unread in
+   * its channel, answers a session's next query from the purged copy.
+   */
+  private broadcast(invalidation: CacheInvalidation): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (const slot of this.slots) {
+      if (slot.exited || !slot.worker.isConnected()) continue;
+      slot.worker.send(invalidation);
+      if (slot.ready && slot.acked < invalidation.seq) {
+        waits.push(new Promise((resolve) => slot.ackWaiters.push({ seq: invalidation.seq, resolve })));
+      }
+    }
+    return Promise.all(waits).then(() => undefined);
+  }
+
+  private settleAcks(slot: Slot, seq: number): void {
+    slot.acked = Math.max(slot.acked, seq);
+    const waiting = slot.ackWaiters;
+    slot.ackWaiters = waiting.filter((waiter) => waiter.seq > slot.acked);
+    for (const waiter of waiting) if (waiter.seq <= slot.acked) waiter.resolve();
   }
 
   private replace(index: number): void {

@@ -216,3 +216,75 @@ test("workers: SIGTERM drains every worker and persists the cache once, with eve
   assert.match(cache, /\/a\b/);
   assert.match(cache, /\/b\b/);
 });
+
+/** One session on each of two workers (told apart by a probe ticket's data port; bounded). */
+async function sessionsOnTwoWorkers(
+  t: { after: (fn: () => void) => void },
+  server: Workers,
+  probe: string,
+): Promise<[RawSession, RawSession]> {
+  const byPort = new Map<number, RawSession>();
+  for (let i = 0; i < 20 && byPort.size < 2; i++) {
+    const session = await RawSession.open(server.port);
+    t.after(() => session.close());
+    assert.match((await session.next()) ?? "", /^HEADWIRE\/\d+ READY/);
+    const ticket = await ticketFor(session, probe);
+    if (!byPort.has(ticket.udpPort)) byPort.set(ticket.udpPort, session);
+  }
+  assert.equal(byPort.size, 2, "sessions on both workers");
+  return [...byPort.values()] as [RawSession, RawSession];
+}
+
+/** A QUERY on `session`, its delivery collected whole: the header as delivered. */
+async function delivered(session: RawSession, socket: Socket, url: string): Promise<string> {
+  const ticket = await ticketFor(session, url);
+  return (await collect(socket, ticket, new Set())).toString("latin1");
+}
+
+test("workers: a PURGE through one worker's session is seen by every worker's next lookup (a MISS at the origin)", async (t) => {
+  const origin = await CraftedOrigin.start({ "/p": { header: HEADER }, "/probe": { header: HEADER } });
+  t.after(() => origin.close());
+  const server = await startWorkers(t, 2);
+  const [a, b] = await sessionsOnTwoWorkers(t, server, `127.0.0.1:${origin.port}/probe`);
+  const socket = await udpSocket(t);
+  const url = `127.0.0.1:${origin.port}/p`;
+  // Both workers read the entry (one origin fetch), then hold it in their copies: more lookups, no fetch.
+  for (const session of [a, b, a, b]) assert.equal(await delivered(session, socket, url), HEADER);
+  assert.equal(origin.requests.get("/p"), 1, "one fetch; the other lookups were hits");
+  a.send(`PURGE ${url}\n`);
+  assert.equal(await a.next(), "PURGED 1");
+  // B's copy must be gone: its next lookup fetches again, byte-exact.
+  assert.equal(await delivered(b, socket, url), HEADER);
+  assert.equal(origin.requests.get("/p"), 2, "the lookup on the other worker was a MISS at the origin");
+  assert.equal(await delivered(a, socket, url), HEADER);
+  assert.equal(origin.requests.get("/p"), 2, "and the refetched entry is shared again");
+  // PURGE ALL through B: A's copy of the refetched entry goes too.
+  b.send("PURGE ALL\n");
+  assert.match((await b.next()) ?? "", /^PURGED [1-9]\d*$/);
+  assert.equal(await delivered(a, socket, url), HEADER);
+  assert.equal(origin.requests.get("/p"), 3, "after PURGE ALL via B, A's lookup was a MISS at the origin");
+});
+
+test("workers: an entry refreshed through one worker is served new, byte-exact, by the other", async (t) => {
+  const old = `HTTP/1.1 200 OK\r\nCache-Control: max-age=1\r\nX-Version: 1\r\nX-Pad: ${"o".repeat(2000)}\r\n\r\n`;
+  const fresh = `HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nX-Version: 2\r\nX-Pad: ${"n".repeat(2500)}\r\n\r\n`;
+  const origin = await CraftedOrigin.start({ "/r": { header: old }, "/probe": { header: HEADER } });
+  t.after(() => origin.close());
+  const server = await startWorkers(t, 2);
+  const [a, b] = await sessionsOnTwoWorkers(t, server, `127.0.0.1:${origin.port}/probe`);
+  const socket = await udpSocket(t);
+  const url = `127.0.0.1:${origin.port}/r`;
+  assert.equal(await delivered(b, socket, url), old, "B reads (and keeps a copy of) the first version");
+  origin.set("/r", { header: fresh });
+  // A refetches once the entry is stale (max-age=1): until then its lookups are hits of the old one.
+  // Polled on the condition (the origin's second request), a lookup every 200 ms, bounded by the test's timeout.
+  let seen = old;
+  while (origin.requests.get("/r") === 1) {
+    seen = await delivered(a, socket, url);
+    if (origin.requests.get("/r") === 1) await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  assert.equal(seen, fresh, "A's refetch delivered the new version");
+  assert.equal(await delivered(b, socket, url), fresh, "B serves the refreshed entry, not its old copy");
+  assert.equal(await delivered(b, socket, url), fresh);
+  assert.equal(origin.requests.get("/r"), 2, "B took it from the shared cache, not the origin");
+});
