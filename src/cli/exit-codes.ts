@@ -54,6 +54,7 @@ export const EXIT_CLASSES: readonly ExitClass[] = [
       "SERVER_BUSY",
       "SESSION_LIMIT",
       "RATE_LIMITED",
+      "FORBIDDEN_OPTION",
       "TOO_MANY_ERRORS",
       "ORIGIN_BUSY",
       "STORE_UNAVAILABLE",
