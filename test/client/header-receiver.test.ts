@@ -219,7 +219,9 @@ test("a corrupt chunk (bad CRC) is rejected, and asked for again after a silence
   const { header: got, stats } = await receiveHeader(peer.ticket(), QUICK);
   assert.deepEqual(got, peer.header);
   assert.ok(stats.rejected >= 1, `rejected ${stats.rejected}`);
-  assert.equal(stats.silentRounds, 1);
+  // One silence at least: on a loaded machine the re-request's answer may come after a second
+  // timer has fired (timers run before I/O in an event-loop turn), so a second round may count.
+  assert.ok(stats.silentRounds >= 1, `silentRounds ${stats.silentRounds}`);
   assert.deepEqual(peer.requests.at(-1)!.indices, [2], "only the corrupt chunk is asked again");
 });
 
@@ -276,7 +278,9 @@ test("the wait before asking again doubles on each silent round, within maxChunk
   const whole = (indices: number[]) => indices.length === peer.chunks;
   let rounds = 0;
   peer.answer = (indices) => (whole(indices) && ++rounds > 3 ? indices.map((i) => peer.chunk(i)) : []);
-  const { header: got, stats } = await receiveHeader(peer.ticket(), { ...SILENT, maxDeliveryAttempts: 5 });
+  // Attempts to spare: the peer answers the fourth whole request, and on a loaded machine a round
+  // may pass before a queued answer is read; only the first three waits are checked.
+  const { header: got, stats } = await receiveHeader(peer.ticket(), { ...SILENT, maxDeliveryAttempts: 10 });
   assert.deepEqual(got, peer.header);
   // The receiver's own timer values, not wall-clock stamps taken in this (maybe loaded) process:
   // waits of 20, 40, 80 (capped) ms. On a loaded machine a timer may fire before an answer that is
