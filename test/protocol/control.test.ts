@@ -656,7 +656,7 @@ test("parsePlainQuery: only `QUERY <url>` without options, read as parseClientMe
   assert.deepEqual(parsePlainQuery("QUERY http://example.com/a?b=1"), {
     kind: "query",
     url: "http://example.com/a?b=1",
-    options: { method: "GET", redirects: 0, chain: "all", http: "auto" },
+    options: DEFAULT_QUERY_OPTIONS,
     delivery: "udp",
   });
   for (const line of ["QUERY http://example.com/", "QUERY http://example.com/ method=HEAD", "QUERY  http://e/"]) {
