@@ -281,7 +281,11 @@ test("-s prints no summary and no error; -sS prints the error; the exit status t
 
 test("an argument starting with - is never a URL; --server ::1:50366 is explained", async (t) => {
   const { client, origin, base, dir } = await setUp(t);
-  const dashed = await client(["-9", `${base}/ok`]);
+  const unknown = await client(["-9", `${base}/ok`]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown option '-9'/);
+  // Even after "--", which ends the options, a dashed word is not taken for a URL.
+  const dashed = await client(["--", "-9", `${base}/ok`]);
   assert.equal(dashed.code, 2);
   assert.match(dashed.stderr, /unknown option "-9" \(a URL never starts with "-"\)/);
   assert.equal(origin.requestCount, 0, "nothing was queried");
