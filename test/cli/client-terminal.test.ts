@@ -205,7 +205,7 @@ test("prompt: the server restarted while the prompt is open; the next URL connec
   );
   assert.match(
     screen,
-    /^\* connection lost \(the server is shutting down or restarting\); connecting again in \d+ ms \(attempt 1 of 8\)$/m,
+    /^\* connection lost \(the server is shutting down or restarting\); connecting again in [\d.]+ m?s \(attempt 1 of 8\)$/m,
   );
   assert.equal(origin.requests.get("/marked"), 2, "asked of the new server, once");
   await pane.type("terminate");
