@@ -168,9 +168,7 @@ http {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) =>
-      execFile("curl", ["-q", "--server", "--output-dir", "/dev/null", `http://${HOST}:${port}/`], (error) =>
-        resolve(!error),
-      ),
+      execFile("curl", ["-q", "-s", "-o", "/dev/null", `http://${HOST}:${port}/`], (error) => resolve(!error)),
     );
     if (ok) return { port, process: child };
     if (child.exitCode !== null || Date.now() > deadline) {
