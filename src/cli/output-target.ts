@@ -14,9 +14,10 @@
  * Files appear whole: written to a temporary name beside them, then renamed (rename(2) is atomic
  * within a directory), as the client library does for its directory files.
  */
-import { mkdirSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { QueryResult } from "../client/headwire-client.js";
+import { writeWhole as writeWholeThrough } from "../client/header-file-writer.js";
 import { headerFileName } from "../client/file-name.js";
 import { headerForStream, write } from "./client-output.js";
 
@@ -110,17 +111,7 @@ export function httpFailed(result: QueryResult): QueryResult {
  */
 export function writeWhole(path: string, data: Buffer): void {
   const temporary = join(dirname(path), `.${process.pid}-${(temporaryCounter++).toString(36)}.headwire.part`);
-  try {
-    writeFileSync(temporary, data);
-    renameSync(temporary, path);
-  } catch (error) {
-    try {
-      unlinkSync(temporary);
-    } catch {
-      // Nothing was created, or it is gone already.
-    }
-    throw error;
-  }
+  writeWholeThrough(path, temporary, data, false);
 }
 
 let temporaryCounter = 0;

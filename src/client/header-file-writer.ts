@@ -32,14 +32,17 @@ interface WriteDone {
   error?: { message: string; code?: string };
 }
 
-/** The write itself, wherever it runs: temporary file, rename; the temporary file never stays. */
-export function writeWhole(path: string, temporary: string, header: Uint8Array): void {
+/**
+ * The write itself, wherever it runs: temporary file, rename; the temporary file never stays.
+ * `remakeDirectory` makes a directory removed since it was made again (an output directory during
+ * a long session); a file the user named (-o FILE) gets no directory made for it, as with curl.
+ */
+export function writeWhole(path: string, temporary: string, header: Uint8Array, remakeDirectory = true): void {
   try {
     try {
       writeFileSync(temporary, header);
     } catch (error) {
-      // The directory was removed since it was made (a long session): make it again, once.
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      if (!remakeDirectory || (error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
       mkdirSync(dirname(path), { recursive: true });
       writeFileSync(temporary, header);
     }
