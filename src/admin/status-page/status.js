@@ -7,6 +7,8 @@ let snapshot = null;
 let selected = null;
 let refreshTimer = null;
 let traceTimer = null;
+/** Live query events shown so far: a snapshot fetched before the latest of them must not hide it. */
+let liveQueries = 0;
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -29,13 +31,17 @@ function outcomeCell(outcome, failed) {
 }
 
 async function refresh() {
+  const shown = liveQueries;
   const response = await fetch("/api/status", { cache: "no-store" });
   if (!response.ok) return;
   snapshot = await response.json();
   renderServer();
   renderSessions();
   renderCache();
-  renderQueries();
+  // A query event that came while the snapshot was on its way is on the page and maybe not in the
+  // snapshot: keep the live rows, and ask again for a snapshot that has it.
+  if (liveQueries === shown) renderQueries();
+  else refreshSoon();
   renderProblems();
 }
 
@@ -299,6 +305,7 @@ function connect() {
     const query = JSON.parse(message.data);
     const body = $("#queries tbody");
     body.prepend(queryRow(query));
+    liveQueries++;
     while (body.children.length > MAX_ROWS) body.lastElementChild.remove();
     refreshSoon();
   });
