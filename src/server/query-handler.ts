@@ -112,21 +112,7 @@ export class QueryHandler implements SessionHandler {
     session.queries++;
     if (!this.options.events.active) return this.answer(url, options, session, delivery, undefined, 0);
     // The one object this query costs when someone listens: the answer fills it in, done() emits it.
-    const event: QueryEvent = {
-      type: "query",
-      atMs: 0,
-      sessionId: session.id,
-      address: session.peerAddress,
-      port: session.peerPort,
-      url,
-      outcome: "INTERNAL_ERROR",
-      failed: true,
-      status: null,
-      bytes: null,
-      delivery,
-      ms: 0,
-      originMs: null,
-    };
+    const event = queryEvent(session, url, delivery);
     return this.answer(url, options, session, delivery, event, performance.now());
   }
 
@@ -231,21 +217,12 @@ export class QueryHandler implements SessionHandler {
 
   /** query()'s event for a HIT, filled in as answer() fills it. */
   private hitEvent(session: SessionContext, url: string, entry: CacheEntry, delivery: Delivery): QueryEvent {
-    return {
-      type: "query",
-      atMs: 0,
-      sessionId: session.id,
-      address: session.peerAddress,
-      port: session.peerPort,
-      url,
-      outcome: "HIT",
-      failed: false,
-      status: entry.status,
-      bytes: entry.header.length,
-      delivery,
-      ms: 0,
-      originMs: null,
-    };
+    const event = queryEvent(session, url, delivery);
+    event.outcome = "HIT";
+    event.failed = false;
+    event.status = entry.status;
+    event.bytes = entry.header.length;
+    return event;
   }
 
   /**
@@ -476,6 +453,25 @@ const ticketShapes = new WeakMap<Buffer, TicketShape>();
 function defaultPolicy(now: () => number): QueryPolicyOptions {
   const defaults = Object.fromEntries(Object.entries(SERVER_SETTINGS).map(([name, s]) => [name, s.default]));
   return queryPolicyOptions(defaults as unknown as QueryPolicySettings, now);
+}
+
+/** A query's event before its answer: a failure until the answer says otherwise; done() emits it. */
+function queryEvent(session: SessionContext, url: string, delivery: Delivery): QueryEvent {
+  return {
+    type: "query",
+    atMs: 0,
+    sessionId: session.id,
+    address: session.peerAddress,
+    port: session.peerPort,
+    url,
+    outcome: "INTERNAL_ERROR",
+    failed: true,
+    status: null,
+    bytes: null,
+    delivery,
+    ms: 0,
+    originMs: null,
+  };
 }
 
 /** SHA-256 of a header, computed once per cached header buffer (entries are immutable). */
