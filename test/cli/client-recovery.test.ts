@@ -136,13 +136,22 @@ test("--reply-timeout-ms: REPLY_TIMEOUT names the query and fails it alone; the 
     { cwd: dir },
   );
   assert.equal(run.code, 1, "one query failed, the session went on");
-  assert.deepEqual(run.stderr.trimEnd().split("\n"), [
+  const [failed, wait, again, ...rest] = run.stderr.trimEnd().split("\n");
+  assert.equal(
+    failed,
     `${slow}: error REPLY_TIMEOUT: no reply to QUERY ${slow} within 700 ms (--reply-timeout-ms); the session was ` +
       "closed, since a late reply would be taken for the next query's — The server did not answer in time " +
       "(--reply-timeout-ms); it may be overloaded, or its origin slow: retry, or allow longer.",
-    "* the session was closed after a reply timeout; connecting again in 50 ms (attempt 1 of 8)",
-    `* connected again to headwire/${VERSION}`,
-  ]);
+  );
+  // The first wait is what is left of the 50 ms back-off once the time since the loss is taken off.
+  const waited =
+    /^\* the session was closed after a reply timeout; connecting again in (\d+) ms \(attempt 1 of 8\)$/.exec(
+      wait ?? "",
+    );
+  assert.ok(waited, `the wait is said: ${wait}`);
+  assert.ok(Number(waited[1]) <= 50, `at most the 50 ms back-off: ${wait}`);
+  assert.equal(again, `* connected again to headwire/${VERSION}`);
+  assert.deepEqual(rest, [], "nothing more on standard error");
   assert.match(run.stdout, /^HTTP\/1\.1 301 Moved Permanently \| \d+ bytes \| MISS \| \d+ ms \| out\/.+\n$/);
   assert.doesNotMatch(run.stderr, /closed the session\b(?! after)/, "never 'the server closed the session'");
 });
