@@ -5,7 +5,9 @@
  * One hop: resolve the name → check every address with the OutboundGuard → connect to a checked
  * IP (never to the name, so DNS cannot answer differently between check and connect) → TLS with
  * SNI and certificate checks against the URL's host → send a minimal HTTP/1.1 request → read until
- * the header ends → destroy the socket without reading the body.
+ * the header ends. Then the connection is kept for the next request to the same address and TLS
+ * identity (origin-pool.ts) when the response says where it ends and its body is short (read
+ * and dropped after the header is delivered), and closed otherwise, without reading the body.
  *
  * Time limits per hop: connectTimeoutMs covers name resolution, TCP and the TLS handshake;
  * headerTimeoutMs covers the whole header after that, so an origin dripping a byte a second fails.
@@ -21,12 +23,20 @@ import type { OriginGate } from "./origin-gate.js";
 import { ConfigError, HeadwireError, toHeadwireError, type ErrorCode } from "../errors.js";
 import type { ConditionalFields } from "../http/conditional.js";
 import { HeaderBlockScanner } from "../http/header-block.js";
-import type { HttpVersion, HttpVersionChoice, IpFamilyChoice, QueryOptions } from "../http/query-options.js";
+import type {
+  HttpMethod,
+  HttpVersion,
+  HttpVersionChoice,
+  IpFamilyChoice,
+  QueryOptions,
+} from "../http/query-options.js";
 import { redirectLocation, redirectTarget } from "../http/redirect.js";
+import { responseFraming } from "../http/message-framing.js";
 import { buildRequest, isSendableFieldValue } from "../http/request.js";
 import type { FetchTarget } from "../url/target.js";
 import type { OutboundGuard } from "./outbound-guard.js";
 import { exchangeH2 } from "./h2-exchange.js";
+import type { OriginPool } from "./origin-pool.js";
 import { tlsFailure } from "./tls-errors.js";
 
 export interface ResolvedAddress {
@@ -52,6 +62,8 @@ export interface OriginFetcherOptions {
   gate?: OriginGate;
   /** Name resolution; defaults to the system resolver (dns.lookup, all addresses). */
   lookup?: AddressLookup;
+  /** Idle connections kept for the next request; without one, each request has its own. */
+  pool?: OriginPool;
 }
 
 export interface FetchResult {
@@ -79,7 +91,8 @@ const CLOSED_FAILURES: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "EC
 const systemLookup: AddressLookup = (host) => dns.lookup(host, { all: true });
 
 export class OriginFetcher {
-  private options: Required<Omit<OriginFetcherOptions, "ca" | "gate">> & Pick<OriginFetcherOptions, "ca" | "gate">;
+  private options: Required<Omit<OriginFetcherOptions, "ca" | "gate" | "pool">> &
+    Pick<OriginFetcherOptions, "ca" | "gate" | "pool">;
 
   constructor(options: OriginFetcherOptions) {
     checkPositiveInteger("connectTimeoutMs", options.connectTimeoutMs);
@@ -163,7 +176,18 @@ export class OriginFetcher {
     }
     const deadline = { atMs: Date.now() + limits.connectTimeoutMs, ms: limits.connectTimeoutMs };
     const addresses = await this.resolveChecked(target, deadline, query.ip);
-    const socket = await this.connect(target, addresses, deadline, http, query.insecure);
+    const exchange = { request, method, maxHeaderBytes, headerTimeoutMs };
+    const pooled = this.takePooled(target, addresses, http, query.insecure);
+    if (pooled) {
+      const reused = await this.exchangeH1(pooled, true, target, exchange).catch((error: unknown) => {
+        // RFC 9112 §9.3.1: the origin may close an idle connection as we reuse it; a request it
+        // never answered (not a byte came back) is sent again, once, on a new connection.
+        if (error instanceof StaleConnection) return undefined;
+        throw error;
+      });
+      if (reused) return reused;
+    }
+    const { socket, address } = await this.connect(target, addresses, deadline, http, query.insecure);
     if (socket instanceof tls.TLSSocket && socket.alpnProtocol === "h2") {
       try {
         const h2 = await exchangeH2(socket, {
@@ -187,16 +211,72 @@ export class OriginFetcher {
         `${target.hostHeader} did not agree to HTTP/2 in the TLS handshake (ALPN); it speaks HTTP/1.1 only`,
       );
     }
+    const key = this.poolKey(target, address, http, query.insecure);
+    return this.exchangeH1({ socket, key }, false, target, exchange);
+  }
+
+  /**
+   * The request and its response header on an HTTP/1.1 connection; then the connection is kept
+   * (once its body is read, if short) under `key`, or closed. `reused`: the connection came from
+   * the pool, and its close before any answer rejects with StaleConnection.
+   */
+  private async exchangeH1(
+    { socket, key }: { socket: net.Socket; key: string },
+    reused: boolean,
+    target: FetchTarget,
+    exchange: H1Exchange,
+  ): Promise<HopResult> {
+    const scanner = new HeaderBlockScanner(exchange.maxHeaderBytes);
+    let received: number;
     try {
-      const scanner = new HeaderBlockScanner(maxHeaderBytes);
-      await readHeader(socket, request, scanner, headerTimeoutMs, target);
-      const scan = scanner.result();
-      const header = scanner.header();
-      const final = scan.blocks.at(-1)!;
-      return { header, status: scan.status, finalSection: header.subarray(final.start, final.end), httpVersion: "1.1" };
-    } finally {
+      received = await readHeader(socket, exchange.request, scanner, exchange.headerTimeoutMs, target);
+    } catch (error) {
+      socket.destroy();
+      if (reused && scanner.bytesSeen === 0 && (error as HeadwireError).code === "ORIGIN_CLOSED") {
+        throw new StaleConnection();
+      }
+      throw error;
+    }
+    const scan = scanner.result();
+    const header = scanner.header();
+    const final = scan.blocks.at(-1)!;
+    const finalSection = header.subarray(final.start, final.end);
+    const framing = responseFraming(exchange.method, scan.status, finalSection);
+    if (this.options.pool && framing.persistent) {
+      this.options.pool.keepAfterBody(key, socket, framing.bodyBytes, received - scan.end, exchange.headerTimeoutMs);
+    } else {
       socket.destroy();
     }
+    return { header, status: scan.status, finalSection, httpVersion: "1.1" };
+  }
+
+  /** An idle connection to one of `addresses` (in the order they would be tried) made for this kind of request. */
+  private takePooled(
+    target: FetchTarget,
+    addresses: string[],
+    http: HttpVersionChoice,
+    insecure: boolean,
+  ): { socket: net.Socket; key: string } | undefined {
+    const { pool } = this.options;
+    if (!pool || http === "2") return undefined;
+    for (const address of addresses) {
+      const key = this.poolKey(target, address, http, insecure);
+      const socket = pool.take(key);
+      if (socket) return { socket, key };
+    }
+    return undefined;
+  }
+
+  /**
+   * What a kept connection was made with, all of which a request must match to use it: the
+   * checked address and port, and for TLS the name verified on the certificate (or that none
+   * was), and the protocols offered (a connection that settled on HTTP/1.1 when h2 was not
+   * offered must not serve a request that would have been offered h2).
+   */
+  private poolKey(target: FetchTarget, address: string, http: HttpVersionChoice, insecure: boolean): string {
+    if (target.scheme === "http") return `http ${address} ${target.port}`;
+    const verified = this.options.insecureTls || insecure ? "unverified" : "verified";
+    return `https ${address} ${target.port} ${target.host} ${verified} ${http === "1.1" ? "1.1" : "auto"}`;
   }
 
   /**
@@ -245,12 +325,13 @@ export class OriginFetcher {
     deadline: Deadline,
     http: HttpVersionChoice,
     insecure: boolean,
-  ): Promise<net.Socket> {
+  ): Promise<{ socket: net.Socket; address: string }> {
     let lastError: HeadwireError | undefined;
     for (const address of addresses) {
       try {
         const socket = await connectTcp(address, target.port, deadline);
-        return target.scheme === "https" ? await this.startTls(socket, target, deadline, http, insecure) : socket;
+        if (target.scheme === "http") return { socket, address };
+        return { socket: await this.startTls(socket, target, deadline, http, insecure), address };
       } catch (error) {
         lastError = toHeadwireError(error, "ORIGIN_ERROR");
         // A timeout spent the whole deadline; a TLS failure would repeat on the next address.
@@ -307,6 +388,17 @@ interface HopLimits {
   headerTimeoutMs: number;
 }
 
+/** One HTTP/1.1 request of a hop, and what bounds its answer. */
+interface H1Exchange {
+  request: Buffer;
+  method: HttpMethod;
+  maxHeaderBytes: number;
+  headerTimeoutMs: number;
+}
+
+/** A kept connection turned out closed before it answered: the request goes on a new one. */
+class StaleConnection extends Error {}
+
 function connectTcp(address: string, port: number, deadline: Deadline): Promise<net.Socket> {
   const where = net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
   const socket = net.connect({ host: address, port, noDelay: true });
@@ -357,9 +449,10 @@ function settleOnce<T extends net.Socket>(socket: T, timeoutMs: number, handlers
 }
 
 /**
- * Writes the request and feeds the answer to the scanner until the header ends. The request asks
- * nothing about the connection (as curl's does not), so the origin may keep it open and send a
- * body: we stop at the header's end and the caller destroys the socket (RFC 9112 §9.6).
+ * Writes the request and feeds the answer to the scanner until the header ends; resolves with
+ * the bytes read, which may go past the header into the body. The request asks nothing about
+ * the connection (as curl's does not), so the origin keeps it open: the caller then reads a
+ * short body and keeps the connection, or destroys it (RFC 9112 §9.3, §9.6).
  */
 function readHeader(
   socket: net.Socket,
@@ -367,16 +460,18 @@ function readHeader(
   scanner: HeaderBlockScanner,
   timeoutMs: number,
   target: FetchTarget,
-): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
+): Promise<number> {
+  let received = 0;
+  return new Promise<number>((resolve, reject) => {
     const settle = (error?: unknown): void => {
       clearTimeout(timer);
       socket.off("data", onData).off("end", onEnd).off("error", onError).off("close", onEnd);
       socket.pause();
-      if (error === undefined) resolve();
+      if (error === undefined) resolve(received);
       else reject(error);
     };
     const onData = (chunk: Buffer): void => {
+      received += chunk.length;
       try {
         if (scanner.push(chunk)) settle();
       } catch (error) {
@@ -397,6 +492,8 @@ function readHeader(
       settle(new HeadwireError("HEADER_TIMEOUT", what));
     }, timeoutMs);
     socket.on("data", onData).once("end", onEnd).once("close", onEnd).once("error", onError);
+    // A kept connection was paused between requests: a new 'data' listener does not resume it.
+    socket.resume();
     socket.write(request);
   });
 }

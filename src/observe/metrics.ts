@@ -119,6 +119,18 @@ export class ServerMetrics {
       "Reply bytes waiting for clients to read them",
       () => subject.stats().replyBytes,
     );
+    snapshotGauge(
+      registers,
+      "headwire_origin_connections_idle",
+      "Origin connections kept open, unused, for the next request to the same address",
+      () => subject.stats().originConnections.idle,
+    );
+    snapshotCounter(
+      registers,
+      "headwire_origin_connections_reused_total",
+      "Origin requests sent on a kept connection instead of a new one",
+      () => subject.stats().originConnections.reused,
+    );
     snapshotCounter(
       registers,
       "headwire_coalesced_waits_total",

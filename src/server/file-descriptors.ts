@@ -23,8 +23,11 @@ export function openFilesLimit(limitsText?: string): number | undefined {
   return Number(match[1]);
 }
 
-/** The sessions this process can really hold: maxSessions, or the open-file limit less the reserve. */
-export function sessionCeiling(maxSessions: number, openFiles: number | undefined): number {
+/**
+ * The sessions this process can really hold: maxSessions, or the open-file limit less the reserve
+ * and the idle origin connections it may keep (originIdleConnections).
+ */
+export function sessionCeiling(maxSessions: number, openFiles: number | undefined, keptConnections = 0): number {
   if (openFiles === undefined) return maxSessions;
-  return Math.max(1, Math.min(maxSessions, openFiles - RESERVED_FILE_DESCRIPTORS));
+  return Math.max(1, Math.min(maxSessions, openFiles - RESERVED_FILE_DESCRIPTORS - keptConnections));
 }

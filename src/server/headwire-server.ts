@@ -16,6 +16,7 @@ import { ConfigError, resolveServerConfig, SERVER_SETTINGS, type ServerConfig } 
 import { longFlagOf, type Reload, type Setting, type SettingSources } from "../config/schema.js";
 import { HeadwireError } from "../errors.js";
 import { OriginFetcher } from "../fetch/origin-fetcher.js";
+import { OriginPool, type OriginPoolOptions, type OriginPoolStats } from "../fetch/origin-pool.js";
 import { OriginGate } from "../fetch/origin-gate.js";
 import { OutboundGuard } from "../fetch/outbound-guard.js";
 import { formatError } from "../protocol/control.js";
@@ -66,6 +67,8 @@ export interface ServerStats {
   ticketBytes: number;
   /** Origin requests started since the server was built. */
   originFetches: number;
+  /** Kept origin connections: idle now, reused and kept since the start. */
+  originConnections: OriginPoolStats;
   /** The UDP data channel's counters; undefined before start(). */
   data: DataServerStats | undefined;
   /** Reply bytes buffered for clients that have not read them (maxReplyBytes). */
@@ -114,6 +117,8 @@ export class HeadwireServer {
   /** The origin fetcher built from the config (undefined when one was injected: its guard and timeouts are its own). */
   private readonly fetcher: OriginFetcher | undefined;
   private readonly originGate: OriginGate;
+  /** Idle origin connections (empty while a fetcher was injected). */
+  private readonly originPool: OriginPool;
   private readonly sessions = new Map<number, ControlSession>();
   /** Sessions open per client address (maxSessionsPerAddress). */
   private readonly sessionsByAddress = new Map<string, number>();
@@ -149,7 +154,7 @@ export class HeadwireServer {
       this.config.connectionBurstPerAddress,
       now,
     );
-    this.maxSessions = sessionCeiling(this.config.maxSessions, openFilesLimit());
+    this.maxSessions = sessionCeiling(this.config.maxSessions, openFilesLimit(), this.config.originIdleConnections);
     if (options.log) {
       const log = options.log;
       this.events.on((event) => {
@@ -169,7 +174,8 @@ export class HeadwireServer {
       fetchBurst: this.config.originFetchBurst,
       now,
     });
-    this.fetcher = options.fetcher ? undefined : originFetcher(this.config, this.originGate);
+    this.originPool = new OriginPool(originPoolOptions(this.config));
+    this.fetcher = options.fetcher ? undefined : originFetcher(this.config, this.originGate, this.originPool);
     this.store =
       options.store ??
       createCacheStore(this.config, {
@@ -361,7 +367,7 @@ export class HeadwireServer {
       case "maxLineBytes":
         return;
       case "maxSessions":
-        this.maxSessions = sessionCeiling(config.maxSessions, openFilesLimit());
+        this.maxSessions = sessionCeiling(config.maxSessions, openFilesLimit(), config.originIdleConnections);
         return;
       case "connectionsPerSecondPerAddress":
       case "connectionBurstPerAddress":
@@ -396,6 +402,15 @@ export class HeadwireServer {
           fetchesPerSecond: config.originFetchesPerSecond,
           fetchBurst: config.originFetchBurst,
         });
+        return;
+      case "originIdleConnections":
+        this.maxSessions = sessionCeiling(config.maxSessions, openFilesLimit(), config.originIdleConnections);
+        this.originPool.reconfigure(originPoolOptions(config));
+        return;
+      case "originKeepAliveMs":
+      case "originIdleConnectionsPerAddress":
+      case "originDrainMaxBytes":
+        this.originPool.reconfigure(originPoolOptions(config));
         return;
       case "connectTimeoutMs":
       case "headerTimeoutMs":
@@ -451,6 +466,7 @@ export class HeadwireServer {
       tickets: this.tickets.size,
       ticketBytes: this.tickets.bytes,
       originFetches: this.service.originFetches,
+      originConnections: this.originPool.stats,
       data: this.data
         ? { ...this.data.stats, credited: { ...this.data.stats.credited }, dropped: { ...this.data.stats.dropped } }
         : undefined,
@@ -676,6 +692,7 @@ export class HeadwireServer {
       (failure: unknown) => ({ said: undefined, failure }),
     );
     this.tickets.close();
+    this.originPool.close();
     await this.data?.close();
     await new Promise<void>((resolve) => (this.control ? this.control.close(() => resolve()) : resolve()));
     await this.admin?.close();
@@ -701,7 +718,7 @@ function shownValue(value: unknown): string {
 }
 
 /** The real origin fetcher: DNS, the outbound guard, TCP/TLS. Its CA file is read here, at construction. */
-function originFetcher(config: ServerConfig, gate: OriginGate): OriginFetcher {
+function originFetcher(config: ServerConfig, gate: OriginGate, pool: OriginPool): OriginFetcher {
   let ca: string | undefined;
   if (config.caFile) {
     try {
@@ -718,9 +735,19 @@ function originFetcher(config: ServerConfig, gate: OriginGate): OriginFetcher {
     guard: new OutboundGuard({ allowPrivate: config.allowPrivate, allow: [...config.allow] }),
     insecureTls: config.insecureTls,
     gate,
+    pool,
     // --ca-file adds to the system's trusted CAs; it does not replace them.
     ...(ca ? { ca: [...tls.rootCertificates, ca].join("\n") } : {}),
   });
+}
+
+function originPoolOptions(config: ServerConfig): OriginPoolOptions {
+  return {
+    idleMs: config.originKeepAliveMs,
+    maxIdle: config.originIdleConnections,
+    maxIdlePerKey: config.originIdleConnectionsPerAddress,
+    maxDrainBytes: config.originDrainMaxBytes,
+  };
 }
 
 function sumCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {

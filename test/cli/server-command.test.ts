@@ -11,6 +11,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { CraftedOrigin, REALISTIC_HEADERS } from "../../src/demo/crafted-origin.js";
+import { SERVER_SETTINGS } from "../../src/config/settings.js";
 import { RESERVED_FILE_DESCRIPTORS } from "../../src/server/file-descriptors.js";
 import { RawSession, tempDir, TEST_SERVER_ENV } from "../helpers.js";
 import { BIN, runCli, spawnServer, spawnServerWith } from "./run-cli.js";
@@ -261,7 +262,8 @@ test("server: a second SIGINT while stopping is acknowledged, not fatal: the sto
 
 test("under a low open-files limit, clients past the ceiling are told SERVER_BUSY, never dropped in silence", async (t) => {
   const dir = await tempDir(t);
-  const openFiles = RESERVED_FILE_DESCRIPTORS + 40;
+  // What is left for sessions: the limit less the reserve and the idle origin connections kept.
+  const openFiles = RESERVED_FILE_DESCRIPTORS + SERVER_SETTINGS.originIdleConnections.default + 40;
   const server = spawn(
     "sh",
     [

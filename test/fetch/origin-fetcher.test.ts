@@ -1,8 +1,8 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { promises as dns } from "node:dns";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,7 @@ import { OriginFetcher, type OriginFetcherOptions, type ResolvedAddress } from "
 import { OutboundGuard } from "../../src/fetch/outbound-guard.js";
 import { DEFAULT_QUERY_OPTIONS, type QueryOptions } from "../../src/http/query-options.js";
 import { parseTarget } from "../../src/url/target.js";
+import { testPki, type TestPki } from "../test-pki.js";
 
 // ---- local origins ----
 
@@ -470,71 +471,6 @@ test("a redirect from an allowed origin to a blocked address is BLOCKED_ADDRESS"
 });
 
 // ---- TLS ----
-
-interface TestPki {
-  ca: Buffer;
-  key: Buffer;
-  cert: Buffer;
-}
-
-/** A throwaway CA and a certificate for origin.test and 127.0.0.1, made with the openssl CLI. */
-function makeTestPki(): TestPki | undefined {
-  if (spawnSync("openssl", ["version"]).error) return undefined;
-  const dir = mkdtempSync(join(tmpdir(), "headwire-pki-"));
-  try {
-    const run = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    run(
-      "req",
-      "-x509",
-      ...ec,
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.crt",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=headwire test CA",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign",
-    );
-    run("req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=origin.test");
-    writeFileSync(
-      join(dir, "ext.cnf"),
-      "subjectAltName=DNS:origin.test,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    );
-    run(
-      "x509",
-      "-req",
-      "-in",
-      "server.csr",
-      "-CA",
-      "ca.crt",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      "server.crt",
-      "-days",
-      "2",
-      "-extfile",
-      "ext.cnf",
-    );
-    const read = (name: string) => readFileSync(join(dir, name));
-    return { ca: read("ca.crt"), key: read("server.key"), cert: read("server.crt") };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-let pki: TestPki | undefined | null = null;
-function testPki(): TestPki | undefined {
-  if (pki === null) pki = makeTestPki();
-  return pki;
-}
 
 const TLS_NAMES = lookupTable({ "origin.test": ["127.0.0.1"], "other.test": ["127.0.0.1"] });
 

@@ -19,4 +19,5 @@ test("sessions in force: maxSessions, or the open-files limit less the reserve, 
   assert.equal(sessionCeiling(100, 1024), 100);
   assert.equal(sessionCeiling(20_000, undefined), 20_000);
   assert.equal(sessionCeiling(20_000, 10), 1);
+  assert.equal(sessionCeiling(20_000, 1024, 256), 1024 - RESERVED_FILE_DESCRIPTORS - 256, "kept origin connections");
 });
