@@ -3,9 +3,15 @@
  * line ends, case, duplicates), then a short body, and counts the requests it gets. It lives with
  * the demo, which ships in the product; the tests and the bench use it too. It listens on an
  * ephemeral port.
+ *
+ * Like a real HTTP/1.1 server it keeps a connection open for the next request when the response
+ * says where it ends (RFC 9112 §9.3), and closes it after the response otherwise (a header with
+ * Connection: close, no Content-Length, or a body of another length than announced).
  */
 import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
+import { scanHeaderBlocks } from "../http/header-block.js";
+import { responseFraming } from "../http/message-framing.js";
 
 export interface CraftedResponse {
   /** The header block exactly as it goes on the wire, blank line included. */
@@ -60,29 +66,57 @@ export class CraftedOrigin {
     socket.on("close", () => this.sockets.delete(socket));
     socket.on("error", () => socket.destroy());
     let received = "";
-    socket.on("data", (chunk: Buffer) => {
+    let closing = false;
+    const onData = (chunk: Buffer): void => {
       received += chunk.toString("latin1");
-      const end = received.indexOf("\r\n\r\n");
-      if (end === -1) return;
-      const [, path = "/"] = /^[A-Z]+ (\S+) HTTP\/1\.[01]\r\n/.exec(received) ?? [];
-      this.requests.set(path, (this.requests.get(path) ?? 0) + 1);
-      const request = received.slice(0, end + 4);
-      this.lastRequest.set(path, request);
-      const found = this.routes.get(path);
-      const route = (typeof found === "function" ? found(request) : found) ?? {
-        header: "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\n",
-        body: "not found\n",
-      };
-      const response = Buffer.concat([Buffer.from(route.header as string), Buffer.from(route.body ?? "")]);
-      if (this.responseDelayMs > 0) setTimeout(() => socket.end(response), this.responseDelayMs);
-      else socket.end(response);
-    });
+      for (let end = received.indexOf("\r\n\r\n"); end !== -1 && !closing; end = received.indexOf("\r\n\r\n")) {
+        const request = received.slice(0, end + 4);
+        received = received.slice(end + 4);
+        closing = !this.answer(socket, request);
+      }
+      if (closing) socket.off("data", onData);
+    };
+    socket.on("data", onData);
+  }
+
+  /** Answers one request; false when the connection ends after this response. */
+  private answer(socket: Socket, request: string): boolean {
+    const [, method = "GET", path = "/"] = /^([A-Z]+) (\S+) HTTP\/1\.[01]\r\n/.exec(request) ?? [];
+    this.requests.set(path, (this.requests.get(path) ?? 0) + 1);
+    this.lastRequest.set(path, request);
+    const found = this.routes.get(path);
+    const route = (typeof found === "function" ? found(request) : found) ?? {
+      header: "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\n",
+      body: "not found\n",
+    };
+    const header = typeof route.header === "string" ? Buffer.from(route.header) : route.header;
+    // RFC 9110 §9.3.2: a response to HEAD has no body.
+    const body = Buffer.from(method === "HEAD" ? "" : (route.body ?? ""));
+    const keep = keepsConnection(method, header, body.length);
+    const response = Buffer.concat([header, body]);
+    const send = (): void => void (keep ? socket.write(response) : socket.end(response));
+    if (this.responseDelayMs > 0) setTimeout(send, this.responseDelayMs);
+    else send();
+    return keep;
   }
 
   async close(): Promise<void> {
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** Whether a response leaves its connection ready for another request: its end is where it says. */
+function keepsConnection(method: string, header: Buffer, bodyBytes: number): boolean {
+  const scan = scanHeaderBlocks(header);
+  const final = scan?.blocks.at(-1);
+  if (scan === undefined || final === undefined || scan.end !== header.length) return false;
+  const framing = responseFraming(
+    method === "HEAD" ? "HEAD" : "GET",
+    scan.status,
+    header.subarray(final.start, final.end),
+  );
+  return framing.persistent && framing.bodyBytes === bodyBytes;
 }
 
 /** Header sets modelled on real sites' (the seed's twitch 301 and google 200 among them). */
