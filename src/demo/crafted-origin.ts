@@ -108,7 +108,12 @@ export class CraftedOrigin {
 
 /** Whether a response leaves its connection ready for another request: its end is where it says. */
 function keepsConnection(method: string, header: Buffer, bodyBytes: number): boolean {
-  const scan = scanHeaderBlocks(header);
+  let scan: ReturnType<typeof scanHeaderBlocks>;
+  try {
+    scan = scanHeaderBlocks(header);
+  } catch {
+    return false; // not HTTP at all (a test of garbage answers): close after it
+  }
   const final = scan?.blocks.at(-1);
   if (scan === undefined || final === undefined || scan.end !== header.length) return false;
   const framing = responseFraming(
