@@ -46,10 +46,14 @@ export async function runBulk(bench: BenchHarness): Promise<BulkResult> {
     const urls = Array.from({ length: count }, (_, i) => `${HOST}:${nginx.port}/bulk/${i}`);
     writeFileSync(join(dir, "urls.txt"), `${urls.join("\n")}\n`);
     // One section per URL (`next` between them): -D is per section, so each URL gets its own file.
-    const sections = urls.map(
-      (url, i) => `url = "http://${url}"\noutput = "/dev/null"\ndump-header = "${join(dir, "curl-out", `${i}.txt`)}"\n`,
-    );
-    writeFileSync(join(dir, "curl.cfg"), sections.join("next\n"));
+    const curlConfig = (out: string): string => {
+      const sections = urls.map(
+        (url, i) => `url = "http://${url}"\noutput = "/dev/null"\ndump-header = "${join(out, `${i}.txt`)}"\n`,
+      );
+      const path = `${out}.cfg`;
+      writeFileSync(path, sections.join("next\n"));
+      return path;
+    };
     const result: BulkResult = {
       urls: count,
       runs,
@@ -61,7 +65,8 @@ export async function runBulk(bench: BenchHarness): Promise<BulkResult> {
     };
     for (let run = 1; run <= runs; run++) {
       result.loadAverages!.push(os.loadavg()[0]!);
-      const curlOut = fresh(join(dir, "curl-out"));
+      const curlOut = fresh(join(dir, `curl-out-${run}`));
+      const config = curlConfig(curlOut);
       result.curlMs.push(
         await timed(count, curlOut, "curl", [
           "-q",
@@ -70,7 +75,7 @@ export async function runBulk(bench: BenchHarness): Promise<BulkResult> {
           "--parallel-max",
           String(BULK_PARALLEL),
           "--config",
-          join(dir, "curl.cfg"),
+          config,
         ]),
       );
       // A new server each run: the first batch finds its cache empty (cold), the second full (warm).
@@ -89,9 +94,9 @@ export async function runBulk(bench: BenchHarness): Promise<BulkResult> {
           out,
           "--no-progress",
         ];
-        const coldOut = fresh(join(dir, "cold-out"));
+        const coldOut = fresh(join(dir, `cold-out-${run}`));
         result.coldMs.push(await timed(count, coldOut, process.execPath, batch(coldOut)));
-        const warmOut = fresh(join(dir, "warm-out"));
+        const warmOut = fresh(join(dir, `warm-out-${run}`));
         result.warmMs.push(await timed(count, warmOut, process.execPath, batch(warmOut)));
       } finally {
         await bench.stopServer(server);
@@ -113,8 +118,13 @@ function curlInstalled(): boolean {
   return !spawnSync("curl", ["--version"]).error;
 }
 
+/**
+ * A new, empty output directory. Nothing is deleted between the timed runs (every run writes to
+ * directories of its own, all removed at the end): ext4 scans recently deleted inodes on every
+ * file it creates for some 30 s after a deletion (recently_deleted() in its inode allocator), and
+ * a run right after 10,000 deletions spent a fifth of its time there (seen with perf).
+ */
 function fresh(path: string): string {
-  rmSync(path, { recursive: true, force: true });
   mkdirSync(path, { recursive: true });
   return path;
 }
