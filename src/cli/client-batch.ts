@@ -1,7 +1,9 @@
 /**
- * `headwire client --batch FILE`: every URL of a file over `jobs` concurrent sessions. Each session
+ * `headwire client --batch FILE`: every URL of a file, `jobs` queries in flight at once. Each job
  * pulls the next URL from one shared streaming reader, so memory and file descriptors stay bounded
- * (one TCP session and at most one UDP socket per job) however long the file is.
+ * (at most one UDP socket per job, one TCP session per `queriesPerSession` jobs) however long the
+ * file is. The jobs of one session pipeline their queries on it (replies come in order); a lost
+ * session is opened again once for all of them, and each asks its URL in flight again.
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
@@ -32,7 +34,10 @@ export const BATCH_EXIT = {
 export interface BatchOptions {
   /** A file path, or "-" for standard input. */
   source: string;
+  /** Queries in flight at once. */
   jobs: number;
+  /** Of those, how many one session carries (pipelined): sessions = ceil(jobs / queriesPerSession). */
+  queriesPerSession: number;
   mode: OutputMode;
   progress: boolean;
   queryOptions: Partial<QueryOptions>;
@@ -127,7 +132,11 @@ export async function runBatch(options: BatchOptions): Promise<number> {
   };
 
   const started = performance.now();
-  const job = async () => {
+  const shared: SharedSession[] = [];
+  const job = async (_: unknown, index: number) => {
+    // Jobs 0..q-1 share the first session, q..2q-1 the second, and so on.
+    const slot = (shared[Math.floor(index / options.queriesPerSession)] ??= new SharedSession());
+    slot.users++;
     let client: HeadwireClient | undefined;
     try {
       while (!fatal && !interrupted) {
@@ -141,11 +150,12 @@ export async function runBatch(options: BatchOptions): Promise<number> {
         const checked = next.value.overlong ? overlongResult(next.value) : checkedUrl(next.value);
         if (typeof checked !== "string") result = checked;
         else {
-          client ??= await options.connect();
+          client = await slot.get(options.connect);
           // A lost session throws (a server's answer, even an error, comes back as a result): the
           // URL in flight has no file yet, so it is asked again on a new session, and nothing
-          // already recorded is asked twice.
-          for (;;) {
+          // already recorded is asked twice; at most reconnectAttempts times, as sessions that
+          // end at once would otherwise ask it forever.
+          for (let asked = 1; ; asked++) {
             try {
               result = await client.query({
                 url: checked,
@@ -155,17 +165,21 @@ export async function runBatch(options: BatchOptions): Promise<number> {
               });
               if (options.fail) result = await failOrWrite(result, options.mode, client.config.outDir, stdout);
               // A stopping server answers a query it will not serve with SHUTTING_DOWN: not the
-              // URL's failure, the session's end.
-              const ended = result.error && SESSION_ENDINGS.has(result.error.code) ? result.error : undefined;
-              if (!ended) break;
-              throw new HeadwireError(ended.code, ended.message);
+              // URL's failure, the session's end. A REPLY_TIMEOUT is this URL's failure (the
+              // session it closed is replaced for the next URL).
+              const code = result.error?.code;
+              const ended = code !== undefined && code !== "REPLY_TIMEOUT" && SESSION_ENDINGS.has(code);
+              if (!ended || asked > client.config.reconnectAttempts) break;
+              throw new HeadwireError(result.error!.code, result.error!.message);
             } catch (error) {
               const lost = toHeadwireError(error, "CONNECTION_LOST");
               if (!SESSION_ENDINGS.has(lost.code) || interrupted || fatal) throw lost;
+              if (asked > client.config.reconnectAttempts) {
+                result = { url: checked, ms: 0, error: { code: lost.code, message: lost.message } };
+                break;
+              }
               const { config } = client;
-              client.destroy();
-              client = undefined;
-              client = await reconnect(lost, config);
+              client = await slot.replace(client, () => reconnect(lost, config));
             }
           }
         }
@@ -173,7 +187,7 @@ export async function runBatch(options: BatchOptions): Promise<number> {
         progress.update(tally);
         await printer.report(result);
       }
-      await client?.terminate();
+      await slot.release();
     } catch (error) {
       fatal ??= toHeadwireError(error, client ? "CONNECTION_LOST" : "SERVER_UNREACHABLE");
       client?.destroy();
@@ -205,6 +219,41 @@ export async function runBatch(options: BatchOptions): Promise<number> {
   }
   if (interrupted) return BATCH_EXIT.interrupted;
   return tally.failed > 0 ? BATCH_EXIT.queryFailed : BATCH_EXIT.ok;
+}
+
+/** One session shared by several jobs of a batch (their queries pipelined on it). */
+class SharedSession {
+  users = 0;
+  private client: HeadwireClient | undefined;
+  private opening: Promise<HeadwireClient> | undefined;
+
+  get(connect: () => Promise<HeadwireClient>): Promise<HeadwireClient> {
+    if (this.client && !this.client.lost) return Promise.resolve(this.client);
+    return (this.opening ??= this.open(connect));
+  }
+
+  /** `lost` ended: a new session, opened once for every job that shared it. */
+  replace(lost: HeadwireClient, reconnect: () => Promise<HeadwireClient>): Promise<HeadwireClient> {
+    if (this.client === lost) {
+      this.client = undefined;
+      lost.destroy();
+    }
+    return this.get(reconnect);
+  }
+
+  async release(): Promise<void> {
+    if (--this.users > 0) return;
+    await this.client?.terminate();
+  }
+
+  private async open(connect: () => Promise<HeadwireClient>): Promise<HeadwireClient> {
+    try {
+      this.client = await connect();
+      return this.client;
+    } finally {
+      this.opening = undefined;
+    }
+  }
 }
 
 async function countUrls(path: string): Promise<number> {

@@ -78,7 +78,10 @@ export function clientCommand(): Command {
   return addQueryFlags(command)
     .option("-b, --batch <file>", "query every URL in FILE, one a line (- reads standard input)")
     .addOption(
-      new Option("-j, --jobs <n>", `with --batch: sessions querying at once (1-${MAX_JOBS})`)
+      new Option(
+        "-j, --jobs <n>",
+        `with --batch: queries in flight at once, --queries-per-session on each session (1-${MAX_JOBS})`,
+      )
         .argParser(jobs)
         .default(DEFAULT_JOBS),
     )
@@ -105,7 +108,7 @@ export function clientCommand(): Command {
 const CLIENT_HELP = `
 WHERE THE URLS COME FROM
   URL arguments    each is queried in turn, then the session ends
-  --batch FILE     every line of FILE (- for standard input), over --jobs sessions at once
+  --batch FILE     every line of FILE (- for standard input), --jobs queries at once
   a terminal       an interactive prompt with line editing and history (see PROMPT)
   a pipe or file   one URL a line from standard input, until its end or a line "terminate"
 
@@ -195,8 +198,8 @@ SESSIONS THAT RECOVER
 
 BATCH
   --batch FILE reads FILE as it goes (never whole into memory): one URL a line; blank lines and
-  lines starting with # are skipped. The URLs are shared among --jobs sessions (8 by default),
-  each asking for one URL at a time. Standard error shows a progress bar on a terminal, else a
+  lines starting with # are skipped. --jobs queries (8 by default) are in flight at once, pipelined
+  --queries-per-session (8) on each session: -j 64 opens 8 sessions. Standard error shows a progress bar on a terminal, else a
   line at every tenth of the file and every 10 s. Failures are printed one line each as they
   happen; succeeded queries print nothing (their files are the result; use --json for a line
   each). At the end one summary line, on standard output (standard error with --json or --print):
@@ -325,7 +328,18 @@ async function runClient(
     const progress = opts.progress && !opts.silent;
     const shows = { summary: !opts.silent, errors: errorsShown };
     const fail = target.fail;
-    return runBatch({ source: opts.batch, jobs: opts.jobs, mode, progress, queryOptions, connect, shows, fail });
+    const { queriesPerSession } = config;
+    return runBatch({
+      source: opts.batch,
+      jobs: opts.jobs,
+      queriesPerSession,
+      mode,
+      progress,
+      queryOptions,
+      connect,
+      shows,
+      fail,
+    });
   }
 
   // URL arguments, a pipe, the prompt: one session that connects again when it ends; PINGs keep

@@ -48,6 +48,11 @@ export class ControlConnection {
   /** The server's idle timeout, when its greeting tells it (idle=): PING before it runs out. */
   idleTimeoutMs: number | undefined;
   private readonly waiters: Waiter[] = [];
+  /**
+   * Lines written in one turn of the event loop go out in one write(2): a batch's jobs sharing
+   * this session often ask their next URLs together (their files were written together).
+   */
+  private corked = false;
   private readonly decoder: ReplyDecoder;
   private failure: HeadwireError | undefined;
   private closedResolve!: () => void;
@@ -223,6 +228,15 @@ export class ControlConnection {
 
   private write(line: string): void {
     this.trace?.("tcp", "send", line.trimEnd());
+    // Uncorked once the current callback and its promise jobs are done (process.nextTick).
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     this.socket.write(line);
   }
 
@@ -233,19 +247,34 @@ export class ControlConnection {
    * its own), it waits for as long as the session lasts.
    */
   private next(timed = true, asked = "the request"): Promise<ControlReply> {
-    if (this.failure) return Promise.reject(this.failure);
+    if (this.failure) return Promise.reject(this.afterFailure(this.failure));
     return new Promise((resolve, reject) => {
-      const timer = timed ? setTimeout(() => this.replyTimedOut(asked), this.replyTimeoutMs) : undefined;
-      this.waiters.push({ resolve, reject, timer });
+      const waiter: Waiter = { resolve, reject };
+      if (timed) waiter.timer = setTimeout(() => this.replyTimedOut(asked, waiter), this.replyTimeoutMs);
+      this.waiters.push(waiter);
     });
   }
 
-  private replyTimedOut(asked: string): void {
+  /**
+   * The query that waited too long fails with REPLY_TIMEOUT; the queries pipelined behind it (a
+   * batch's) fail with CONNECTION_LOST, which their callers answer by asking them again on a new
+   * session: they were not late themselves.
+   */
+  private replyTimedOut(asked: string, late: Waiter): void {
     const message =
       `no reply to ${asked} within ${this.replyTimeoutMs} ms (--reply-timeout-ms); the session was closed, ` +
       "since a late reply would be taken for the next query's";
-    this.fail(new HeadwireError("REPLY_TIMEOUT", message));
+    const failure = new HeadwireError("REPLY_TIMEOUT", message);
+    this.waiters.splice(this.waiters.indexOf(late), 1);
+    late.reject(failure);
+    this.fail(failure);
     this.socket.destroy();
+  }
+
+  /** What a request still waiting (or asked after the end) is told: a reply timeout was another's. */
+  private afterFailure(failure: HeadwireError): HeadwireError {
+    if (failure.code !== "REPLY_TIMEOUT") return failure;
+    return new HeadwireError("CONNECTION_LOST", `the session was closed after another query's reply timeout`);
   }
 
   private onData(chunk: Buffer): void {
@@ -283,9 +312,10 @@ export class ControlConnection {
 
   private fail(error: HeadwireError): void {
     this.failure ??= error;
+    const told = this.afterFailure(this.failure);
     for (const waiter of this.waiters.splice(0)) {
       clearTimeout(waiter.timer);
-      waiter.reject(this.failure);
+      waiter.reject(told);
     }
   }
 }

@@ -813,6 +813,19 @@ export const CLIENT_SETTINGS = {
     help: "wait before the first new connection after a lost session (doubles each attempt, at most 5 s)",
   },
   /**
+   * A batch pipelines its queries (replies come in order, docs/protocol.md): several queries on one
+   * session cost the client and the server fewer sockets, reads and writes than a session each
+   * (measured: docs/performance.md, "Bulk"). The server queues at most
+   * --max-queued-queries-per-session (32 by default) per session.
+   */
+  queriesPerSession: {
+    kind: "integer",
+    min: 1,
+    max: 1000,
+    default: 8,
+    help: "with --batch: queries one session has in flight at once (--jobs N opens N / this many sessions)",
+  },
+  /**
    * A session waiting on its user (the prompt, a pipe) sends PING so the server does not close it
    * as idle. A server's greeting names its idle timeout (idle=), and a third of that is used when
    * shorter; this is the interval when the greeting does not say (older servers, 300 s by default).

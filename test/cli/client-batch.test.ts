@@ -50,11 +50,13 @@ function numberedHeader(i: number): string {
   return `HTTP/1.1 200 OK\r\nCache-Control: max-age=3600\r\nX-Number: ${i}\r\n${padding}Content-Length: 0\r\n\r\n`;
 }
 
-test("batch: 10,000 URLs over 8 sessions; every file byte-exact, summary, progress lines, exit 1", async (t) => {
+test("batch: 10,000 URLs, 8 in flight on 4 sessions; every file byte-exact, summary, progress lines, exit 1", async (t) => {
   const dir = await tempDir(t);
   const origin = await CraftedOrigin.start({});
   t.after(() => origin.close());
   const server = await startServer(dir, { cacheMaxEntries: 20_000 }, t);
+  let sessions = 0;
+  server.events.on((event) => void (event.type === "session-start" && sessions++));
   const base = `127.0.0.1:${origin.port}`;
   const refused = await closedPort();
 
@@ -78,13 +80,26 @@ test("batch: 10,000 URLs over 8 sessions; every file byte-exact, summary, progre
 
   const watch = watchProcess();
   const result = await runCli(
-    ["client", "--server", `127.0.0.1:${server.controlPort}`, "--batch", "urls.txt", "-j", "8", "--output-dir", "out"],
+    [
+      "client",
+      "--server",
+      `127.0.0.1:${server.controlPort}`,
+      "--batch",
+      "urls.txt",
+      "-j",
+      "8",
+      "--queries-per-session",
+      "2",
+      "--output-dir",
+      "out",
+    ],
     { cwd: dir, onSpawn: (pid) => watch.start(pid) },
   );
   const peak = watch.stop();
   t.diagnostic(`10,000 queries in ${Math.round(result.ms)} ms; peak ${peak?.fds} fds, ${peak?.rssKiB} KiB RSS`);
 
   assert.equal(result.code, 1, result.stderr);
+  assert.equal(sessions, 4, "-j 8, two queries pipelined on each session");
   const summary = result.stdout.trim();
   const match =
     /^10000 queries: 9990 succeeded, 10 failed \(CONNECTION_REFUSED 5, UNSUPPORTED_SCHEME 5\) \| HIT 990 MISS 9000 \| p50 (\d+) ms p95 (\d+) ms \| \d+\.\d s$/.exec(

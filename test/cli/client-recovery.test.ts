@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { chmod, writeFile } from "node:fs/promises";
+import { chmod, readdir, writeFile } from "node:fs/promises";
 import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
@@ -154,6 +154,49 @@ test("--reply-timeout-ms: REPLY_TIMEOUT names the query and fails it alone; the 
   assert.deepEqual(rest, [], "nothing more on standard error");
   assert.match(run.stdout, /^HTTP\/1\.1 301 Moved Permanently \| \d+ bytes \| MISS \| \d+ ms \| out\/.+\n$/);
   assert.doesNotMatch(run.stderr, /closed the session\b(?! after)/, "never 'the server closed the session'");
+});
+
+test("--batch, pipelined: a REPLY_TIMEOUT fails the late URL only; the URLs queued behind it go on a new session", async (t) => {
+  const dir = await tempDir(t);
+  const origin = await CraftedOrigin.start(REALISTIC_HEADERS);
+  t.after(() => origin.close());
+  const silentPort = await silentOrigin(t);
+  const server = await startServer(dir, { headerTimeoutMs: 3000 }, t);
+  let sessions = 0;
+  server.events.on((event) => void (event.type === "session-start" && sessions++));
+  const slow = `127.0.0.1:${silentPort}/never`;
+  // One session carries the first four: the three behind the slow one wait for its reply (replies
+  // come in order), and are not late themselves.
+  const fast = ["twitch", "google", "cdn", "news", "legacy"].map((path) => `127.0.0.1:${origin.port}/${path}`);
+  await writeFile(join(dir, "urls.txt"), `${[slow, ...fast].join("\n")}\n`);
+  const run = await runCli(
+    [
+      "client",
+      "--server",
+      `127.0.0.1:${server.controlPort}`,
+      "--batch",
+      "urls.txt",
+      "-j",
+      "4",
+      "--queries-per-session",
+      "4",
+      "--reply-timeout-ms",
+      "700",
+      "--reconnect-backoff-ms",
+      "20",
+      "--no-progress",
+      "--output-dir",
+      "out",
+    ],
+    { cwd: dir },
+  );
+  assert.equal(run.code, 1, run.stderr);
+  const failures = run.stderr.split("\n").filter((line) => line.includes(": error "));
+  assert.equal(failures.length, 1, run.stderr);
+  assert.match(failures[0]!, new RegExp(`^${slow}: error REPLY_TIMEOUT: no reply to QUERY ${slow} within 700 ms`));
+  assert.match(run.stdout, /^6 queries: 5 succeeded, 1 failed \(REPLY_TIMEOUT 1\) \|/);
+  assert.equal((await readdir(join(dir, "out"))).length, 5, "a file for each URL that did not time out");
+  assert.equal(sessions, 2, "the first session, and one new session for the URLs behind the late one");
 });
 
 test("cache purge --server at an HTTP server (nginx): NOT_HEADWIRE quoting its answer, exit 3", async (t) => {
