@@ -108,6 +108,8 @@ export class ControlSession {
   private pendingReplies = 0;
   private waitingForDrain = false;
   private readingHeld = false;
+  /** Replies are being gathered for one write (corkUntilNextTick). */
+  private corked = false;
   /** Replies of any kind not written yet; beyond this the session is not read until they are. */
   private readonly maxPendingReplies: number;
   /** Bytes read and not yet cut into lines: lines are taken one at a time, as the limits allow. */
@@ -344,6 +346,7 @@ export class ControlSession {
       reply = formatError(new HeadwireError("SERVER_BUSY", "too many replies waiting to be read"));
     }
     if (this.limits.events?.tracing) this.traceOut(reply);
+    this.corkUntilNextTick();
     const written = typeof reply === "string" ? this.socket.write(reply) : this.writeWithBody(reply);
     // Backpressure: a client that sends queries but does not read the replies stops being read
     // until it catches up, so unread replies cannot pile up in the server's memory.
@@ -356,6 +359,21 @@ export class ControlSession {
       });
     }
     this.countBufferedReplies(this.socket.writableLength);
+  }
+
+  /**
+   * Replies written in one turn (the lines of one read answered from the cache, or replies that
+   * became ready together) go out in one write(2) instead of one each.
+   */
+  private corkUntilNextTick(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.socket.uncork();
+      this.countBufferedReplies(this.socket.writableLength);
+    });
   }
 
   private traceOut(reply: SessionReply): void {
