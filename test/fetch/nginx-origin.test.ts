@@ -106,6 +106,10 @@ test("nginx as an origin: headwire delivers exactly what curl records", async (t
       }
     }
   }
+  // nginx keeps the connection (no Connection: close asked), and so does the server: the fetches
+  // above, bodies of a known length each, went on kept connections, with the same bytes.
+  t.diagnostic(`origin connections: ${JSON.stringify(server.stats().originConnections)}`);
+  assert.ok(server.stats().originConnections.reused >= 1, JSON.stringify(server.stats().originConnections));
 });
 
 test("-H and -A as curl sends them: nginx answers headwire and curl with the same bytes", async (t) => {
