@@ -150,7 +150,7 @@ export async function runBatch(options: BatchOptions): Promise<number> {
         const checked = next.value.overlong ? overlongResult(next.value) : checkedUrl(next.value);
         if (typeof checked !== "string") result = checked;
         else {
-          client = await slot.get(options.connect);
+          client = await slot.get(options.connect, reconnect);
           // A lost session throws (a server's answer, even an error, comes back as a result): the
           // URL in flight has no file yet, so it is asked again on a new session, and nothing
           // already recorded is asked twice; at most reconnectAttempts times, as sessions that
@@ -179,7 +179,7 @@ export async function runBatch(options: BatchOptions): Promise<number> {
                 break;
               }
               const { config } = client;
-              client = await slot.replace(client, () => reconnect(lost, config));
+              client = await slot.replace(client, lost, reconnect);
             }
           }
         }
@@ -221,24 +221,38 @@ export async function runBatch(options: BatchOptions): Promise<number> {
   return tally.failed > 0 ? BATCH_EXIT.queryFailed : BATCH_EXIT.ok;
 }
 
+type Reconnect = (lost: HeadwireError, config: HeadwireClient["config"]) => Promise<HeadwireClient>;
+
 /** One session shared by several jobs of a batch (their queries pipelined on it). */
 class SharedSession {
   users = 0;
   private client: HeadwireClient | undefined;
   private opening: Promise<HeadwireClient> | undefined;
 
-  get(connect: () => Promise<HeadwireClient>): Promise<HeadwireClient> {
-    if (this.client && !this.client.lost) return Promise.resolve(this.client);
+  /**
+   * The open session: the first one (`connect`), or after the last one ended between two queries
+   * (an idle timeout, a server stopping) a new one with `reconnect`'s bounded, backed-off attempts.
+   */
+  get(connect: () => Promise<HeadwireClient>, reconnect: Reconnect): Promise<HeadwireClient> {
+    const current = this.client;
+    if (current && !current.lost) return Promise.resolve(current);
+    if (current?.lost) return this.replace(current, current.lost, reconnect);
     return (this.opening ??= this.open(connect));
   }
 
-  /** `lost` ended: a new session, opened once for every job that shared it. */
-  replace(lost: HeadwireClient, reconnect: () => Promise<HeadwireClient>): Promise<HeadwireClient> {
-    if (this.client === lost) {
+  /** `old` ended with `lost`: a new session, opened once for every job that shared it. */
+  replace(old: HeadwireClient, lost: HeadwireError, reconnect: Reconnect): Promise<HeadwireClient> {
+    if (this.client === old) {
       this.client = undefined;
-      lost.destroy();
+      old.destroy();
+      this.opening ??= this.open(() => reconnect(lost, old.config));
     }
-    return this.get(reconnect);
+    if (this.opening) return this.opening;
+    // Opening a new one failed (the batch ends with that failure): so does this job.
+    if (!this.client) return Promise.reject(lost);
+    if (!this.client.lost) return Promise.resolve(this.client);
+    // The session that replaced `old` has ended too: the next one, from it.
+    return this.replace(this.client, this.client.lost, reconnect);
   }
 
   async release(): Promise<void> {
