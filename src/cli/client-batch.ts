@@ -178,7 +178,6 @@ export async function runBatch(options: BatchOptions): Promise<number> {
                 result = { url: checked, ms: 0, error: { code: lost.code, message: lost.message } };
                 break;
               }
-              const { config } = client;
               client = await slot.replace(client, lost, reconnect);
             }
           }
