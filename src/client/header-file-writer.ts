@@ -8,8 +8,9 @@
  * the syscalls). A process that writes many (a batch) hands them to one worker thread from the
  * WORKER_AFTER_FILES-th file on: creating a file in a directory of thousands sometimes blocks for
  * a millisecond or more (the file system's journal), and on the main thread that stalls every
- * session's network I/O with it (measured: docs/performance.md, "Bulk"). One message each way per
- * file; the worker's writes are the same synchronous ones.
+ * session's network I/O with it (measured: docs/performance.md, "Bulk"). The files handed over in
+ * one turn of the event loop go in one message, and their answers come back in one (a message
+ * costs some 10 µs each way); the worker's writes are the same synchronous ones.
  */
 import { mkdirSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
@@ -81,13 +82,17 @@ export async function writeHeaderFile(path: string, header: Uint8Array): Promise
 class WorkerWriter {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  /** Jobs of this turn of the event loop, posted together by `flush` (setImmediate). */
+  private queued: WriteJob[] = [];
   private nextId = 0;
 
   constructor() {
     this.worker = new Worker(new URL(import.meta.url), { workerData: { role: WORKER_ROLE } });
     // An idle writer must not keep the process alive; it is held while files are pending.
     this.worker.unref();
-    this.worker.on("message", (done: WriteDone) => this.settle(done));
+    this.worker.on("message", (done: WriteDone[]) => {
+      for (const one of done) this.settle(one);
+    });
     this.worker.on("error", (error) => this.fail(error));
     this.worker.on("exit", (code) => this.fail(new Error(`the header writer thread exited (${code})`)));
   }
@@ -97,8 +102,16 @@ class WorkerWriter {
     return new Promise<void>((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref();
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, ...job } satisfies WriteJob);
+      // setImmediate, not nextTick: each datagram's callback is a turn of its own, and the files
+      // of all the datagrams read in one poll of the loop should share the message.
+      if (this.queued.push({ id, ...job }) === 1) setImmediate(() => this.flush());
     });
+  }
+
+  private flush(): void {
+    const jobs = this.queued;
+    this.queued = [];
+    if (jobs.length > 0 && this.pending.size > 0) this.worker.postMessage(jobs);
   }
 
   private settle(done: WriteDone): void {
@@ -116,18 +129,22 @@ class WorkerWriter {
     if (writer === this) writer = undefined;
     for (const waiting of this.pending.values()) waiting.reject(error);
     this.pending.clear();
+    this.queued = [];
   }
 }
 
 if (!isMainThread && (workerData as { role?: unknown } | null)?.role === WORKER_ROLE) {
-  parentPort!.on("message", (job: WriteJob) => {
-    let done: WriteDone = { id: job.id };
-    try {
-      writeWhole(job.path, job.temporary, job.header);
-    } catch (error) {
-      const { message, code } = error as NodeJS.ErrnoException;
-      done = { id: job.id, error: { message, ...(code !== undefined ? { code } : {}) } };
-    }
-    parentPort!.postMessage(done);
+  parentPort!.on("message", (jobs: WriteJob[]) => {
+    parentPort!.postMessage(jobs.map(writeJob));
   });
+}
+
+function writeJob(job: WriteJob): WriteDone {
+  try {
+    writeWhole(job.path, job.temporary, job.header);
+    return { id: job.id };
+  } catch (error) {
+    const { message, code } = error as NodeJS.ErrnoException;
+    return { id: job.id, error: { message, ...(code !== undefined ? { code } : {}) } };
+  }
 }
